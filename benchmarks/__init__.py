@@ -1,0 +1,31 @@
+"""Benchmark suite: srcdiff against hand-written numba gradients and AD peers.
+
+Run from the project root with ``python -m benchmarks`` (``--quick`` for a
+short run, ``--help`` for options).
+
+Importing this package pins every numeric library to one thread.  That must
+happen before NumPy (OpenBLAS/MKL), numba, PyTorch or JAX/XLA is first
+imported, which is why it is done here, at package import time, and not
+in the modules that import those libraries.
+"""
+
+import os
+
+THREAD_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "NUMBA_NUM_THREADS": "1",
+    "VECLIB_MAXIMUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+}
+
+
+def pin_threads():
+    """Force one thread everywhere (overrides any value already in the environment)."""
+    for key, value in THREAD_ENV.items():
+        os.environ[key] = value
+
+
+pin_threads()

@@ -1,0 +1,150 @@
+"""Plots of a benchmark result (matplotlib, Agg backend, PNG files).
+
+* ``<stem>-scaling-lennard_jones.png`` and ``<stem>-scaling-pendulum.png``:
+  gradient time per call against problem size, log-log, one line per system,
+  with the hand-written forward as a dashed reference.
+* ``<stem>-speedup-vs-pytorch.png``: gradient speed-up over PyTorch eager per
+  workload, at each workload's representative size, log scale.
+"""
+
+import os
+
+from . import workloads
+
+# One fixed colour/marker per system so all plots agree.
+STYLE = {
+    "handwritten": dict(color="#222222", marker="o", label="hand-written numba"),
+    "srcdiff": dict(color="#d62728", marker="*", label="srcdiff"),
+    "pytorch": dict(color="#ee7f0e", marker="s", label="PyTorch eager"),
+    "autograd": dict(color="#2ca02c", marker="^", label="HIPS autograd"),
+    "jax": dict(color="#1f77b4", marker="D", label="JAX (jit)"),
+}
+_EXTRA_COLORS = ["#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+
+
+def _style(name, _cache={}):
+    if name in STYLE:
+        return STYLE[name]
+    if name not in _cache:
+        _cache[name] = dict(color=_EXTRA_COLORS[len(_cache) % len(_EXTRA_COLORS)], marker="v", label=name)
+    return _cache[name]
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _timed(records):
+    return [r for r in records if r.get("grad") and r["status"] in ("ok", "ref", "unchecked")]
+
+
+def scaling_plot(result, workload_name, path):
+    plt = _plt()
+    wl = workloads.get(workload_name)
+    recs = [r for r in _timed(result["records"]) if r["workload"] == workload_name]
+    systems = list(dict.fromkeys(r["system"] for r in recs))
+    if not recs or len({r["size_label"] for r in recs}) < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 5.2), dpi=110)
+    for name in systems:
+        pts = sorted((r["size"], r["grad"]["median_s"]) for r in recs if r["system"] == name)
+        st = _style(name)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=st["marker"], color=st["color"],
+                label=st["label"] + " — gradient", linewidth=1.8, markersize=6)
+    fwd = sorted((r["size"], r["forward"]["median_s"]) for r in recs
+                 if r["system"] == "handwritten" and r.get("forward"))
+    if fwd:
+        ax.plot([p[0] for p in fwd], [p[1] for p in fwd], linestyle="--", color="#888888",
+                marker=".", label="hand-written numba — forward only")
+    # guide line for the expected complexity
+    xs = sorted({r["size"] for r in recs})
+    hw = sorted((r["size"], r["grad"]["median_s"]) for r in recs if r["system"] == "handwritten")
+    if hw:
+        power = 2 if workload_name == "lennard_jones" else 1
+        x0, y0 = hw[0]
+        ax.plot(xs, [y0 * (x / x0) ** power * 0.5 for x in xs], linestyle=":", color="#bbbbbb",
+                label=f"∝ {wl.size_name.split()[-1]}{'²' if power == 2 else ''} (guide)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(xs)
+    ax.set_xticklabels([str(x) for x in xs])
+    ax.minorticks_off()
+    ax.set_xlabel(wl.size_name)
+    ax.set_ylabel("time per call [s]  (median, log scale)")
+    ax.set_title(f"{workload_name}: gradient time vs size\n{wl.title}; float64, 1 thread",
+                 fontsize=11)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8.5, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def speedup_plot(result, path, quick=False):
+    plt = _plt()
+    recs = _timed(result["records"])
+    torch_t = {}
+    for r in recs:
+        if r["system"] == "pytorch":
+            torch_t[(r["workload"], r["size_label"])] = r["grad"]["median_s"]
+    if not torch_t:
+        return None
+    groups = []   # (label, {system: speed-up})
+    for wl in workloads.WORKLOADS:
+        label = wl.size_label(wl.representative_for(quick))
+        base = torch_t.get((wl.name, label))
+        if base is None:
+            continue
+        vals = {r["system"]: base / r["grad"]["median_s"] for r in recs
+                if r["workload"] == wl.name and r["size_label"] == label}
+        groups.append((f"{wl.name}\n{label}", vals))
+    if not groups:
+        return None
+    systems = list(dict.fromkeys(s for _, v in groups for s in v))
+    import numpy as np
+    width = 0.8 / max(len(systems), 1)
+    fig, ax = plt.subplots(figsize=(max(7.5, 1.6 * len(groups) + 2), 5.4), dpi=110)
+    x = np.arange(len(groups))
+    for k, name in enumerate(systems):
+        ys = [v.get(name, np.nan) for _, v in groups]
+        st = _style(name)
+        pos = x - 0.4 + width * (k + 0.5)
+        bars = ax.bar(pos, ys, width * 0.92, color=st["color"], label=st["label"])
+        for b, y in zip(bars, ys):
+            if np.isfinite(y):
+                txt = f"{y:.0f}" if y >= 10 else (f"{y:.1f}" if y >= 1 else f"{y:.2f}")
+                ax.annotate(txt, (b.get_x() + b.get_width() / 2, y), ha="center", va="bottom",
+                            fontsize=7, xytext=(0, 1), textcoords="offset points")
+    ax.axhline(1.0, color="#666666", linewidth=1)
+    ax.set_yscale("log")
+    ax.set_xticks(x)
+    ax.set_xticklabels([g[0] for g in groups], fontsize=9)
+    ax.set_ylabel("speed-up over PyTorch eager  (× faster, log scale)")
+    ax.set_title("Gradient speed-up over PyTorch eager (higher is better)\n"
+                 "one representative size per workload; float64, 1 thread", fontsize=11)
+    ax.grid(True, axis="y", which="major", alpha=0.3)
+    ymax = max(v for _, d in groups for v in d.values() if np.isfinite(v))
+    ymin = min(v for _, d in groups for v in d.values() if np.isfinite(v))
+    ax.set_ylim(min(ymin, 1.0) / 2.5, ymax * 3)
+    ax.legend(fontsize=8.5, ncol=len(systems), loc="upper center", bbox_to_anchor=(0.5, -0.14),
+              frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def make_plots(result, out_dir, stem, quick=False):
+    paths = []
+    for name in ("lennard_jones", "pendulum"):
+        p = scaling_plot(result, name, os.path.join(out_dir, f"{stem}-scaling-{name}.png"))
+        if p:
+            paths.append(p)
+    p = speedup_plot(result, os.path.join(out_dir, f"{stem}-speedup-vs-pytorch.png"), quick=quick)
+    if p:
+        paths.append(p)
+    return paths

@@ -1,0 +1,523 @@
+"""Command-line driver: check, time and report every system on every workload.
+
+    python -m benchmarks                    # full run (several minutes)
+    python -m benchmarks --quick            # small sizes, short measurements (< 1 min)
+    python -m benchmarks --only pendulum    # one workload (repeatable / comma list)
+    python -m benchmarks --out DIR          # results folder (default benchmarks/results/)
+
+For every workload and size, each available system first computes the
+gradient once; it is compared with the hand-written reference (relative
+error max|g - g_ref| / max|g_ref| per argument must be below ``RTOL``), and a
+wrong gradient is reported as FAILED and not timed.  Then the gradient and
+the forward are timed, and the peak memory of one gradient call is taken.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+
+import numpy as np
+
+from . import plots, timing, workloads
+from .systems import SYSTEMS, as_grad_tuple
+
+RTOL = 1e-6          # gradient check against the hand-written reference
+FWD_RTOL = 1e-6      # forward value check
+FD_TOL = 1e-5        # finite-difference check of the reference itself
+SEED = 1234
+
+DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+# ---------------------------------------------------------------------------
+# formatting
+# ---------------------------------------------------------------------------
+
+def fmt_time(s):
+    if s is None:
+        return "-"
+    if s < 1e-3:
+        return f"{s * 1e6:.1f} µs"
+    if s < 1.0:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s:.2f} s"
+
+
+def fmt_bytes(b, traced=True):
+    if b is None:
+        return "-"
+    if b < 1024:
+        txt = f"{b} B"
+    elif b < 1024 ** 2:
+        txt = f"{b / 1024:.1f} KiB"
+    else:
+        txt = f"{b / 1024 ** 2:.1f} MiB"
+    return txt if traced else txt + "*"
+
+
+def fmt_ratio(x):
+    if x is None:
+        return "-"
+    if x >= 100:
+        return f"{x:.0f}x"
+    if x >= 10:
+        return f"{x:.1f}x"
+    return f"{x:.2f}x"
+
+
+COLUMNS = ["workload", "size", "system", "grad", "forward", "grad/fwd", "vs hand",
+           "first call", "peak mem", "noisy", "status"]
+
+
+def record_row(r):
+    g = r.get("grad") or {}
+    f = r.get("forward") or {}
+    noisy = []
+    if g.get("noisy"):
+        noisy.append(f"grad {g['spread']:.0%}")
+    if f.get("noisy"):
+        noisy.append(f"fwd {f['spread']:.0%}")
+    status = r["status"]
+    if r.get("message") and status not in ("ok", "ref"):
+        status += ": " + r["message"]
+    return [
+        r["workload"], r["size_label"], r["system"],
+        fmt_time(g.get("median_s")), fmt_time(f.get("median_s")),
+        fmt_ratio(r.get("grad_over_forward")), fmt_ratio(r.get("ratio_to_handwritten")),
+        fmt_time(r.get("first_call_s")),
+        fmt_bytes(r.get("peak_mem_bytes"), r.get("memory_traced", True)),
+        ", ".join(noisy) if noisy else "",
+        status,
+    ]
+
+
+def text_table(rows, header=COLUMNS):
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+    out = [line(header), line(["-" * w for w in widths])]
+    out += [line(r) for r in rows]
+    return "\n".join(out)
+
+
+def md_table(rows, header=COLUMNS):
+    esc = lambda s: str(s).replace("|", "\\|")
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------
+# machine info
+# ---------------------------------------------------------------------------
+
+def _pkg_version(name):
+    try:
+        from importlib.metadata import version
+        return version(name)
+    except Exception:
+        return None
+
+
+def machine_info():
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = None
+    info = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpu_model": cpu,
+        "logical_cores": os.cpu_count(),
+        "usable_cores": affinity,
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "versions": {name: _pkg_version(name) for name in
+                     ("numpy", "numba", "scipy", "torch", "jax", "jaxlib", "autograd", "matplotlib", "srcdiff")},
+        "thread_env": {k: os.environ.get(k) for k in
+                       ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                        "NUMBA_NUM_THREADS", "XLA_FLAGS")},
+    }
+    return info
+
+
+# ---------------------------------------------------------------------------
+# checks
+# ---------------------------------------------------------------------------
+
+def grad_error(grads, ref):
+    """max over arguments of max|g - ref| / max|ref|; None if shapes differ."""
+    worst = 0.0
+    for g, r in zip(grads, ref):
+        if g.shape != r.shape:
+            return None, f"shape {g.shape} != {r.shape}"
+        if not np.all(np.isfinite(g)):
+            return float("inf"), "non-finite gradient"
+        scale = max(float(np.max(np.abs(r))) if r.size else 0.0, 1e-300)
+        worst = max(worst, float(np.max(np.abs(g - r))) / scale if r.size else 0.0)
+    return worst, ""
+
+
+def reference_checks(wl, inputs, ref_forward, ref_grad):
+    """Check the hand-written reference: against the plain source, and by finite differences."""
+    args = wl.args(inputs)
+    out = {}
+    try:
+        src_val = float(wl.source(*args))
+        ref_val = float(ref_forward(*args))
+        out["source_vs_forward"] = abs(src_val - ref_val) / max(abs(ref_val), 1e-300)
+    except Exception as exc:
+        out["source_vs_forward"] = None
+        out["source_error"] = f"{type(exc).__name__}: {exc}"
+    g = as_grad_tuple(ref_grad(*args), len(wl.wrt))
+    rng = np.random.default_rng(7)
+    h = 1e-7
+    worst = 0.0
+    for _ in range(2):
+        vs = []
+        for name in wl.wrt:
+            v = rng.standard_normal(np.shape(inputs[name]))
+            vs.append(v / max(np.max(np.abs(v)), 1e-300))
+
+        def f_at(eps):
+            d = dict(inputs)
+            for name, v in zip(wl.wrt, vs):
+                d[name] = inputs[name] + eps * v
+            return float(ref_forward(*wl.args(d)))
+
+        fd = (f_at(h) - f_at(-h)) / (2 * h)
+        an = float(sum(np.sum(gi * v) for gi, v in zip(g, vs)))
+        worst = max(worst, abs(fd - an) / max(abs(an), abs(fd), 1e-12))
+    out["finite_difference"] = worst
+    return out
+
+
+# ---------------------------------------------------------------------------
+# the run
+# ---------------------------------------------------------------------------
+
+def _short_exc(exc):
+    msg = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return msg[:160]
+
+
+def run_size(wl, size, systems, cfg, log):
+    """All systems on one (workload, size).  Returns the list of records."""
+    inputs = wl.make_inputs(size, np.random.default_rng(cfg["seed"]))
+    label = wl.size_label(size)
+    records = []
+    ref_grads = None
+    ref_value = None
+    ref_time = None
+    for idx, system in enumerate(systems):
+        is_ref = idx == 0
+        rec = {"workload": wl.name, "size": list(size) if isinstance(size, tuple) else size,
+               "size_label": label, "system": system.name, "status": "ok", "message": "",
+               "memory_traced": system.memory_traced, "grad": None, "forward": None,
+               "first_call_s": None, "forward_first_call_s": None, "peak_mem_bytes": None,
+               "grad_error": None, "grad_over_forward": None, "ratio_to_handwritten": None}
+        records.append(rec)
+        # --- first call: prepare + call once, check ---------------------------
+        try:
+            t0 = time.perf_counter()
+            grad_fn = system.prepare(wl, inputs)
+            if grad_fn is None:
+                rec["status"] = "n/a"
+                rec["message"] = "workload not supported"
+                continue
+            result = grad_fn()
+            rec["first_call_s"] = time.perf_counter() - t0
+            grads = as_grad_tuple(result, len(wl.wrt))
+        except Exception as exc:
+            rec["status"] = "ERROR"
+            rec["message"] = _short_exc(exc)
+            if cfg["verbose"]:
+                traceback.print_exc()
+            continue
+        if is_ref:
+            rec["status"] = "ref"
+            ref_grads = grads
+        elif ref_grads is None:
+            rec["status"] = "unchecked"
+            rec["message"] = "no reference gradient"
+        else:
+            err, why = grad_error(grads, ref_grads)
+            rec["grad_error"] = err
+            if err is None or err > RTOL:
+                rec["status"] = "FAILED"
+                rec["message"] = why or f"rel. error {err:.2e} > {RTOL:g}"
+                continue
+        # --- forward: prepare + first call, value check --------------------------
+        fwd_fn = None
+        try:
+            t0 = time.perf_counter()
+            fwd_fn = system.prepare_forward(wl, inputs)
+            if fwd_fn is not None:
+                val = float(fwd_fn())
+                rec["forward_first_call_s"] = time.perf_counter() - t0
+                if is_ref:
+                    ref_value = val
+                elif ref_value is not None:
+                    ferr = abs(val - ref_value) / max(abs(ref_value), 1e-300)
+                    if ferr > FWD_RTOL:
+                        rec["message"] = f"forward value off by {ferr:.1e} (not timed)"
+                        fwd_fn = None
+        except Exception as exc:
+            rec["message"] = "forward: " + _short_exc(exc)
+            fwd_fn = None
+        # --- timing ----------------------------------------------------------------
+        try:
+            m = timing.measure(grad_fn, target=cfg["target"], min_samples=cfg["min_samples"])
+            rec["grad"] = m.as_dict()
+            if fwd_fn is not None:
+                mf = timing.measure(fwd_fn, target=cfg["target"], min_samples=cfg["min_samples"])
+                rec["forward"] = mf.as_dict()
+                rec["grad_over_forward"] = m.median / mf.median if mf.median > 0 else None
+            if is_ref:
+                ref_time = m.median
+            if ref_time:
+                rec["ratio_to_handwritten"] = m.median / ref_time
+            rec["peak_mem_bytes"] = timing.peak_memory(grad_fn)
+        except Exception as exc:
+            rec["status"] = "ERROR"
+            rec["message"] = "timing: " + _short_exc(exc)
+        log(text_row_line(rec, cfg))
+    return records, inputs
+
+
+def text_row_line(rec, cfg):
+    cells = record_row(rec)
+    widths = cfg["widths"]
+    return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes and short measurements (< 1 min)")
+    ap.add_argument("--only", action="append", default=[], metavar="WORKLOAD",
+                    help="run only this workload (repeatable, or comma-separated); "
+                         f"one of {', '.join(workloads.BY_NAME)}")
+    ap.add_argument("--systems", default="", help="comma-separated subset of systems "
+                    "(the reference 'handwritten' is always included)")
+    ap.add_argument("--out", default=DEFAULT_OUT, help="results folder (default: benchmarks/results/)")
+    ap.add_argument("--no-startup", action="store_true", help="skip the new-process start-up measurement")
+    ap.add_argument("--no-plots", action="store_true", help="do not draw plots")
+    ap.add_argument("--target", type=float, default=None,
+                    help="seconds per timing measurement (default 0.2, quick 0.02)")
+    ap.add_argument("--verbose", action="store_true", help="print tracebacks of errors")
+    args = ap.parse_args(argv)
+
+    only = [w for item in args.only for w in item.split(",") if w]
+    for name in only:
+        if name not in workloads.BY_NAME:
+            ap.error(f"unknown workload {name!r}; choose from {', '.join(workloads.BY_NAME)}")
+    selected = [w for w in workloads.WORKLOADS if not only or w.name in only]
+
+    wanted = [s for s in args.systems.split(",") if s]
+    systems_all = [s for i, s in enumerate(SYSTEMS) if i == 0 or not wanted or s.name in wanted]
+
+    t_start = time.perf_counter()
+    cfg = {
+        "quick": args.quick,
+        "target": args.target if args.target is not None else (0.02 if args.quick else 0.2),
+        "min_samples": 3 if args.quick else 5,
+        "seed": SEED,
+        "verbose": args.verbose,
+        "widths": [14, 12, 12, 10, 10, 8, 8, 10, 10, 6, 6],
+    }
+    print(f"srcdiff benchmarks ({'quick' if args.quick else 'normal'} mode, one thread per system, float64)")
+
+    # --- which systems are there -------------------------------------------------
+    systems, skipped = [], {}
+    for s in systems_all:
+        try:
+            ok, note = s.available()
+        except Exception as exc:
+            ok, note = False, _short_exc(exc)
+        if ok:
+            systems.append(s)
+        else:
+            skipped[s.name] = note
+            print(f"note: skipping {s.name}: {note}")
+    if not systems or systems[0] is not SYSTEMS[0]:
+        print("error: the reference system (hand-written numba) is not available", file=sys.stderr)
+        return 2
+    versions = {s.name: s.version() for s in systems}
+    print("systems: " + ", ".join(f"{s.name} ({versions[s.name]})" for s in systems))
+
+    info = machine_info()
+    print(f"machine: {info['cpu_model']}, {info['logical_cores']} logical cores; "
+          f"python {info['python']}, numpy {info['versions']['numpy']}")
+
+    records, ref_checks, startups = [], [], []
+    for wl in selected:
+        print()
+        print(f"== {wl.name}: {wl.title}" + (f"  [{wl.notes}]" if wl.notes else ""))
+        print("  ".join(h.ljust(w) for h, w in zip(COLUMNS, cfg["widths"])).rstrip())
+        sizes = wl.sizes_for(args.quick)
+        for k, size in enumerate(sizes):
+            recs, inputs = run_size(wl, size, systems, cfg, print)
+            records += recs
+            if k == 0:
+                from . import handwritten
+                chk = reference_checks(wl, inputs, handwritten.FORWARD[wl.name], handwritten.GRAD[wl.name])
+                chk.update(workload=wl.name, size_label=wl.size_label(size))
+                ref_checks.append(chk)
+                svf = chk["source_vs_forward"]
+                print(f"   reference check ({wl.size_label(size)}): source() vs hand-written forward "
+                      f"rel. diff {('%.1e' % svf) if svf is not None else chk.get('source_error')}; "
+                      f"finite differences vs hand-written grad rel. diff {chk['finite_difference']:.1e}"
+                      + ("" if chk["finite_difference"] < FD_TOL else "  <-- CHECK"))
+        # --- start-up in a new process (warm caches) --------------------------------
+        if not args.no_startup:
+            size = wl.representative_for(args.quick)
+            for s in systems:
+                if not s.measure_startup:
+                    continue
+                try:
+                    st = timing.startup(s.name, wl.name, size, seed=SEED, repeats=1 if args.quick else 3)
+                    st.update(workload=wl.name, size_label=wl.size_label(size), system=s.name)
+                    startups.append(st)
+                    print(f"   start-up, new process, warm cache ({s.name}, {wl.size_label(size)}): "
+                          f"{fmt_time(st['total_s'])} over bare python "
+                          f"(imports {fmt_time(st['import_s'])}, prepare + first grad {fmt_time(st['first_grad_s'])})")
+                except Exception as exc:
+                    print(f"   start-up ({s.name}): ERROR {_short_exc(exc)}")
+
+    elapsed = time.perf_counter() - t_start
+
+    # --- outputs ---------------------------------------------------------------------
+    os.makedirs(args.out, exist_ok=True)
+    stem = "results" + ("-quick" if args.quick else "") + (("-" + "+".join(only)) if only else "")
+    result = {
+        "mode": "quick" if args.quick else "normal",
+        "machine": info,
+        "systems": versions,
+        "skipped_systems": skipped,
+        "settings": {"rtol": RTOL, "forward_rtol": FWD_RTOL, "seed": SEED,
+                     "target_s_per_measurement": cfg["target"], "min_samples": cfg["min_samples"],
+                     "noise_threshold": timing.NOISE_THRESHOLD},
+        "elapsed_s": elapsed,
+        "records": records,
+        "reference_checks": ref_checks,
+        "startup": startups,
+    }
+    json_path = os.path.join(args.out, stem + ".json")
+    with open(json_path, "w") as fh:
+        json.dump(result, fh, indent=1, default=str)
+
+    plot_paths = []
+    if not args.no_plots:
+        try:
+            plot_paths = plots.make_plots(result, args.out, stem, quick=args.quick)
+        except Exception as exc:
+            print(f"note: plots not drawn: {_short_exc(exc)}")
+            if args.verbose:
+                traceback.print_exc()
+
+    md_path = os.path.join(args.out, stem + ".md")
+    with open(md_path, "w") as fh:
+        fh.write(markdown_report(result, plot_paths, args.out))
+
+    print()
+    print(text_table([record_row(r) for r in records]))
+    n_bad = sum(r["status"] in ("FAILED", "ERROR") for r in records)
+    print()
+    if n_bad:
+        print(f"{n_bad} FAILED/ERROR entries (see status column)")
+    print(f"wrote {json_path}")
+    print(f"wrote {md_path}")
+    for p in plot_paths:
+        print(f"wrote {p}")
+    print(f"total time {elapsed:.1f} s")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# markdown
+# ---------------------------------------------------------------------------
+
+def markdown_report(result, plot_paths, out_dir):
+    info = result["machine"]
+    lines = [f"# srcdiff benchmarks ({result['mode']} mode)", ""]
+    lines += [
+        f"- date: {info['date']}",
+        f"- CPU: {info['cpu_model']} ({info['logical_cores']} logical cores, "
+        f"{info['usable_cores']} usable); every system pinned to one thread",
+        f"- {info['platform']}, Python {info['python']}",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v),
+        f"- systems: " + ", ".join(f"{k} ({v})" if v else k for k, v in result["systems"].items()),
+    ]
+    for name, note in result["skipped_systems"].items():
+        lines.append(f"- skipped {name}: {note}")
+    s = result["settings"]
+    lines += [
+        f"- gradients checked against the hand-written numba gradient, "
+        f"max|g - g_ref| / max|g_ref| <= {s['rtol']:g}; a wrong gradient is FAILED and not timed",
+        f"- times are medians over about {s['target_s_per_measurement']} s of repeated calls "
+        f"(at least {s['min_samples']} samples, after a warm-up call); "
+        f"*noisy* = (p75 - p25) / median > {s['noise_threshold']}",
+        f"- total run time {result['elapsed_s']:.0f} s",
+        "",
+        "Columns: *grad* / *forward* = median time of one gradient / objective call; "
+        "*grad/fwd* = the system's gradient over its own forward; *vs hand* = gradient time over "
+        "the hand-written numba gradient; *first call* = preparation (tracing/compiling/cache loading) "
+        "plus the first gradient call in this process; *peak mem* = peak bytes allocated during one "
+        "gradient call as seen by tracemalloc (NumPy and numba arrays are traced; values marked * are "
+        "PyTorch/XLA, whose allocators tracemalloc cannot see: lower bounds only).",
+        "",
+    ]
+    by_wl = {}
+    for r in result["records"]:
+        by_wl.setdefault(r["workload"], []).append(r)
+    for name, recs in by_wl.items():
+        wl = workloads.get(name)
+        lines += [f"## {name}: {wl.title}", ""]
+        if wl.notes:
+            lines += [f"Note: {wl.notes}.", ""]
+        lines += [md_table([record_row(r) for r in recs]), ""]
+        for chk in result["reference_checks"]:
+            if chk["workload"] == name:
+                svf = chk["source_vs_forward"]
+                lines += [f"Reference check at {chk['size_label']}: plain-Python source vs hand-written "
+                          f"forward rel. diff {('%.1e' % svf) if svf is not None else chk.get('source_error')}; "
+                          f"central finite differences vs hand-written gradient rel. diff "
+                          f"{chk['finite_difference']:.1e}.", ""]
+    if result["startup"]:
+        lines += ["## Start-up in a new process (warm on-disk cache)", "",
+                  "A fresh `python -c` imports the benchmark modules, builds the inputs and calls the "
+                  "gradient once. *total* = its wall time minus a bare `python -c pass` start "
+                  f"({fmt_time(result['startup'][0]['baseline_s'])}); *imports* = importing NumPy and the "
+                  "benchmark modules (numba included); *prepare + first grad* = loading the compiled "
+                  "gradient from the cache and running it once.", ""]
+        header = ["workload", "size", "system", "total", "imports", "prepare + first grad"]
+        rows = [[st["workload"], st["size_label"], st["system"], fmt_time(st["total_s"]),
+                 fmt_time(st["import_s"]), fmt_time(st["first_grad_s"])] for st in result["startup"]]
+        lines += [md_table(rows, header), ""]
+    if plot_paths:
+        lines += ["## Plots", ""]
+        for p in plot_paths:
+            rel = os.path.relpath(p, out_dir)
+            lines += [f"![{os.path.basename(p)}]({rel})", ""]
+    lines += ["## How the peers are written", "",
+              "PyTorch (eager, CPU, float64, `torch.set_num_threads(1)`), HIPS autograd and JAX "
+              "(`jax.jit(jax.grad(...))`, x64) each run their own idiomatic vectorized code: "
+              "Lennard-Jones as an N x N broadcast with an upper-triangle mask; the pendulum as a loop "
+              "over steps vectorized over the 16 pendula (`lax.fori_loop` in JAX); the GMM as an "
+              "(n, K, d) broadcast with library `logsumexp`; the RNN with the input projection "
+              "`xs @ Wx + b` done as one matrix product and the recurrence as a loop "
+              "(`lax.fori_loop` in JAX). The hand-written numba gradients are fused loops "
+              "(see `benchmarks/handwritten.py`).", ""]
+    return "\n".join(lines)

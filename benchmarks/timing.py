@@ -1,0 +1,214 @@
+"""Timing, memory and start-up measurement helpers.
+
+* :func:`measure` -- median wall time of a zero-argument callable, after a
+  warm-up, with an adaptive repeat count (about ``target`` seconds spent per
+  measurement), the inter-quartile spread and a "noisy" flag.
+* :func:`peak_memory` -- peak bytes allocated during one call, as seen by
+  ``tracemalloc``.  NumPy registers its data allocations with tracemalloc, and
+  so do numba's runtime (NRT) array allocations, so NumPy, HIPS autograd and
+  numba-compiled code are covered.  PyTorch's and XLA's own allocators are
+  *not* traced: for those systems the number only counts Python objects and
+  NumPy arrays and is a lower bound.
+* :func:`startup` -- wall time of a fresh ``python -c`` process that imports
+  the benchmark modules, builds the inputs and calls one system's gradient
+  once (compiled-code caches warm), minus a bare ``python -c pass`` start.
+"""
+
+import gc
+import json
+import os
+import subprocess
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+
+# Noisy if the inter-quartile range exceeds this fraction of the median.
+NOISE_THRESHOLD = 0.2
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class Measurement:
+    """Per-call times of one callable, in seconds."""
+
+    def __init__(self, per_call, number):
+        self.per_call = np.asarray(per_call, dtype=float)
+        self.number = number          # calls per sample
+        self.median = float(np.median(self.per_call))
+        self.p25, self.p75 = (float(v) for v in np.percentile(self.per_call, [25, 75]))
+        self.min = float(self.per_call.min())
+
+    @property
+    def samples(self):
+        return len(self.per_call)
+
+    @property
+    def spread(self):
+        """(p75 - p25) / median."""
+        return (self.p75 - self.p25) / self.median if self.median > 0 else 0.0
+
+    @property
+    def noisy(self):
+        return self.spread > NOISE_THRESHOLD
+
+    def as_dict(self):
+        return {
+            "median_s": self.median,
+            "p25_s": self.p25,
+            "p75_s": self.p75,
+            "min_s": self.min,
+            "spread": self.spread,
+            "noisy": self.noisy,
+            "samples": self.samples,
+            "calls_per_sample": self.number,
+        }
+
+
+def measure(fn, target=0.2, min_samples=3, max_samples=200, min_sample_time=None, warmup=1):
+    """Median per-call time of ``fn()``.
+
+    After ``warmup`` untimed calls, one timed call estimates the cost.  Fast
+    callables are batched ``number`` calls per sample so that a sample lasts
+    at least ``min_sample_time`` (default ``target / 50``), keeping timer
+    overhead negligible; the number of samples is then chosen so that the
+    whole measurement takes about ``target`` seconds, clamped to
+    ``[min_samples, max_samples]``.  The garbage collector is off while timing,
+    as in :mod:`timeit`.
+    """
+    if min_sample_time is None:
+        min_sample_time = target / 50.0
+    for _ in range(warmup):
+        fn()
+    clock = time.perf_counter
+    gc_was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = clock()
+        fn()
+        est = max(clock() - t0, 1e-9)
+        number = max(1, int(min_sample_time / est))
+        n_samples = int(target / (est * number))
+        n_samples = min(max(n_samples, min_samples), max_samples)
+        per_call = []
+        for _ in range(n_samples):
+            if number == 1:
+                t0 = clock()
+                fn()
+                per_call.append(clock() - t0)
+            else:
+                t0 = clock()
+                for _ in range(number):
+                    fn()
+                per_call.append((clock() - t0) / number)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return Measurement(per_call, number)
+
+
+def timed_call(fn):
+    """(result, seconds) of a single call."""
+    t0 = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - t0
+
+
+def peak_memory(fn):
+    """Peak bytes newly allocated (as traced by tracemalloc) during one call of ``fn()``."""
+    gc.collect()
+    already = tracemalloc.is_tracing()
+    if not already:
+        tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base, _ = tracemalloc.get_traced_memory()
+        result = fn()
+        _, peak = tracemalloc.get_traced_memory()
+        del result
+    finally:
+        if not already:
+            tracemalloc.stop()
+    return max(0, peak - base)
+
+
+# ---------------------------------------------------------------------------
+# start-up time in a new process
+# ---------------------------------------------------------------------------
+
+_STARTUP_SNIPPET = r"""
+import time, json, ast
+_t0 = time.perf_counter()
+import numpy as np
+import benchmarks
+from benchmarks import workloads, systems
+_t1 = time.perf_counter()
+wl = workloads.get({workload!r})
+size = ast.literal_eval({size!r})
+inputs = wl.make_inputs(size, np.random.default_rng({seed}))
+system = systems.get_system({system!r})
+_t2 = time.perf_counter()
+grad_fn = system.prepare(wl, inputs)
+grads = grad_fn()
+_t3 = time.perf_counter()
+print("STARTUP_JSON " + json.dumps({{"import_s": _t1 - _t0, "inputs_s": _t2 - _t1, "first_grad_s": _t3 - _t2}}))
+"""
+
+
+def _run_python(code, timeout):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = PROJECT_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"subprocess failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return wall, proc.stdout
+
+
+_baseline_cache = {}
+
+
+def python_baseline(repeats=3, timeout=60):
+    """Median wall time of ``python -c pass`` (cached per process)."""
+    if repeats not in _baseline_cache:
+        walls = [_run_python("pass", timeout)[0] for _ in range(repeats)]
+        _baseline_cache[repeats] = float(np.median(walls))
+    return _baseline_cache[repeats]
+
+
+def startup(system_name, workload_name, size, seed=1234, repeats=3, timeout=300):
+    """Start-up cost of one system's gradient in a brand-new process, caches warm.
+
+    Runs ``repeats`` fresh interpreters that each import the benchmark modules
+    (and through them NumPy and the system's library), build the inputs and
+    call the gradient once.  Call it after the gradient has been run in this
+    process, so that on-disk compilation caches (numba ``cache=True``,
+    srcdiff's cache) are warm.  Returns medians in seconds:
+
+    * ``total_s``: subprocess wall time minus a bare ``python -c pass``;
+    * ``import_s``: importing NumPy and the benchmark modules;
+    * ``first_grad_s``: ``system.prepare`` plus the first gradient call
+      (loading compiled code from the cache, or compiling it);
+    * ``baseline_s``: the bare interpreter start that was subtracted.
+    """
+    code = _STARTUP_SNIPPET.format(workload=workload_name, size=repr(size), seed=seed, system=system_name)
+    baseline = python_baseline()
+    rows = []
+    for _ in range(repeats):
+        wall, out = _run_python(code, timeout)
+        line = [ln for ln in out.splitlines() if ln.startswith("STARTUP_JSON ")][-1]
+        info = json.loads(line[len("STARTUP_JSON "):])
+        info["wall_s"] = wall
+        rows.append(info)
+    med = {key: float(np.median([r[key] for r in rows])) for key in rows[0]}
+    return {
+        "total_s": med["wall_s"] - baseline,
+        "import_s": med["import_s"],
+        "first_grad_s": med["first_grad_s"],
+        "baseline_s": baseline,
+        "repeats": repeats,
+    }

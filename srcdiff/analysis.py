@@ -1,0 +1,363 @@
+"""Analysis of a typed graph before the reverse sweep.
+
+`analyse(graph, tys, wrt)` returns a `Plan` stating, for one call signature:
+- which values are active (depend on `wrt` and reach the result);
+- which names are *mutable* (assigned more than once, loop-carried, or arrays
+  written in place) and which are single assignments;
+- which values the backward reads, and for those defined inside loops whether
+  the reverse sweep recomputes them (cheap, pure, inputs available) or pops
+  them from the tape (everything else);
+- which forward statements the gradient still has to run (the rest is dead).
+It also rewrites rule inputs that are mutable into copies taken at the point of
+use, so the backward never reads a variable that was overwritten since.
+"""
+from dataclasses import dataclass, field
+
+from .graph import Const, For, If, Op, Return, While, names_in, walk
+from .rules import NON_DIFFERENTIABLE, RULES, SWEEP_GATES
+from .sym import Sym
+
+VIEW_GATES = {"index", "transpose", "dim", "size", "ndim"}
+STORES = {"store", "store_add", "store_sub"}
+
+
+@dataclass
+class Plan:
+    active: set
+    mutable: set
+    stored_arrays: set
+    needed: set
+    taped: dict = field(default_factory=dict)        # block id -> [names pushed at its end]
+    recomputed: dict = field(default_factory=dict)   # block id -> [ops recomputed at its reverse start]
+    live: set = field(default_factory=set)           # ids of forward statements the gradient runs
+    in_loop: dict = field(default_factory=dict)      # name -> True if defined inside a loop
+
+
+def analyse(graph, tys, wrt_names, with_value, names):
+    stored = {s.args[0] for s, _ in walk(graph.body) if isinstance(s, Op) and s.gate in STORES}
+    mutable = mutable_names(graph, stored)
+    active = activity(graph, tys, wrt_names, stored)
+    copy_reads(graph, tys, active, mutable, names)
+    mutable = mutable_names(graph, stored)
+    active = activity(graph, tys, wrt_names, stored)
+    plan = Plan(active, mutable, stored, set())
+    plan.needed = needed_values(graph, tys, active)
+    plan_tape(graph, tys, plan)
+    plan.live = liveness(graph, plan, with_value)
+    return plan
+
+
+# ---- which names are single assignments --------------------------------------------
+def mutable_names(graph, stored):
+    """Names whose value at a use is not fixed by one visible assignment."""
+    defs, where_defined, uses = {}, {}, {}
+    _scan(graph.body, None, defs, where_defined, uses, [0])
+    mutable = set(stored)
+    indices = loop_indices(graph)
+    for name, count in defs.items():
+        if name in indices:
+            continue
+        block, pos = where_defined[name]
+        if count > 1 or name in graph.params and count:
+            mutable.add(name)
+        elif block is not None and any(not _after(u, block, pos) for u in uses.get(name, ())):
+            mutable.add(name)
+    return mutable
+
+
+def _scan(block, parent_key, defs, where_defined, uses, counter):
+    """Record defs and uses; each use is a chain of (block id, position) from the top."""
+    chain_base = parent_key or ()
+    for pos, stmt in enumerate(block):
+        key = chain_base + ((id(block), pos),)
+        for name in _stmt_uses(stmt):
+            uses.setdefault(name, []).append(key)
+        for name in _stmt_defs(stmt):
+            defs[name] = defs.get(name, 0) + 1
+            where_defined[name] = ((chain_base, id(block)) if parent_key else None, pos)
+        for child in children(stmt):
+            _scan(child, key, defs, where_defined, uses, counter)
+
+
+def loop_indices(graph):
+    return {s.index for s, _ in walk(graph.body) if isinstance(s, For)}
+
+
+def is_active_op(op, active):
+    """True if `op` writes an active value (or stores into an active array)."""
+    if op.gate in STORES:
+        return op.args[0] in active
+    return op.out in active
+
+
+def _after(use_chain, block, pos):
+    """True if a use lies after position `pos` of `block`, inside that block."""
+    chain_base, block_id = block
+    n = len(chain_base)
+    if use_chain[:n] != chain_base or len(use_chain) <= n:
+        return False
+    use_block, use_pos = use_chain[n]
+    return use_block == block_id and use_pos > pos
+
+
+def _stmt_defs(stmt):
+    if isinstance(stmt, Op) and stmt.out is not None:
+        return [stmt.out]
+    if isinstance(stmt, For):
+        return [stmt.index]
+    return []
+
+
+def _stmt_uses(stmt):
+    if isinstance(stmt, Op):
+        return names_in(stmt.args)
+    if isinstance(stmt, For):
+        return names_in((stmt.start, stmt.stop))
+    if isinstance(stmt, If):
+        return names_in((stmt.test,))
+    if isinstance(stmt, While):
+        return names_in((stmt.test,))
+    if isinstance(stmt, Return):
+        return names_in((stmt.value,))
+    return []
+
+
+def children(stmt):
+    if isinstance(stmt, For):
+        return [stmt.body]
+    if isinstance(stmt, While):
+        return [stmt.test_block, stmt.body]
+    if isinstance(stmt, If):
+        return [stmt.body, stmt.orelse]
+    return []
+
+
+# ---- activity ---------------------------------------------------------------------
+def differentiable(op):
+    return op.gate not in NON_DIFFERENTIABLE
+
+
+def activity(graph, tys, wrt_names, stored):
+    """Names that depend on `wrt` and reach the result, through differentiable gates."""
+    ops = [s for s, _ in walk(graph.body) if isinstance(s, Op)]
+    floating = {n for n, t in tys.items() if t.is_float}
+    varied = set(wrt_names)
+    changed = True
+    while changed:
+        changed = False
+        for op in ops:
+            target = op.args[0] if op.gate in STORES else op.out
+            sources = op.args[1:2] if op.gate in STORES else op.args
+            if differentiable(op) and target not in varied and target in floating and any(
+                    a in varied for a in names_in(sources)):
+                varied.add(target)
+                changed = True
+    useful = set(names_in([graph.result]))
+    changed = True
+    while changed:
+        changed = False
+        for op in ops:
+            target = op.args[0] if op.gate in STORES else op.out
+            if target in useful and differentiable(op):
+                sources = op.args[:2] if op.gate in STORES else (
+                    op.args[:1] if op.gate == "index" else op.args)
+                for a in names_in(sources):
+                    if a not in useful and a in floating:
+                        useful.add(a)
+                        changed = True
+    return varied & useful
+
+
+# ---- copies of mutable values at their point of use ----------------------------------
+def rule_needs(op, tys, active):
+    """Names whose values the adjoint rule of `op` reads (for its active inputs)."""
+    if op.gate in STORES or op.gate == "index":
+        return set(names_in(op.args[1:] if op.gate == "index" else op.args[2:]))
+    rule = RULES.get(op.gate)
+    if rule is None or op.out not in active:
+        return set()
+    from .gates import OpTypes
+    ty = OpTypes([type_of(a, tys) for a in op.args], tys.get(op.out))
+    probes = [Sym(f"__arg{i}") for i in range(len(op.args))]
+    contributions = rule(op, ty, Sym("__g"), Sym("__z"), *probes)
+    used = set()
+    for arg, c in zip(op.args, contributions):
+        if c is not None and isinstance(arg, str) and arg in active:
+            used |= _names_in_sym(c)
+    return {op.args[int(n[5:])] for n in used if n.startswith("__arg") and isinstance(
+        op.args[int(n[5:])], str)} | ({op.out} if "__z" in used else set())
+
+
+def _names_in_sym(sym):
+    import ast
+    return {n.id for n in ast.walk(sym.node) if isinstance(n, ast.Name)}
+
+
+def type_of(operand, tys):
+    from .infer import const_type
+    return const_type(operand.value) if isinstance(operand, Const) else tys[operand]
+
+
+def copy_reads(graph, tys, active, mutable, names):
+    """Give rules their own copy of any mutable value they read (inserted in place)."""
+    _copy_reads_block(graph.body, tys, active, mutable, names)
+
+
+def _copy_reads_block(block, tys, active, mutable, names):
+    out = []
+    for stmt in block:
+        if isinstance(stmt, Op) and is_active_op(stmt, active):
+            needs = rule_needs(stmt, tys, active)
+            if stmt.out in needs and stmt.out in mutable and stmt.gate not in SWEEP_GATES:
+                fresh = names.temp()
+                tys[fresh] = tys[stmt.out]
+                original = stmt.out
+                stmt.out = fresh
+                active.add(fresh)
+                out.append(stmt)
+                out.append(Op(original, "copy", (fresh,), {}, stmt.where))
+                _retarget_args(stmt, needs - {original}, tys, mutable, names, out, before=True)
+                continue
+            _retarget_args(stmt, needs, tys, mutable, names, out, before=True)
+        out.append(stmt)
+        for child in children(stmt):
+            _copy_reads_block(child, tys, active, mutable, names)
+    block[:] = out
+
+
+def _retarget_args(stmt, needs, tys, mutable, names, out, before):
+    replaced = {}
+    args = list(stmt.args)
+    first = 1 if stmt.gate in STORES or stmt.gate == "index" else 0
+    for i, a in enumerate(args):
+        if i < first and stmt.gate in STORES | {"index"}:
+            continue
+        if isinstance(a, str) and a in needs and a in mutable:
+            if a not in replaced:
+                fresh = names.temp()
+                tys[fresh] = tys[a]
+                gate = "copy_array" if tys[a].is_array else "copy"
+                pos = len(out) - 1 if not before and out else len(out)
+                out.insert(pos, Op(fresh, gate, (a,), {}, stmt.where))
+                replaced[a] = fresh
+            args[i] = replaced[a]
+    stmt.args = tuple(args)
+
+
+# ---- what the backward reads -----------------------------------------------------------
+def needed_values(graph, tys, active):
+    needed = set()
+    for stmt, loops in walk(graph.body):
+        if isinstance(stmt, Op) and is_active_op(stmt, active):
+            needed |= rule_needs(stmt, tys, active)
+    for stmt, loops in walk(graph.body):
+        if isinstance(stmt, (For, If, While)) and _contains_active(stmt, active):
+            if isinstance(stmt, For):
+                needed |= set(names_in((stmt.start, stmt.stop)))
+            elif isinstance(stmt, If):
+                needed |= set(names_in((stmt.test,)))
+    return needed
+
+
+def _contains_active(region, active):
+    for child in children(region):
+        for stmt, _ in walk(child):
+            if isinstance(stmt, Op) and is_active_op(stmt, active):
+                return True
+    return False
+
+
+# ---- tape or recompute -------------------------------------------------------------------
+def plan_tape(graph, tys, plan):
+    """Decide, per loop block, which needed values are recomputed and which are taped."""
+    plan.indices = loop_indices(graph)
+    while True:
+        before = set(plan.needed)
+        plan.taped, plan.recomputed, plan.in_loop = {}, {}, {}
+        _plan_block(graph.body, tys, plan, depth=0)
+        if plan.needed == before:
+            return
+
+
+def _plan_block(block, tys, plan, depth):
+    local_ops = {s.out: s for s in block if isinstance(s, Op) and s.out is not None
+                 and s.out not in plan.mutable}
+    if depth:
+        for name in local_ops:
+            plan.in_loop[name] = True
+        decide = {}
+        order = [s.out for s in block if isinstance(s, Op) and s.out in local_ops]
+        for name in reversed(order):
+            if name in plan.needed:
+                decide[name] = _recomputable(local_ops[name], tys, plan, local_ops, decide)
+        for name in order:
+            if name in decide:
+                kind = "recompute" if decide[name] else "tape"
+                if kind == "tape":
+                    plan.taped.setdefault(id(block), []).append(name)
+                else:
+                    plan.recomputed.setdefault(id(block), []).append(local_ops[name])
+    for stmt in block:
+        if isinstance(stmt, While):
+            _plan_block(stmt.body, tys, plan, depth + 1)
+        elif isinstance(stmt, For):
+            _plan_block(stmt.body, tys, plan, depth + 1)
+        elif isinstance(stmt, If):
+            _plan_block(stmt.body, tys, plan, depth)
+            _plan_block(stmt.orelse, tys, plan, depth)
+
+
+def _recomputable(op, tys, plan, local_ops, decide):
+    """True if the reverse sweep can recompute `op` from values it has at block start."""
+    if op.gate in STORES or op.gate in ("copy", "copy_array") and any(
+            a in plan.mutable for a in names_in(op.args)):
+        return False
+    if op.gate == "index" and op.args[0] in plan.stored_arrays:
+        return False
+    if tys[op.out].is_array and op.gate not in VIEW_GATES:
+        return False
+    for a in names_in(op.args):
+        if a in plan.mutable:
+            return False
+        if a in local_ops:
+            plan.needed.add(a)
+            if a not in decide:
+                decide[a] = _recomputable(local_ops[a], tys, plan, local_ops, decide)
+        else:
+            plan.needed.add(a)
+    return True
+
+
+# ---- forward liveness for the gradient -------------------------------------------------
+def liveness(graph, plan, with_value):
+    """Ids of forward statements the gradient must run."""
+    live_names = set(n for n in plan.needed if not plan.in_loop.get(n))
+    for names in plan.taped.values():
+        live_names |= set(names)
+    if with_value:
+        live_names |= set(names_in([graph.result]))
+    kept = set()
+    changed = True
+    while changed:
+        changed = False
+        for stmt, _ in walk(graph.body):
+            if id(stmt) in kept:
+                continue
+            if _keeps(stmt, live_names, kept):
+                kept.add(id(stmt))
+                live_names |= set(_stmt_uses(stmt))
+                if isinstance(stmt, Op) and stmt.gate in STORES:
+                    live_names |= set(names_in(stmt.args))
+                changed = True
+    return kept
+
+
+def _keeps(stmt, live_names, kept):
+    if isinstance(stmt, Op):
+        target = stmt.args[0] if stmt.gate in STORES else stmt.out
+        return target in live_names
+    if isinstance(stmt, For) and stmt.index in live_names:
+        return True
+    if isinstance(stmt, (For, While, If)):
+        return any(id(s) in kept for child in children(stmt) for s, _ in walk(child))
+    return isinstance(stmt, Return)

@@ -1,0 +1,152 @@
+"""The public API: `grad`, `value_and_grad`, and the callable gradient object."""
+import copy
+import inspect
+
+import numpy as np
+
+from .compile import load
+from .emit import generate
+from .errors import SrcdiffError
+from .frontend import lower
+from .infer import infer, type_of_value
+
+
+class Gradient:
+    """A compiled gradient of a function; call it like the function."""
+
+    def __init__(self, fn, wrt=0, compile=True, with_value=False):
+        self.fn = fn
+        self.compile = compile
+        self.with_value = with_value
+        self.graph = lower(fn)
+        self.params = list(self.graph.params)
+        self.wrt, self.single = normalise_wrt(wrt, self.params, fn)
+        self.defaults = fn.__defaults__ or ()
+        self._entries = {}
+        self._last = None
+        self.__name__ = getattr(fn, "__name__", "gradient")
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __call__(self, *args, **kwargs):
+        if kwargs or len(args) != len(self.params):
+            args = self._bind(args, kwargs)
+        key = signature_key(args)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._build(args, key)
+        return entry[1](*args)
+
+    def forward(self, *args, **kwargs):
+        """The function's value, computed by the compiled forward."""
+        if kwargs or len(args) != len(self.params):
+            args = self._bind(args, kwargs)
+        key = signature_key(args)
+        entry = self._entries.get(key) or self._build(args, key)
+        return entry[0](*args)
+
+    @property
+    def source(self):
+        """The generated module (forward and gradient) for the most recent call signature."""
+        if self._last is None:
+            raise SrcdiffError(f"`{self.__name__}` has not been called yet, so no signature is known",
+                               hint="call it once, or use .source_for(*example_args)")
+        return self._last
+
+    def source_for(self, *args, **kwargs):
+        """The generated module for the signature of `args` (nothing is compiled)."""
+        args = self._bind(args, kwargs)
+        return self._generate(args)[0]
+
+    def _bind(self, args, kwargs):
+        try:
+            bound = inspect.signature(self.fn).bind(*args, **kwargs)
+        except TypeError as error:
+            raise SrcdiffError(f"bad arguments for `{self.__name__}`: {error}") from None
+        bound.apply_defaults()
+        return tuple(bound.arguments[p] for p in self.params)
+
+    def _generate(self, args):
+        types = []
+        for name, value in zip(self.params, args):
+            ty = type_of_value(value)
+            if ty is None:
+                raise SrcdiffError(f"argument `{name}` is a {type(value).__name__}; srcdiff takes "
+                                   "floats, ints and NumPy arrays", hint="convert it with np.asarray")
+            types.append(ty)
+        for i in self.wrt:
+            if not types[i].is_float:
+                raise SrcdiffError(f"cannot differentiate with respect to `{self.params[i]}`: it is "
+                                   f"{types[i]}, not a float or float array",
+                                   hint=f"pass {self.params[i]} as floats, e.g. np.asarray(x, float)")
+        graph = copy.deepcopy(self.graph)
+        tys = infer(graph, types)
+        text = "signature (" + ", ".join(f"{p}: {t}" for p, t in zip(self.params, types)) + ")"
+        return generate(graph, tys, self.wrt, self.with_value, graph.names, text), types
+
+    def _build(self, args, key):
+        source, _ = self._generate(args)
+        forward, gradient = load(source, self.compile)
+        gradient = guard(gradient, self)
+        entry = (forward, gradient)
+        self._entries[key] = entry
+        self._last = source
+        return entry
+
+
+def guard(gradient, owner):
+    """Turn failures at call time into SrcdiffErrors that name the user's function."""
+    def call(*args):
+        try:
+            return gradient(*args)
+        except (ValueError, IndexError, ZeroDivisionError) as error:
+            raise SrcdiffError(f"running the gradient of `{owner.__name__}` failed: {error}",
+                               hint="check that the argument shapes match what the function expects"
+                               ) from error
+    return call
+
+
+def signature_key(args):
+    return tuple((a.dtype.num, a.ndim) if type(a) is np.ndarray else type(a)
+                 for a in args)
+
+
+def normalise_wrt(wrt, params, fn):
+    """(tuple of argument positions, whether a single gradient is returned)."""
+    single = not isinstance(wrt, (tuple, list))
+    items = [wrt] if single else list(wrt)
+    if not items:
+        raise SrcdiffError("`wrt` is empty", hint="name at least one argument")
+    positions = []
+    for item in items:
+        if isinstance(item, str):
+            if item not in params:
+                raise SrcdiffError(f"`wrt` names `{item}`, but `{fn.__name__}` has no such argument "
+                                   f"(it takes {', '.join(params)})")
+            positions.append(params.index(item))
+        elif isinstance(item, int) and not isinstance(item, bool):
+            if not -len(params) <= item < len(params):
+                raise SrcdiffError(f"`wrt={item}` is out of range: `{fn.__name__}` takes "
+                                   f"{len(params)} arguments")
+            positions.append(item % len(params))
+        else:
+            raise SrcdiffError(f"`wrt` items must be argument names or positions, not {item!r}")
+    return tuple(positions), single
+
+
+def grad(fn=None, wrt=0, compile=True):
+    """The gradient of a scalar function w.r.t. `wrt` (a position, a name, or a tuple of them).
+
+    Usable as `@grad`, `@grad(wrt=...)` or `grad(f, wrt=...)`.
+    """
+    if fn is None:
+        return lambda f: Gradient(f, wrt, compile)
+    return Gradient(fn, wrt, compile)
+
+
+def value_and_grad(fn=None, wrt=0, compile=True):
+    """Like `grad`, but the call returns `(value, gradient)`."""
+    if fn is None:
+        return lambda f: Gradient(f, wrt, compile, with_value=True)
+    return Gradient(fn, wrt, compile, with_value=True)
+

@@ -1,0 +1,257 @@
+"""Calls and array attributes in user code -> IR gates (a table per kind of callee)."""
+import ast
+import builtins
+import math
+import types
+
+import numpy as np
+
+from . import nn
+
+ELEMENTWISE = {
+    np.exp: "exp", np.log: "log", np.sqrt: "sqrt", np.sin: "sin", np.cos: "cos", np.tan: "tan",
+    np.tanh: "tanh", np.abs: "abs", np.absolute: "abs", np.log1p: "log1p", np.expm1: "expm1",
+    np.sign: "sign", np.square: "square", np.negative: "neg", np.arctan: "arctan",
+    np.sinh: "sinh", np.cosh: "cosh", np.floor: "floor", np.ceil: "ceil",
+    math.exp: "exp", math.log: "log", math.sqrt: "sqrt", math.sin: "sin", math.cos: "cos",
+    math.tan: "tan", math.tanh: "tanh", math.fabs: "abs", math.log1p: "log1p", math.expm1: "expm1",
+    math.atan: "arctan", math.sinh: "sinh", math.cosh: "cosh", math.floor: "floor", math.ceil: "ceil",
+    builtins.abs: "abs", nn.relu: "relu", nn.sigmoid: "sigmoid",
+}
+BINARY = {
+    np.maximum: "maximum", np.minimum: "minimum", np.dot: "matmul", np.matmul: "matmul",
+    np.power: "pow", math.pow: "pow", np.add: "add", np.subtract: "sub", np.multiply: "mul",
+    np.divide: "div", np.outer: "outer", np.arctan2: "arctan2", math.atan2: "arctan2",
+    nn.softmax_cross_entropy: "softmax_cross_entropy",
+}
+REDUCTIONS = {np.sum: "sum", np.mean: "mean", np.max: "max", np.min: "min", np.amax: "max",
+              np.amin: "min", nn.logsumexp: "logsumexp", nn.softmax: "softmax",
+              nn.log_softmax: "log_softmax"}
+CREATION = {np.zeros: "zeros", np.ones: "ones", np.empty: "empty"}
+LIKE = {np.zeros_like: "zeros_like", np.ones_like: "ones_like", np.empty_like: "empty_like",
+        np.copy: "copy_array"}
+METHODS = {"copy": "copy_array", "sum": "sum", "mean": "mean", "max": "max", "min": "min",
+           "transpose": "transpose", "reshape": "reshape", "dot": "matmul"}
+AXIS_DEFAULT = {"softmax": -1, "log_softmax": -1}
+NOT_NUMERIC_MODULES = ("numpy.random", "random")
+
+
+def lower_call(lw, node, target):
+    """Lower `node` (an ast.Call) and return the operand holding its value."""
+    func = node.func
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in lw.scope:
+        return method_call(lw, node, target)
+    callee = lw.static_value(func)
+    if callee is None:
+        lw.fail(f"cannot tell which function `{ast.unparse(func)}` is", func,
+                hint="call NumPy/math functions through their module (np.exp), or a function "
+                     "defined at module level")
+    try:
+        hash(callee)
+    except TypeError:
+        lw.fail(f"`{ast.unparse(func)}` is not a function srcdiff knows", func)
+    for table, lower in DISPATCH:
+        if callee in table:
+            return lower(lw, node, table[callee], target)
+    if callee in (builtins.min, builtins.max):
+        return min_max(lw, node, "minimum" if callee is builtins.min else "maximum", target)
+    if callee in SCALAR_CASTS:
+        return SCALAR_CASTS[callee](lw, node, target)
+    if isinstance(callee, types.FunctionType) and not is_library(callee):
+        return inline(lw, callee, node, target)
+    name = ast.unparse(func)
+    lw.fail(f"`{name}` is not supported by srcdiff", func,
+            hint="use the NumPy/math functions listed in the README, or write it with them "
+                 "in a helper function of your own")
+
+
+def is_library(fn):
+    module = getattr(fn, "__module__", "") or ""
+    return module.split(".")[0] in ("numpy", "math", "scipy", "numba", "builtins", "random")
+
+
+def positional(lw, node, count, what):
+    if len(node.args) != count or any(k.arg not in ("axis", "keepdims", "dtype") for k in node.keywords):
+        lw.fail(f"`{ast.unparse(node.func)}` takes {count} {what} here", node)
+    return [lw.expr(a, None) for a in node.args]
+
+
+def elementwise(lw, node, gate, target):
+    if len(node.args) != 1 or node.keywords:
+        lw.fail(f"`{ast.unparse(node.func)}` takes one argument here", node)
+    return lw.emit(gate, [lw.expr(node.args[0], None)], {}, node, target)
+
+
+def binary(lw, node, gate, target):
+    return lw.emit(gate, positional(lw, node, 2, "arguments"), {}, node, target)
+
+
+def min_max(lw, node, gate, target):
+    if len(node.args) != 2 or node.keywords:
+        lw.fail(f"`{ast.unparse(node.func)}` takes exactly two scalars here", node,
+                hint="for arrays use np.max(x) or np.maximum(a, b)")
+    return binary(lw, node, gate, target)
+
+
+def where(lw, node, gate, target):
+    return lw.emit("where", positional(lw, node, 3, "arguments"), {}, node, target)
+
+
+def reduction(lw, node, gate, target, array=None):
+    args = list(node.args)
+    if array is None:
+        if not args:
+            lw.fail(f"`{ast.unparse(node.func)}` needs an array", node)
+        array = lw.expr(args.pop(0), None)
+    options = {k.arg: k.value for k in node.keywords}
+    if args:
+        options["axis"] = args.pop(0)
+    unknown = set(options) - {"axis", "keepdims"}
+    if unknown or args:
+        lw.fail(f"`{ast.unparse(node.func)}`: only `axis` and `keepdims` are supported", node)
+    axis = constant_option(lw, options.get("axis"), AXIS_DEFAULT.get(gate), "axis", (int, type(None)))
+    keepdims = constant_option(lw, options.get("keepdims"), False, "keepdims", (bool,))
+    return lw.emit(gate, [array], {"axis": axis, "keepdims": keepdims}, node, target)
+
+
+def constant_option(lw, node, default, name, kinds):
+    if node is None:
+        return default
+    try:
+        value = ast.literal_eval(node)
+    except ValueError:
+        value = object()
+    if not isinstance(value, kinds):
+        lw.fail(f"`{name}` must be a constant ({' or '.join(k.__name__ for k in kinds)})", node,
+                hint="reductions over several axes at once are not supported; reduce one at a time"
+                if isinstance(value, tuple) else None)
+    return value
+
+
+def creation(lw, node, gate, target):
+    if not node.args or len(node.args) > 1 or any(k.arg != "dtype" for k in node.keywords):
+        lw.fail(f"`{ast.unparse(node.func)}` takes a shape (and `dtype=`) here", node)
+    args, layout = shape_operands(lw, node.args[0])
+    params = {"shape": layout, "dtype": dtype_option(lw, node)}
+    return lw.emit(gate, args, params, node, target)
+
+
+def shape_operands(lw, node):
+    """(operands, layout) for a shape argument: an int, a tuple of ints, or `x.shape`."""
+    if isinstance(node, ast.Attribute) and node.attr == "shape":
+        return [lw.expr(node.value, None)], ("of",)
+    if isinstance(node, ast.Tuple):
+        return [lw.expr(e, None) for e in node.elts], ("tuple", len(node.elts))
+    return [lw.expr(node, None)], ("tuple", 1)
+
+
+def dtype_option(lw, node):
+    for k in node.keywords:
+        if k.arg == "dtype":
+            value = lw.static_value(k.value)
+            if value in (np.float64, np.float32, np.int64, float, int):
+                return np.dtype(value).name
+            lw.fail("`dtype` must be np.float64, np.float32, np.int64, float or int", k.value)
+    return "float64"
+
+
+def like(lw, node, gate, target):
+    if len(node.args) != 1 or node.keywords:
+        lw.fail(f"`{ast.unparse(node.func)}` takes one array here", node)
+    return lw.emit(gate, [lw.expr(node.args[0], None)], {}, node, target)
+
+
+def transpose_call(lw, node, gate, target):
+    if len(node.args) != 1 or node.keywords:
+        lw.fail("only `np.transpose(x)` (reversing all axes) is supported", node)
+    return lw.emit("transpose", [lw.expr(node.args[0], None)], {}, node, target)
+
+
+def reshape_call(lw, node, gate, target):
+    if len(node.args) != 2 or node.keywords:
+        lw.fail("`np.reshape(x, shape)` takes two arguments here", node)
+    array = lw.expr(node.args[0], None)
+    args, layout = shape_operands(lw, node.args[1])
+    return lw.emit("reshape", [array] + args, {"shape": layout}, node, target)
+
+
+def method_call(lw, node, target):
+    name = node.func.attr
+    gate = METHODS.get(name)
+    array = lw.expr(node.func.value, None)
+    if gate is None:
+        lw.fail(f"the array method `.{name}()` is not supported", node.func)
+    if gate in ("sum", "mean", "max", "min"):
+        return reduction(lw, node, gate, target, array=array)
+    if gate == "reshape":
+        shape = node.args[0] if len(node.args) == 1 else ast.Tuple(elts=node.args, ctx=ast.Load())
+        args, layout = shape_operands(lw, shape)
+        return lw.emit("reshape", [array] + args, {"shape": layout}, node, target)
+    if gate == "matmul":
+        return lw.emit("matmul", [array] + positional(lw, node, 1, "argument"), {}, node, target)
+    if node.args or node.keywords:
+        lw.fail(f"`.{name}()` takes no arguments here", node)
+    return lw.emit(gate, [array], {}, node, target)
+
+
+def array_attribute(lw, node, target):
+    array = lw.expr(node.value, None)
+    if node.attr == "T":
+        return lw.emit("transpose", [array], {}, node, target)
+    if node.attr == "size":
+        return lw.emit("size", [array], {}, node, target)
+    if node.attr == "ndim":
+        return lw.emit("ndim", [array], {}, node, target)
+    hint = "use x.shape[k] or `n, m = x.shape`" if node.attr == "shape" else None
+    lw.fail(f"the attribute `.{node.attr}` is not supported here", node, hint=hint)
+
+
+def cast(gate):
+    def lower(lw, node, target):
+        if len(node.args) != 1 or node.keywords:
+            lw.fail(f"`{gate}()` takes one argument here", node)
+        return lw.emit(gate, [lw.expr(node.args[0], None)], {}, node, target)
+    return lower
+
+
+def length(lw, node, target):
+    if len(node.args) != 1:
+        lw.fail("`len` takes one argument", node)
+    return lw.emit("dim", [lw.expr(node.args[0], None)], {"axis": 0}, node, target)
+
+
+def inline(lw, callee, node, target):
+    """Differentiate through a call to the user's own function by inlining its body."""
+    from .frontend import Lowerer, check_signature, mutable_names, parse
+    if callee in lw.stack:
+        lw.fail(f"recursive call to `{callee.__name__}` is not supported", node,
+                hint="rewrite the recursion as a loop")
+    if node.keywords:
+        lw.fail("keyword arguments in calls to your own functions are not supported", node)
+    tree, where = parse(callee)
+    check_signature(tree, where)
+    params = [a.arg for a in tree.args.args]
+    defaults = callee.__defaults__ or ()
+    operands = [lw.expr(a, None) for a in node.args]
+    missing = len(params) - len(operands)
+    if missing < 0 or missing > len(defaults):
+        lw.fail(f"`{callee.__name__}` takes {len(params)} arguments, {len(operands)} given", node)
+    from .graph import Const
+    operands += [Const(d) for d in defaults[len(defaults) - missing:]] if missing else []
+    sub = Lowerer(callee, where, lw.names, dict(zip(params, operands)), lw.stack + (callee,),
+                  prefix=callee.__name__)
+    sub.mutable = mutable_names(tree.body)
+    body, result = sub.lower_function_body(tree)
+    lw.block.extend(s for s in body if type(s).__name__ != "Return")
+    lw.mutable_all |= sub.mutable_all
+    if target is not None and result != target:
+        return lw.emit("copy", [result], {}, node, target)
+    return result
+
+
+DISPATCH = [
+    (ELEMENTWISE, elementwise), (BINARY, binary), (REDUCTIONS, reduction),
+    (CREATION, creation), (LIKE, like), ({np.where: "where"}, where),
+    ({np.transpose: "transpose"}, transpose_call), ({np.reshape: "reshape"}, reshape_call),
+]
+SCALAR_CASTS = {builtins.float: cast("float"), builtins.int: cast("int"), builtins.len: length}

@@ -1,0 +1,69 @@
+"""Gradient checking against central finite differences."""
+import numpy as np
+
+from .api import Gradient
+from .errors import SrcdiffError
+
+
+class GradientCheckError(SrcdiffError, AssertionError):
+    """srcdiff's gradient and finite differences disagree."""
+
+
+def numeric_gradient(fn, args, position, eps):
+    """Central differences of scalar `fn(*args)` w.r.t. argument `position`."""
+    x = args[position]
+    if np.ndim(x) == 0:
+        def at(v):
+            shifted = list(args)
+            shifted[position] = type(x)(v) if isinstance(x, float) else v
+            return float(fn(*shifted))
+        return (at(x + eps) - at(x - eps)) / (2 * eps)
+    base = np.array(x, dtype=np.float64)
+    out = np.zeros_like(base)
+    for i in np.ndindex(base.shape):
+        values = []
+        for sign in (1, -1):
+            shifted = base.copy()
+            shifted[i] += sign * eps
+            call_args = list(args)
+            call_args[position] = shifted.astype(x.dtype)
+            values.append(float(fn(*call_args)))
+        out[i] = (values[0] - values[1]) / (2 * eps)
+    return out
+
+
+def check_grad(fn, *args, wrt=0, eps=None, rtol=1e-5, atol=1e-7, compile=True):
+    """Compare srcdiff's gradient of `fn` with central differences; raise with a report if they differ.
+
+    Returns the largest absolute error found. `fn` may be a plain function or a `grad` object.
+    """
+    plain = fn.fn if isinstance(fn, Gradient) else fn
+    gradient = Gradient(plain, wrt, compile)
+    got = gradient(*args)
+    got = (got,) if gradient.single else got
+    worst = 0.0
+    report = []
+    for position, g in zip(gradient.wrt, got):
+        x = args[position]
+        step = eps or (1e-3 if np.asarray(x).dtype == np.float32 else 1e-6)
+        expected = numeric_gradient(plain, args, position, step)
+        error = np.abs(np.asarray(g, dtype=np.float64) - expected)
+        allowed = atol + rtol * np.abs(expected)
+        worst = max(worst, float(np.max(error)) if error.size else 0.0)
+        if np.any(~(error <= allowed)):
+            report.append(_report(gradient.params[position], g, expected, error, allowed))
+    if report:
+        raise GradientCheckError("gradient check failed for `" + plain.__name__ + "`:\n" + "\n".join(report))
+    return worst
+
+
+def _report(name, got, expected, error, allowed, count=5):
+    got, expected, error = np.atleast_1d(got), np.atleast_1d(expected), np.atleast_1d(error)
+    excess = (error - np.atleast_1d(allowed)).ravel()
+    order = np.argsort(-excess)[:count]
+    lines = [f"  d{name}: {int(np.sum(excess > 0))} of {excess.size} entries differ; worst:"]
+    for flat in order:
+        index = np.unravel_index(flat, expected.shape)
+        lines.append(f"    {name}{list(index)}: srcdiff {got[index]:.8g}, "
+                     f"finite differences {expected[index]:.8g}, |diff| {error[index]:.3g}")
+    return "\n".join(lines)

@@ -1,0 +1,84 @@
+"""Compile: write a generated module to a file named by its content hash, import it, jit it.
+
+The file name hashes the source together with srcdiff's and numba's versions
+and the runtime helpers' source, so a cached module (and numba's cache of its
+machine code, kept beside it) is reused only when all of them match.
+"""
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import numba
+
+from . import runtime, tape
+
+VERSION = "0.1.0"
+_RUNTIME_DIGEST = None
+
+
+def cache_dir():
+    """The per-user cache folder (SRCDIFF_CACHE_DIR overrides it), created with mode 0700."""
+    base = os.environ.get("SRCDIFF_CACHE_DIR")
+    if base:
+        path = Path(base)
+    else:
+        root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        path = Path(root) / "srcdiff"
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def clear_cache():
+    """Delete every generated module and compiled artefact in the cache folder."""
+    folder = cache_dir()
+    for entry in folder.rglob("*"):
+        if entry.is_file():
+            entry.unlink()
+
+
+def digest(source):
+    global _RUNTIME_DIGEST
+    if _RUNTIME_DIGEST is None:
+        parts = [Path(m.__file__).read_bytes() for m in (runtime, tape)]
+        _RUNTIME_DIGEST = hashlib.sha256(b"".join(parts)).hexdigest()
+    key = "\n".join([VERSION, numba.__version__, _RUNTIME_DIGEST, source])
+    return hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+def write_module(source):
+    """Path of the cache file holding `source`, written atomically if missing or damaged."""
+    name = f"srcdiff_{digest(source)}"
+    path = cache_dir() / f"{name}.py"
+    if path.exists():
+        if path.read_text() == source:
+            return name, path
+        warnings.warn(f"srcdiff: cache file {path} does not match its content hash; rewriting it")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(source)
+    os.replace(tmp, path)
+    return name, path
+
+
+def load(source, compiled):
+    """Import the module for `source`; with `compiled`, its functions are numba-jitted (cached)."""
+    name, path = write_module(source)
+    module = sys.modules.get(name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    if not compiled:
+        return module.forward, getattr(module, "gradient", None) or module.value_and_gradient
+    jitted = module.__dict__.setdefault("__srcdiff_jitted__", {})
+    if not jitted:
+        for fn_name in ("forward", "gradient", "value_and_gradient"):
+            fn = getattr(module, fn_name, None)
+            if fn is not None:
+                jitted[fn_name] = numba.njit(cache=True)(fn)
+    return jitted["forward"], jitted.get("gradient") or jitted["value_and_gradient"]

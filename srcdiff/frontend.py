@@ -1,0 +1,538 @@
+"""Frontend: a Python function's source -> graph IR (`graph.Graph`).
+
+Guarantees: every statement of the result is an `Op` of a known gate or a
+structured region; names assigned only in straight-line code are in SSA form
+(a reassigned `z` becomes `z_1`); names assigned inside loops or branches, and
+arrays written element-wise, keep one name ("mutable"). Calls to the user's own
+plain functions are inlined. Anything outside the subset raises `SrcdiffError`
+pointing at the user's line.
+"""
+import ast
+import builtins
+import inspect
+import math
+import textwrap
+import types
+
+import numpy as np
+
+from . import calls
+from .errors import SrcdiffError, Where
+from .graph import Const, For, Graph, If, Op, Return, While
+
+BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow",
+          ast.MatMult: "matmul", ast.FloorDiv: "floordiv", ast.Mod: "mod"}
+CMPOPS = {ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge", ast.Eq: "eq", ast.NotEq: "ne"}
+UNARYOPS = {ast.USub: "neg", ast.UAdd: "copy", ast.Not: "not"}
+AUGSTORE = {ast.Add: "store_add", ast.Sub: "store_sub"}
+
+UNSUPPORTED_STATEMENTS = {
+    ast.With: "`with` blocks", ast.Try: "`try` blocks", ast.ClassDef: "classes",
+    ast.FunctionDef: "nested function definitions", ast.Global: "`global` statements",
+    ast.Nonlocal: "`nonlocal` statements", ast.Delete: "`del`", ast.Raise: "`raise`",
+    ast.Import: "imports inside the function", ast.ImportFrom: "imports inside the function",
+    ast.Assert: "`assert`", ast.AsyncFunctionDef: "async functions",
+}
+UNSUPPORTED_EXPRESSIONS = {
+    ast.Lambda: "lambdas", ast.ListComp: "list comprehensions", ast.DictComp: "dict comprehensions",
+    ast.SetComp: "set comprehensions", ast.GeneratorExp: "generator expressions",
+    ast.Dict: "dicts", ast.Set: "sets", ast.List: "lists", ast.Yield: "`yield`",
+    ast.YieldFrom: "`yield from`", ast.Await: "`await`", ast.JoinedStr: "strings",
+    ast.Starred: "`*` unpacking", ast.NamedExpr: "`:=`",
+}
+
+
+def source_of(fn):
+    """The dedented source, file name and first line number of a plain Python function."""
+    if not isinstance(fn, types.FunctionType):
+        raise SrcdiffError(f"cannot differentiate {fn!r}: it is not a plain Python function",
+                           hint="decorate a function defined with `def` in a file")
+    try:
+        lines, first = inspect.getsourcelines(fn)
+    except (OSError, TypeError):
+        raise SrcdiffError(f"cannot read the source of {fn.__qualname__}",
+                           hint="srcdiff needs the function's source: define it in a .py file "
+                                "(not in a REPL or with exec)") from None
+    return textwrap.dedent("".join(lines)), inspect.getsourcefile(fn) or "<unknown>", first
+
+
+def parse(fn):
+    """(FunctionDef node, Where factory) for `fn`."""
+    source, filename, first = source_of(fn)
+    tree = ast.parse(source)
+    node = tree.body[0]
+    if isinstance(node, ast.AsyncFunctionDef) or not isinstance(node, ast.FunctionDef):
+        raise SrcdiffError(f"cannot differentiate {fn.__qualname__}: expected a `def` function",
+                           hint="use a plain `def` function, not a lambda or async function")
+    all_lines = source.splitlines()
+    indent = len(inspect.getsourcelines(fn)[0][0]) - len(inspect.getsourcelines(fn)[0][0].lstrip())
+
+    def where(n):
+        line = getattr(n, "lineno", 1)
+        text = all_lines[line - 1] if 0 < line <= len(all_lines) else ""
+        return Where(filename, first + line - 1, getattr(n, "col_offset", 0) + indent, " " * indent + text)
+    return node, where
+
+
+def environment(fn):
+    """Names visible to `fn`: its globals, builtins and closure cells."""
+    env = dict(vars(builtins))
+    env.update(fn.__globals__)
+    if fn.__closure__:
+        for name, cell in zip(fn.__code__.co_freevars, fn.__closure__):
+            try:
+                env[name] = cell.cell_contents
+            except ValueError:
+                pass
+    return env
+
+
+def lower(fn):
+    """Lower a user function to a `Graph`."""
+    node, where = parse(fn)
+    check_signature(node, where)
+    params = [a.arg for a in node.args.args]
+    names = NameAllocator(all_names(node))
+    lowerer = Lowerer(fn, where, names, {p: p for p in params}, stack=(fn,))
+    lowerer.mutable = mutable_names(node.body)
+    body, result = lowerer.lower_function_body(node)
+    graph = Graph(fn.__name__, params, body, result, where(node).filename)
+    graph.names = names
+    return graph
+
+
+def check_signature(node, where):
+    args = node.args
+    bad = (args.vararg, args.kwarg) + tuple(args.kwonlyargs) + tuple(args.posonlyargs)
+    for b in bad:
+        if b:
+            raise SrcdiffError("`*args`, `**kwargs`, keyword-only and positional-only arguments "
+                               "are not supported", where(b if hasattr(b, "lineno") else node),
+                               hint="give every argument a plain positional name")
+
+
+def all_names(node):
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | {a.arg for a in node.args.args}
+
+
+def mutable_names(body):
+    """Names that cannot be put in SSA form: assigned in a loop or branch, or stored into."""
+    mutable = set()
+
+    def visit(stmts, nested):
+        for s in stmts:
+            for t in assigned_targets(s):
+                if isinstance(t, ast.Name) and nested:
+                    mutable.add(t.id)
+                elif isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name):
+                    mutable.add(t.value.id)
+            if isinstance(s, (ast.For, ast.While, ast.If)):
+                if isinstance(s, ast.For) and isinstance(s.target, ast.Name):
+                    mutable.add(s.target.id)
+                visit(s.body, True)
+                visit(s.orelse, True)
+    visit(body, False)
+    return mutable
+
+
+def assigned_targets(stmt):
+    if isinstance(stmt, ast.Assign):
+        out = []
+        for t in stmt.targets:
+            out.extend(t.elts if isinstance(t, ast.Tuple) else [t])
+        return out
+    if isinstance(stmt, (ast.AugAssign, ast.AnnAssign)):
+        return [stmt.target]
+    return []
+
+
+class NameAllocator:
+    """Fresh, deterministic names that never clash with the user's."""
+
+    def __init__(self, taken):
+        self.taken = set(taken)
+        self.temps = 0
+
+    def fresh(self, base):
+        name, k = base, 0
+        while name in self.taken:
+            k += 1
+            name = f"{base}_{k}"
+        self.taken.add(name)
+        return name
+
+    def temp(self):
+        while True:
+            self.temps += 1
+            name = f"t{self.temps}"
+            if name not in self.taken:
+                self.taken.add(name)
+                return name
+
+
+class Lowerer:
+    """Walks one function body, appending IR statements to the current block."""
+
+    def __init__(self, fn, where, names, scope, stack, prefix=""):
+        self.fn, self.where, self.names, self.stack, self.prefix = fn, where, names, stack, prefix
+        self.env = environment(fn)
+        self.scope = dict(scope)       # user name -> current IR operand
+        self.block = []
+        self.mutable = set()
+        self.mutable_all = set()
+        self.loop_depth = 0
+        self.returned = None
+
+    # ---- errors -------------------------------------------------------
+    def fail(self, message, node, hint=None):
+        raise SrcdiffError(message, self.where(node), hint)
+
+    # ---- statements -----------------------------------------------------
+    def lower_function_body(self, node):
+        body = [s for s in node.body if not is_docstring(s)]
+        for i, stmt in enumerate(body):
+            if isinstance(stmt, ast.Return):
+                if i != len(body) - 1:
+                    self.fail("code after `return` is never run", body[i + 1])
+                self.returned = self.expr(stmt.value, None) if stmt.value else self.fail(
+                    "the function must return a value", stmt)
+                self.block.append(Return(self.returned, self.where(stmt)))
+            else:
+                self.statement(stmt)
+        if self.returned is None:
+            self.fail("the function has no `return` at its end", node,
+                      hint="end the function with `return <scalar>`")
+        return self.block, self.returned
+
+    def statement(self, stmt):
+        handler = STATEMENTS.get(type(stmt))
+        if handler is None:
+            what = UNSUPPORTED_STATEMENTS.get(type(stmt), f"`{type(stmt).__name__}` statements")
+            hint = "return once, at the end of the function" if isinstance(stmt, ast.Return) else None
+            self.fail(f"{what} are not supported", stmt, hint)
+        handler(self, stmt)
+
+    def block_of(self, stmts):
+        outer, self.block = self.block, []
+        for s in stmts:
+            if isinstance(s, ast.Return):
+                self.fail("`return` inside a loop or branch is not supported", s,
+                          hint="assign the result to a variable and return it once at the end")
+            self.statement(s)
+        inner, self.block = self.block, outer
+        return inner
+
+    def assign(self, stmt):
+        if len(stmt.targets) != 1:
+            self.fail("chained assignment `a = b = ...` is not supported", stmt)
+        self.assign_to(stmt.targets[0], stmt.value, stmt)
+
+    def ann_assign(self, stmt):
+        if stmt.value is None:
+            return
+        self.assign_to(stmt.target, stmt.value, stmt)
+
+    def assign_to(self, target, value, stmt):
+        if isinstance(target, ast.Name):
+            out = self.define(target.id)
+            operand = self.expr(value, out)
+            if operand != out:
+                self.emit("copy", [operand], {}, value, out=out)
+            self.scope[target.id] = out
+        elif isinstance(target, ast.Tuple):
+            self.unpack(target, value, stmt)
+        elif isinstance(target, ast.Subscript):
+            array = self.array_name(target.value)
+            index_args, layout = self.index(target.slice)
+            operand = self.expr(value, None)
+            self.emit("store", [array, operand] + index_args, {"index": layout}, stmt, out=None)
+        else:
+            self.fail("this assignment target is not supported", target)
+
+    def unpack(self, target, value, stmt):
+        names = target.elts
+        if not all(isinstance(n, ast.Name) for n in names):
+            self.fail("only names can be unpacked", target)
+        if isinstance(value, ast.Tuple) and len(value.elts) == len(names):
+            operands = [self.expr(v, None) for v in value.elts]
+            for n, o in zip(names, operands):
+                out = self.define(n.id)
+                self.emit("copy", [o], {}, stmt, out=out)
+                self.scope[n.id] = out
+        elif isinstance(value, ast.Attribute) and value.attr == "shape":
+            array = self.expr(value.value, None)
+            for k, n in enumerate(names):
+                out = self.define(n.id)
+                self.emit("dim", [array], {"axis": k, "rank": len(names)}, stmt, out=out)
+                self.scope[n.id] = out
+        else:
+            self.fail("tuple unpacking needs a tuple of the same length or `x.shape`", value)
+
+    def aug_assign(self, stmt):
+        op = BINOPS.get(type(stmt.op))
+        if op is None:
+            self.fail("this augmented assignment is not supported", stmt)
+        target = stmt.target
+        if isinstance(target, ast.Subscript):
+            array = self.array_name(target.value)
+            index_args, layout = self.index(target.slice)
+            value = self.expr(stmt.value, None)
+            gate = AUGSTORE.get(type(stmt.op))
+            if gate:
+                self.emit(gate, [array, value] + index_args, {"index": layout}, stmt, out=None)
+                return
+            old = self.emit("index", [array] + index_args, {"index": layout}, stmt)
+            new = self.emit(op, [old, value], {}, stmt)
+            self.emit("store", [array, new] + index_args, {"index": layout}, stmt, out=None)
+        elif isinstance(target, ast.Name):
+            old = self.read(target.id, target)
+            value = self.expr(stmt.value, None)
+            out = self.define(target.id)
+            self.emit(op, [old, value], {}, stmt, out=out)
+            self.scope[target.id] = out
+        else:
+            self.fail("this augmented assignment target is not supported", target)
+
+    def for_loop(self, stmt):
+        if stmt.orelse:
+            self.fail("`for ... else` is not supported", stmt)
+        it = stmt.iter
+        if not (isinstance(it, ast.Call) and self.static_value(it.func) is range):
+            self.fail("`for` loops must run over `range(...)`", it,
+                      hint="write `for i in range(len(x)):` and index with x[i]")
+        if not isinstance(stmt.target, ast.Name):
+            self.fail("the loop variable must be a single name", stmt.target)
+        if it.keywords or not 1 <= len(it.args) <= 3:
+            self.fail("`range` takes 1 to 3 positional arguments here", it)
+        bounds = [self.fixed(self.expr(a, None), a) for a in it.args]
+        start, stop, step = {1: lambda b: (Const(0), b[0], Const(1)),
+                             2: lambda b: (b[0], b[1], Const(1)),
+                             3: lambda b: tuple(b)}[len(bounds)](bounds)
+        if not isinstance(step, Const) or not isinstance(step.value, int) or step.value == 0:
+            self.fail("the step of `range` must be a nonzero integer constant", it,
+                      hint="the backward runs the loop in reverse and needs the step's sign")
+        index = self.define(stmt.target.id)
+        self.scope[stmt.target.id] = index
+        self.loop_depth += 1
+        body = self.block_of(stmt.body)
+        self.loop_depth -= 1
+        self.block.append(For(index, start, stop, step, body, self.where(stmt)))
+
+    def while_loop(self, stmt):
+        if stmt.orelse:
+            self.fail("`while ... else` is not supported", stmt)
+        outer, self.block = self.block, []
+        test = self.expr(stmt.test, None)
+        test_block, self.block = self.block, outer
+        self.loop_depth += 1
+        body = self.block_of(stmt.body)
+        self.loop_depth -= 1
+        counter = self.names.fresh("trips")
+        self.block.append(While(test_block, test, body, self.where(stmt), counter))
+
+    def fixed(self, operand, node):
+        """A copy of `operand` if it names a mutable variable (its value may change later)."""
+        if isinstance(operand, str) and operand in self.mutable_all:
+            return self.emit("copy", [operand], {}, node)
+        return operand
+
+    def if_branch(self, stmt):
+        test = self.fixed(self.expr(stmt.test, None), stmt.test)
+        body = self.block_of(stmt.body)
+        orelse = self.block_of(stmt.orelse)
+        self.block.append(If(test, body, orelse, self.where(stmt)))
+
+    def expression_statement(self, stmt):
+        if is_docstring(stmt):
+            return
+        self.fail("an expression whose value is unused has no effect here", stmt,
+                  hint="assign its result to a variable")
+
+    def loop_exit(self, stmt):
+        word = "break" if isinstance(stmt, ast.Break) else "continue"
+        self.fail(f"`{word}` is not supported yet", stmt,
+                  hint="use a condition inside the loop (`if ...:`) around the rest of the body")
+
+    # ---- names ------------------------------------------------------------
+    def define(self, name):
+        """The IR name a new assignment to user name `name` writes."""
+        if name in self.mutable and name in self.scope:
+            return self.scope[name]
+        ir = name if name not in self.scope and not self.prefix else self.names.fresh(name)
+        if name in self.mutable:
+            self.mutable_all.add(ir)
+        return ir
+
+    def read(self, name, node):
+        if name in self.scope:
+            return self.scope[name]
+        if name in self.env:
+            value = self.env[name]
+            if isinstance(value, bool) or isinstance(value, (int, float)):
+                return Const(value)
+            if isinstance(value, np.floating):
+                return Const(float(value))
+            self.fail(f"`{name}` is a {type(value).__name__}, not a number or array variable", node,
+                      hint="pass arrays as arguments; globals may only be numeric constants")
+        self.fail(f"`{name}` is not defined here", node)
+
+    def array_name(self, node):
+        if not isinstance(node, ast.Name) or node.id not in self.scope:
+            self.fail("only local arrays can be written into", node)
+        return self.scope[node.id]
+
+    def static_value(self, node):
+        """The Python object a `np.exp`-like expression names, or None if it is not static."""
+        if isinstance(node, ast.Name):
+            if node.id in self.scope:
+                return None
+            return self.env.get(node.id)
+        if isinstance(node, ast.Attribute):
+            base = self.static_value(node.value)
+            if isinstance(base, types.ModuleType):
+                return getattr(base, node.attr, None)
+        return None
+
+    # ---- expressions ----------------------------------------------------
+    def emit(self, gate, args, params, node, out=None):
+        out = self.names.temp() if out is None and gate not in ("store", "store_add", "store_sub") else out
+        self.block.append(Op(out, gate, tuple(args), dict(params), self.where(node)))
+        return out
+
+    def expr(self, node, target):
+        handler = EXPRESSIONS.get(type(node))
+        if handler is None:
+            what = UNSUPPORTED_EXPRESSIONS.get(type(node), f"`{type(node).__name__}` expressions")
+            self.fail(f"{what} are not supported", node, hint=EXPRESSION_HINTS.get(type(node)))
+        return handler(self, node, target)
+
+    def name(self, node, target):
+        return self.read(node.id, node)
+
+    def constant(self, node, target):
+        if isinstance(node.value, (bool, int, float)):
+            return Const(node.value)
+        self.fail(f"constants of type {type(node.value).__name__} are not supported", node,
+                  hint="only numbers are allowed in differentiated code")
+
+    def binop(self, node, target):
+        gate = BINOPS.get(type(node.op))
+        if gate is None:
+            self.fail(f"the operator `{type(node.op).__name__}` is not supported", node)
+        left, right = self.expr(node.left, None), self.expr(node.right, None)
+        return self.emit(gate, [left, right], {}, node, target)
+
+    def unaryop(self, node, target):
+        operand = self.expr(node.operand, None)
+        gate = UNARYOPS.get(type(node.op))
+        if gate is None:
+            self.fail("bitwise `~` is not supported", node)
+        if isinstance(operand, Const) and gate == "neg":
+            return Const(-operand.value)
+        return self.emit(gate, [operand], {}, node, target)
+
+    def compare(self, node, target):
+        if len(node.ops) != 1:
+            self.fail("chained comparisons are not supported", node, hint="write `a < b and b < c`")
+        gate = CMPOPS.get(type(node.ops[0]))
+        if gate is None:
+            self.fail("`is` and `in` comparisons are not supported", node)
+        return self.emit(gate, [self.expr(node.left, None), self.expr(node.comparators[0], None)],
+                         {}, node, target)
+
+    def boolop(self, node, target):
+        gate = "and" if isinstance(node.op, ast.And) else "or"
+        operands = [self.expr(v, None) for v in node.values]
+        result = operands[0]
+        for i, o in enumerate(operands[1:]):
+            result = self.emit(gate, [result, o], {}, node, target if i == len(operands) - 2 else None)
+        return result
+
+    def ifexp(self, node, target):
+        test = self.fixed(self.expr(node.test, None), node.test)
+        out = target or self.names.temp()
+        self.mutable_all.add(out)
+        body = self.branch_value(node.body, out)
+        orelse = self.branch_value(node.orelse, out)
+        self.block.append(If(test, body, orelse, self.where(node)))
+        return out
+
+    def branch_value(self, node, out):
+        outer, self.block = self.block, []
+        operand = self.expr(node, out)
+        if operand != out:
+            self.emit("copy", [operand], {}, node, out)
+        inner, self.block = self.block, outer
+        return inner
+
+    def attribute(self, node, target):
+        value = self.static_value(node)
+        if isinstance(value, float):
+            return Const(value)
+        if isinstance(node.value, ast.Name) and node.value.id in self.scope:
+            return calls.array_attribute(self, node, target)
+        self.fail(f"`{ast.unparse(node)}` is not supported here", node)
+
+    def subscript(self, node, target):
+        base = node.value
+        if isinstance(base, ast.Attribute) and base.attr == "shape":
+            array = self.expr(base.value, None)
+            k = node.slice
+            if not (isinstance(k, ast.Constant) and isinstance(k.value, int)) and not (
+                    isinstance(k, ast.UnaryOp) and isinstance(k.operand, ast.Constant)):
+                self.fail("`x.shape[k]` needs a constant k", node)
+            axis = ast.literal_eval(k)
+            return self.emit("dim", [array], {"axis": axis}, node, target)
+        array = self.expr(base, None)
+        args, layout = self.index(node.slice)
+        return self.emit("index", [array] + args, {"index": layout}, node, target)
+
+    def index(self, node):
+        """(operands, layout) of an index expression; layout has one entry per position."""
+        parts = node.elts if isinstance(node, ast.Tuple) else [node]
+        operands, layout = [], []
+        for p in parts:
+            if isinstance(p, ast.Slice):
+                bounds = (p.lower, p.upper, p.step)
+                layout.append(("slice",) + tuple(b is not None for b in bounds))
+                operands.extend(self.expr(b, None) for b in bounds if b is not None)
+            elif isinstance(p, ast.Constant) and p.value is None:
+                layout.append(("new",))
+            elif isinstance(p, ast.Constant) and p.value is Ellipsis:
+                self.fail("`...` in an index is not supported", p, hint="write the `:` out")
+            else:
+                layout.append(("at",))
+                operands.append(self.expr(p, None))
+        return operands, tuple(layout)
+
+    def call(self, node, target):
+        return calls.lower_call(self, node, target)
+
+
+def is_docstring(stmt):
+    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(
+        stmt.value.value, str)
+
+
+EXPRESSION_HINTS = {
+    ast.Lambda: "define a named function with `def` and call it",
+    ast.ListComp: "write a `for` loop filling an array made with np.zeros",
+    ast.List: "build arrays with np.zeros / np.empty and fill them",
+    ast.Dict: "pass the values as separate arguments",
+    ast.JoinedStr: "remove string handling from the differentiated function",
+}
+
+STATEMENTS = {
+    ast.Assign: Lowerer.assign, ast.AnnAssign: Lowerer.ann_assign, ast.AugAssign: Lowerer.aug_assign,
+    ast.For: Lowerer.for_loop, ast.While: Lowerer.while_loop, ast.If: Lowerer.if_branch,
+    ast.Expr: Lowerer.expression_statement, ast.Pass: lambda self, stmt: None,
+    ast.Break: Lowerer.loop_exit, ast.Continue: Lowerer.loop_exit,
+}
+EXPRESSIONS = {
+    ast.Name: Lowerer.name, ast.Constant: Lowerer.constant, ast.BinOp: Lowerer.binop,
+    ast.UnaryOp: Lowerer.unaryop, ast.Compare: Lowerer.compare, ast.BoolOp: Lowerer.boolop,
+    ast.IfExp: Lowerer.ifexp, ast.Attribute: Lowerer.attribute, ast.Subscript: Lowerer.subscript,
+    ast.Call: Lowerer.call,
+}
+
+_ = math  # math functions are resolved through the user's globals in calls.py

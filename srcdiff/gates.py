@@ -1,0 +1,165 @@
+"""How each gate is written as Python in the generated forward (one small function per gate).
+
+Each writer takes `(op, ty, *args)`: the IR op, its types (`ty.args`, `ty.out`)
+and the operands as `Sym`s, and returns the `Sym` of the forward expression.
+Full reductions use NumPy; reductions over one axis call srcdiff's helpers,
+since numba's np.max/np.sum lack `axis`/`keepdims`.
+"""
+import ast
+
+from .sym import Sym, builtin, helper, if_else, np_, tuple_
+
+
+class OpTypes:
+    __slots__ = ("args", "out")
+
+    def __init__(self, args, out):
+        self.args, self.out = args, out
+
+
+def binop(symbol):
+    return lambda op, ty, x, y: symbol(x, y)
+
+
+def np_call(name):
+    return lambda op, ty, *args: getattr(np_, name)(*args)
+
+
+def scalar_or_np(builtin_name, np_name):
+    def write(op, ty, x, y):
+        if ty.out.ndim == 0:
+            return builtin(builtin_name, x, y)
+        return getattr(np_, np_name)(x, y)
+    return write
+
+
+def logical(py_op, np_name):
+    def write(op, ty, *args):
+        if ty.out.ndim == 0:
+            return Sym(ast.BoolOp(py_op(), [a.node for a in args]))
+        return getattr(np_, np_name)(*args)
+    return write
+
+
+def logical_not(op, ty, x):
+    return Sym(ast.UnaryOp(ast.Not(), x.node)) if ty.out.ndim == 0 else np_.logical_not(x)
+
+
+def where(op, ty, c, a, b):
+    return if_else(c, a, b) if ty.out.ndim == 0 else np_.where(c, a, b)
+
+
+def reduction(name):
+    def write(op, ty, x):
+        axis, keep = op.params["axis"], op.params["keepdims"]
+        if ty.args[0].ndim == 0:
+            return x
+        if axis is None:
+            return getattr(np_, name)(x)
+        if ty.args[0].ndim == 1 and not keep:
+            return getattr(np_, name)(x)
+        return helper(f"{name}_over_keep" if keep else f"{name}_over", x, axis)
+    return write
+
+
+def logsumexp(op, ty, x):
+    axis, keep = op.params["axis"], op.params["keepdims"]
+    if axis is None:
+        return helper("logsumexp_all", x)
+    kept = helper("logsumexp_over_keep", x, axis)
+    return kept if keep else helper("sum_over", kept, axis)
+
+
+def softmax_like(name):
+    def write(op, ty, x):
+        axis = op.params["axis"]
+        return helper(f"{name}_all", x) if axis is None else helper(f"{name}_over", x, axis)
+    return write
+
+
+def softmax_cross_entropy(op, ty, z, y):
+    return -np_.sum(y * helper("log_softmax_over", z, -1))
+
+
+def shape_of(op, args):
+    layout = op.params["shape"]
+    if layout[0] == "of":
+        return args[0].attr("shape")
+    return args[0] if layout[1] == 1 else tuple_(args)
+
+
+def create(name):
+    def write(op, ty, *args):
+        shape = shape_of(op, args)
+        if op.params["dtype"] == "float64":
+            return getattr(np_, name)(shape)
+        return getattr(np_, name)(shape, Sym(ast.Attribute(Sym("np").node, op.params["dtype"],
+                                                           ast.Load())))
+    return write
+
+
+def reshape(op, ty, x, *shape):
+    return np_.ascontiguousarray(x).method("reshape", shape_of(op, shape))
+
+
+def relu(op, ty, x):
+    return builtin("max", x, 0.0) if ty.out.ndim == 0 else np_.maximum(x, 0.0)
+
+
+def sigmoid(op, ty, x):
+    return 1.0 / (1.0 + np_.exp(-x))
+
+
+def index_expr(layout, args):
+    """The subscript expression for an index `layout` with operand Syms `args`."""
+    it = iter(args)
+    parts = []
+    for kind in layout:
+        if kind[0] == "at":
+            parts.append(next(it).node)
+        elif kind[0] == "new":
+            parts.append(ast.Constant(None))
+        else:
+            bounds = [next(it).node if present else None for present in kind[1:]]
+            parts.append(ast.Slice(*bounds))
+    return Sym(parts[0]) if len(parts) == 1 else Sym(ast.Tuple(parts, ast.Load()))
+
+
+def index(op, ty, x, *positions):
+    return x[index_expr(op.params["index"], positions)]
+
+
+def dim(op, ty, x):
+    return x.attr("shape")[op.params["axis"]]
+
+
+FORWARD = {
+    "add": binop(lambda x, y: x + y), "sub": binop(lambda x, y: x - y),
+    "mul": binop(lambda x, y: x * y), "div": binop(lambda x, y: x / y),
+    "pow": binop(lambda x, y: x ** y), "matmul": binop(lambda x, y: x @ y),
+    "mod": binop(lambda x, y: Sym(ast.BinOp(x.node, ast.Mod(), y.node))),
+    "floordiv": binop(lambda x, y: Sym(ast.BinOp(x.node, ast.FloorDiv(), y.node))),
+    "lt": binop(lambda x, y: x < y), "le": binop(lambda x, y: x <= y),
+    "gt": binop(lambda x, y: x > y), "ge": binop(lambda x, y: x >= y),
+    "eq": binop(lambda x, y: x.eq(y)),
+    "ne": binop(lambda x, y: Sym(ast.Compare(x.node, [ast.NotEq()], [y.node]))),
+    "and": logical(ast.And, "logical_and"), "or": logical(ast.Or, "logical_or"), "not": logical_not,
+    "neg": lambda op, ty, x: -x, "copy": lambda op, ty, x: x,
+    "maximum": scalar_or_np("max", "maximum"), "minimum": scalar_or_np("min", "minimum"),
+    "where": where, "outer": np_call("outer"), "arctan2": np_call("arctan2"),
+    "relu": relu, "sigmoid": sigmoid, "square": lambda op, ty, x: x * x,
+    "sum": reduction("sum"), "mean": reduction("mean"), "max": reduction("max"),
+    "min": reduction("min"), "logsumexp": logsumexp,
+    "softmax": softmax_like("softmax"), "log_softmax": softmax_like("log_softmax"),
+    "softmax_cross_entropy": softmax_cross_entropy,
+    "zeros": create("zeros"), "ones": create("ones"), "empty": create("empty"),
+    "zeros_like": np_call("zeros_like"), "ones_like": np_call("ones_like"),
+    "empty_like": np_call("empty_like"), "copy_array": lambda op, ty, x: x.method("copy"),
+    "transpose": lambda op, ty, x: x.T, "reshape": reshape,
+    "dim": dim, "size": lambda op, ty, x: x.attr("size"), "ndim": lambda op, ty, x: x.attr("ndim"),
+    "int": lambda op, ty, x: builtin("int", x), "float": lambda op, ty, x: builtin("float", x),
+    "index": index,
+}
+for _name in ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "abs", "log1p", "expm1", "sign",
+              "arctan", "sinh", "cosh", "floor", "ceil"):
+    FORWARD[_name] = np_call(_name)

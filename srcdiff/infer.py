@@ -1,0 +1,265 @@
+"""Type inference: the dtype and rank of every IR value, for one call signature.
+
+Sizes stay symbolic: only `(dtype, ndim)` is inferred. Loops are iterated to a
+fixed point; a value whose rank changes between iterations is an error (numba
+would reject it too).
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import SrcdiffError
+from .graph import Const, For, If, Op, Return, While
+
+
+@dataclass(frozen=True)
+class Ty:
+    dtype: str     # 'float64', 'float32', 'int64', 'bool'
+    ndim: int      # 0 for scalars
+
+    @property
+    def is_float(self):
+        return self.dtype.startswith("float")
+
+    @property
+    def is_array(self):
+        return self.ndim > 0
+
+    def __repr__(self):
+        return self.dtype if self.ndim == 0 else f"{self.dtype}[{self.ndim}d]"
+
+
+FLOAT, INT, BOOL = Ty("float64", 0), Ty("int64", 0), Ty("bool", 0)
+
+
+def type_of_value(value):
+    """The Ty of a runtime argument, or None if srcdiff cannot take it."""
+    if isinstance(value, (bool, np.bool_)):
+        return BOOL
+    if isinstance(value, (int, np.integer)):
+        return INT
+    if isinstance(value, (float, np.floating)):
+        return Ty(np.dtype(type(value)).name if isinstance(value, np.floating) else "float64", 0)
+    if isinstance(value, np.ndarray) and value.ndim > 0:
+        kind = value.dtype.kind
+        if kind == "f" and value.dtype.name in ("float32", "float64"):
+            return Ty(value.dtype.name, value.ndim)
+        if kind in "iu":
+            return Ty("int64", value.ndim)
+        if kind == "b":
+            return Ty("bool", value.ndim)
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return type_of_value(value[()])
+    return None
+
+
+def promote(*dtypes):
+    """Result dtype of mixing dtypes, as numba does it (float64 wins over float32)."""
+    for d in ("float64", "float32", "int64"):
+        if d in dtypes:
+            return d
+    return "bool"
+
+
+def const_type(value):
+    return BOOL if isinstance(value, bool) else INT if isinstance(value, int) else FLOAT
+
+
+def infer(graph, arg_types):
+    """Map every IR name to its Ty, given the Ty of each argument."""
+    env = dict(zip(graph.params, arg_types))
+    for _ in range(4):
+        before = dict(env)
+        _block(graph.body, env)
+        if env == before:
+            return env
+    return env
+
+
+def _block(block, env):
+    for stmt in block:
+        if isinstance(stmt, Op):
+            _op(stmt, env)
+        elif isinstance(stmt, For):
+            for bound in (stmt.start, stmt.stop):
+                if _ty(bound, env).dtype != "int64" or _ty(bound, env).ndim:
+                    raise SrcdiffError("`range` bounds must be integers", stmt.where,
+                                       hint="use int(...) or an integer expression such as x.shape[0]")
+            env[stmt.index] = INT
+            for _ in range(3):
+                _block(stmt.body, env)
+        elif isinstance(stmt, While):
+            for _ in range(3):
+                _block(stmt.test_block, env)
+                _block(stmt.body, env)
+            env[stmt.counter] = INT
+        elif isinstance(stmt, If):
+            if _ty(stmt.test, env).ndim:
+                raise SrcdiffError("the condition of `if` is an array", stmt.where,
+                                   hint="use np.where(cond, a, b) for elementwise choices")
+            _block(stmt.body, env)
+            _block(stmt.orelse, env)
+        elif isinstance(stmt, Return):
+            pass
+
+
+def _ty(operand, env):
+    if isinstance(operand, Const):
+        return const_type(operand.value)
+    return env[operand]
+
+
+def _op(op, env):
+    args = [_ty(a, env) for a in op.args]
+    rule = TYPE_RULES.get(op.gate)
+    if rule is None:
+        raise SrcdiffError(f"internal: no type rule for gate {op.gate}", op.where)
+    out = rule(op, *args)
+    if op.out is None:
+        return
+    old = env.get(op.out)
+    if old is not None and old != out:
+        if old.ndim != out.ndim:
+            raise SrcdiffError(f"`{op.out}` changes from a {old} to a {out} here", op.where,
+                               hint="give the new value its own name")
+        out = Ty(promote(old.dtype, out.dtype), out.ndim)
+    env[op.out] = out
+
+
+def float_of(dtype):
+    return dtype if dtype.startswith("float") else "float64"
+
+
+def same(op, x, *rest):
+    return x
+
+
+def floating(op, x, *rest):
+    return Ty(float_of(x.dtype), x.ndim)
+
+
+def broadcast(op, *args):
+    return Ty(promote(*(a.dtype for a in args)), max(a.ndim for a in args))
+
+
+def divide(op, x, y):
+    return Ty(float_of(promote(x.dtype, y.dtype)), max(x.ndim, y.ndim))
+
+
+def compare(op, *args):
+    return Ty("bool", max(a.ndim for a in args))
+
+
+def choose(op, c, a, b):
+    return Ty(promote(a.dtype, b.dtype), max(c.ndim, a.ndim, b.ndim))
+
+
+def matmul(op, x, y):
+    if not (1 <= x.ndim <= 2 and 1 <= y.ndim <= 2):
+        raise SrcdiffError(f"`@` needs 1-D or 2-D arrays, got {x} and {y}", op.where,
+                           hint="batched matmul of 3-D arrays is not supported; loop over the batch")
+    return Ty(promote(x.dtype, y.dtype), x.ndim + y.ndim - 2)
+
+
+def outer(op, x, y):
+    return Ty(promote(x.dtype, y.dtype), 2)
+
+
+def reduce(op, x):
+    axis, keep = op.params["axis"], op.params["keepdims"]
+    if axis is not None and not -x.ndim <= axis < max(x.ndim, 1):
+        raise SrcdiffError(f"axis {axis} is out of range for a {x.ndim}-D array", op.where)
+    if axis is None and keep and x.ndim:
+        raise SrcdiffError("`keepdims=True` without `axis` is not supported", op.where,
+                           hint="reduce over one axis at a time, or drop keepdims")
+    dtype = float_of(x.dtype) if op.gate in ("mean", "logsumexp") else x.dtype
+    if keep:
+        return Ty(dtype, x.ndim)
+    return Ty(dtype, 0 if axis is None else x.ndim - 1)
+
+
+def softmax(op, x):
+    if x.ndim == 0:
+        raise SrcdiffError("softmax needs an array", op.where)
+    return Ty(float_of(x.dtype), x.ndim)
+
+
+def scalar_of(op, z, y):
+    return Ty(float_of(z.dtype), 0)
+
+
+def shape_rank(op, *args):
+    layout = op.params["shape"]
+    return layout[1] if layout[0] == "tuple" else args[-1].ndim
+
+
+def create(op, *args):
+    return Ty(op.params["dtype"], shape_rank(op, *args))
+
+
+def reshape(op, x, *dims):
+    return Ty(x.dtype, shape_rank(op, *dims) if op.params["shape"][0] == "tuple" else dims[0].ndim)
+
+
+def integer(op, *args):
+    return INT
+
+
+def dim(op, x):
+    rank = op.params.get("rank")
+    if rank is not None and rank != x.ndim:
+        raise SrcdiffError(f"unpacking {rank} sizes from the shape of a {x.ndim}-D array", op.where)
+    if not -x.ndim <= op.params["axis"] < x.ndim:
+        raise SrcdiffError(f"shape index {op.params['axis']} is out of range for a {x.ndim}-D array",
+                           op.where)
+    return INT
+
+
+def to_float(op, x):
+    if x.ndim:
+        raise SrcdiffError("float() of an array", op.where)
+    return FLOAT
+
+
+def index(op, x, *positions):
+    layout = op.params["index"]
+    picked = sum(1 for p in layout if p[0] != "new")
+    if picked > x.ndim:
+        raise SrcdiffError(f"too many indices for a {x.ndim}-D value", op.where)
+    for t in positions:
+        if t.dtype != "int64" or t.ndim:
+            raise SrcdiffError("array indices and slice bounds must be integer scalars", op.where,
+                               hint="convert with int(...); indexing with arrays is not supported")
+    dropped = sum(1 for p in layout if p[0] == "at")
+    added = sum(1 for p in layout if p[0] == "new")
+    return Ty(x.dtype, x.ndim - dropped + added)
+
+
+def store(op, x, value, *positions):
+    if x.ndim == 0:
+        raise SrcdiffError("cannot index into a scalar", op.where)
+    return None
+
+
+def transpose(op, x):
+    return x
+
+
+TYPE_RULES = {
+    "copy": same, "neg": same, "abs": same, "square": same, "copy_array": same,
+    "zeros_like": same, "ones_like": same, "empty_like": same, "transpose": transpose,
+    "exp": floating, "log": floating, "sqrt": floating, "sin": floating, "cos": floating,
+    "tan": floating, "tanh": floating, "log1p": floating, "expm1": floating, "sign": floating,
+    "arctan": floating, "sinh": floating, "cosh": floating, "floor": floating, "ceil": floating,
+    "relu": floating, "sigmoid": floating,
+    "add": broadcast, "sub": broadcast, "mul": broadcast, "pow": broadcast, "maximum": broadcast,
+    "minimum": broadcast, "mod": broadcast, "floordiv": broadcast, "div": divide, "arctan2": divide,
+    "lt": compare, "le": compare, "gt": compare, "ge": compare, "eq": compare, "ne": compare,
+    "and": compare, "or": compare, "not": compare, "where": choose,
+    "matmul": matmul, "outer": outer,
+    "sum": reduce, "mean": reduce, "max": reduce, "min": reduce, "logsumexp": reduce,
+    "softmax": softmax, "log_softmax": softmax, "softmax_cross_entropy": scalar_of,
+    "zeros": create, "ones": create, "empty": create, "reshape": reshape,
+    "dim": dim, "size": integer, "ndim": integer, "int": integer, "float": to_float,
+    "index": index, "store": store, "store_add": store, "store_sub": store,
+}

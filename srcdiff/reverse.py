@@ -1,0 +1,396 @@
+"""The reverse sweep: a typed, analysed graph -> forward and backward statements (ast).
+
+Forward: the graph's statements as Python, in order; inside loops, the values
+the backward cannot recompute are pushed on a tape at the end of their block.
+Backward: the statements in reverse, each through its gate rule; loops run
+backwards (same index values, reverse order), popping their block's tape
+entries and recomputing cheap values first. Adjoints of single assignments
+are created by their first contribution; adjoints of mutable names start at
+zero and are reset when the assignment they belong to is undone.
+"""
+import ast
+
+from .analysis import STORES, children, is_active_op
+from .gates import FORWARD, OpTypes, index_expr
+from .graph import Const, For, If, Op, Return, While, names_in
+from .infer import const_type
+from .rules import BROADCASTING, NON_DIFFERENTIABLE, RULES
+from .sym import Sym, helper, np_
+
+COMMENT = "__srcdiff_comment__"
+
+
+def comment(text):
+    """A placeholder statement that emit.py turns into a `# text` line."""
+    return ast.Expr(ast.Constant(COMMENT + text))
+
+
+def assign(name, value):
+    return ast.Assign([ast.Name(name, ast.Store())], value.node)
+
+
+def aug_add(target_node, value):
+    return ast.AugAssign(target_node, ast.Add(), value.node)
+
+
+class Sweep:
+    def __init__(self, graph, tys, plan, names):
+        self.graph, self.tys, self.plan, self.names = graph, tys, plan, names
+        self.adjoints = {}
+        self.initialized = set()
+        self.owned = self._scattered_arrays()
+        self.uses_tape = bool(plan.taped)
+        self.prereserved = set()
+
+    # ---- names and types -----------------------------------------------------------------
+    def adj(self, name):
+        if name not in self.adjoints:
+            self.adjoints[name] = self.names.fresh("d" + name)
+        return self.adjoints[name]
+
+    def ty(self, operand):
+        return const_type(operand.value) if isinstance(operand, Const) else self.tys[operand]
+
+    def op_types(self, op):
+        return OpTypes([self.ty(a) for a in op.args], self.tys.get(op.out))
+
+    @staticmethod
+    def sym(operand):
+        return Sym(operand.value if isinstance(operand, Const) else operand)
+
+    def zero(self, name):
+        return np_.zeros_like(Sym(name)) if self.tys[name].is_array else Sym(0.0)
+
+    def _scattered_arrays(self):
+        owned = set()
+        for stmt, _ in _walk_ops(self.graph.body):
+            if stmt.gate == "index" and isinstance(stmt.args[0], str):
+                owned.add(stmt.args[0])
+        return owned
+
+    # ---- forward -----------------------------------------------------------------------
+    def forward(self, block, saves, live=None):
+        """Forward statements of `block`; with `saves`, tape pushes and only live statements."""
+        out, line = [], None
+        for stmt in block:
+            if live is not None and id(stmt) not in live:
+                continue
+            if stmt.where.line != line and isinstance(stmt, Op):
+                line = stmt.where.line
+                out.append(comment(f"line {line}: {stmt.where.text.strip()}"))
+            out.extend(FORWARD_STATEMENT[type(stmt)](self, stmt, saves, live))
+            if isinstance(stmt, (For, While, If)):
+                line = None
+        if saves:
+            out.extend(self.pushes(block))
+        return out
+
+    def forward_op(self, op, saves, live):
+        args = [self.sym(a) for a in op.args]
+        ty = self.op_types(op)
+        if op.gate in STORES:
+            target = args[0][index_expr(op.params["index"], args[2:])].node
+            target.ctx = ast.Store()
+            if op.gate == "store":
+                return [ast.Assign([target], args[1].node)]
+            op_node = ast.Add() if op.gate == "store_add" else ast.Sub()
+            return [ast.AugAssign(target, op_node, args[1].node)]
+        value = FORWARD[op.gate](op, ty, *args)
+        if op.gate == "index" and op.args[0] in self.plan.stored_arrays and ty.out.is_array:
+            value = value.method("copy")   # a view would change when the array is written
+        return [ast.Assign([ast.Name(op.out, ast.Store())], value.node)]
+
+    def forward_for(self, loop, saves, live):
+        pre = []
+        if saves and self._scalar_pushes_only(loop.body):
+            count = len(self.plan.taped.get(id(loop.body), ()))
+            trips = Sym(ast.Call(ast.Name("len", ast.Load()), [self.range_of(loop).node], []))
+            pre.append(self.reserve(Sym("k") + trips * count))
+            self.prereserved.add(id(loop.body))
+        body = self.forward(loop.body, saves, live)
+        header = comment(f"line {loop.where.line}: {loop.where.text.strip()}")
+        return pre + [header, ast.For(ast.Name(loop.index, ast.Store()), self.range_of(loop).node,
+                                      body or [ast.Pass()], [])]
+
+    def forward_while(self, loop, saves, live):
+        test_block = self.forward(loop.test_block, False)
+        body = self.forward(loop.body, saves, live)
+        counting = saves and self._needs_counter(loop)
+        if counting:
+            body.append(ast.AugAssign(ast.Name(loop.counter, ast.Store()), ast.Add(), ast.Constant(1)))
+        start = [assign(loop.counter, Sym(0))] if counting else []
+        header = comment(f"line {loop.where.line}: {loop.where.text.strip()}")
+        return start + test_block + [header, ast.While(self.sym(loop.test).node,
+                                                       body + test_block or [ast.Pass()], [])]
+
+    def forward_if(self, branch, saves, live):
+        body = self.forward(branch.body, saves, live) or [ast.Pass()]
+        orelse = self.forward(branch.orelse, saves, live)
+        header = comment(f"line {branch.where.line}: {branch.where.text.strip()}")
+        return [header, ast.If(self.sym(branch.test).node, body, orelse)]
+
+    def forward_return(self, ret, saves, live):
+        return []
+
+    def range_of(self, loop):
+        start, stop, step = (self.sym(b) for b in (loop.start, loop.stop, loop.step))
+        if loop.step.value == 1:
+            args = [stop] if isinstance(loop.start, Const) and loop.start.value == 0 else [start, stop]
+        else:
+            args = [start, stop, step]
+        return Sym(ast.Call(ast.Name("range", ast.Load()), [a.node for a in args], []))
+
+    def _needs_counter(self, loop):
+        return any(is_active_op(s, self.plan.active) for s, _ in _walk_ops(loop.body))
+
+    def _scalar_pushes_only(self, block):
+        names = self.plan.taped.get(id(block), [])
+        nested = any(self.plan.taped.get(id(b)) for s in block for child in children(s)
+                     for b in _blocks(child))
+        return names and not nested and not any(self.tys[n].is_array for n in names)
+
+    # ---- the tape ------------------------------------------------------------------------
+    def reserve(self, size):
+        return assign("tape", helper("reserve", Sym("tape"), size))
+
+    def pushes(self, block):
+        names = self.plan.taped.get(id(block), [])
+        if not names:
+            return []
+        scalars = [n for n in names if not self.tys[n].is_array]
+        arrays = [n for n in names if self.tys[n].is_array]
+        out = []
+        if id(block) not in self.prereserved:
+            size = Sym("k") + len(scalars)
+            for a in arrays:
+                size = size + Sym(a).attr("size") + self.tys[a].ndim
+            out.append(self.reserve(size))
+        for i, n in enumerate(scalars):
+            slot = Sym("tape")[Sym("k") + i if i else Sym("k")].node
+            slot.ctx = ast.Store()
+            out.append(ast.Assign([slot], Sym(n).node))
+        if scalars:
+            out.append(ast.AugAssign(ast.Name("k", ast.Store()), ast.Add(), ast.Constant(len(scalars))))
+        for a in arrays:
+            out.append(assign("k", helper("push_array", Sym("tape"), Sym("k"), Sym(a))))
+        return out
+
+    def pops(self, block):
+        names = self.plan.taped.get(id(block), [])
+        scalars = [n for n in names if not self.tys[n].is_array]
+        arrays = [n for n in names if self.tys[n].is_array]
+        out = []
+        for a in reversed(arrays):
+            pop = helper(f"pop_array{self.tys[a].ndim}", Sym("tape"), Sym("k"))
+            out.append(ast.Assign([ast.Tuple([ast.Name(a, ast.Store()), ast.Name("k", ast.Store())],
+                                             ast.Store())], pop.node))
+        if scalars:
+            out.append(ast.AugAssign(ast.Name("k", ast.Store()), ast.Sub(), ast.Constant(len(scalars))))
+        for i, n in enumerate(scalars):
+            out.append(assign(n, self.from_tape(Sym("tape")[Sym("k") + i if i else Sym("k")], n)))
+        return out
+
+    def from_tape(self, slot, name):
+        dtype = self.tys[name].dtype
+        if dtype == "bool":
+            return Sym(ast.Compare(slot.node, [ast.NotEq()], [ast.Constant(0.0)]))
+        if dtype == "int64":
+            return Sym(ast.Call(ast.Name("int", ast.Load()), [slot.node], []))
+        if dtype == "float32":
+            return np_.float32(slot)
+        return slot
+
+    # ---- backward ------------------------------------------------------------------------
+    def backward(self, block, local_names):
+        """Reverse statements of `block`; `local_names` are the single assignments it defines."""
+        out = []
+        restore = self.pops(block) + [s for op in self.plan.recomputed.get(id(block), [])
+                                      for s in self.forward_op(op, False, None)]
+        line = None
+        for stmt in reversed(block):
+            if isinstance(stmt, Op):
+                code = self.backward_op(stmt)
+                if code and stmt.where.line != line:
+                    line = stmt.where.line
+                    out.append(comment(f"line {line}: {stmt.where.text.strip()}"))
+                out.extend(code)
+            elif isinstance(stmt, (For, While, If)):
+                out.extend(self.backward_region(stmt, local_names))
+                line = None
+        return (restore + out) if out else []
+
+    def backward_region(self, region, local_names):
+        if not _contains_active(region, self.plan.active):
+            return []
+        inits = []
+        for name in sorted(self._contributed(region) & local_names - self.initialized):
+            inits.append(assign(self.adj(name), self.zero(name)))
+            self.initialized.add(name)
+        header = comment(f"reverse of line {region.where.line}: {region.where.text.strip()}")
+        return inits + [header] + BACKWARD_REGION[type(region)](self, region)
+
+    def backward_for(self, loop):
+        body = self.backward(loop.body, self._locals(loop.body)) or [ast.Pass()]
+        return [ast.For(ast.Name(loop.index, ast.Store()), self.reversed_range(loop).node, body, [])]
+
+    def reversed_range(self, loop):
+        start, stop = self.sym(loop.start), self.sym(loop.stop)
+        step = loop.step.value
+        if step == 1:
+            first = stop - 1
+            end = Sym(-1) if isinstance(loop.start, Const) and loop.start.value == 0 else start - 1
+        else:
+            first = helper("range_last", start, stop, step)
+            end = start - 1 if step > 0 else start + 1
+        return Sym(ast.Call(ast.Name("range", ast.Load()), [first.node, end.node, ast.Constant(-step)], []))
+
+    def backward_while(self, loop):
+        body = self.backward(loop.body, self._locals(loop.body)) or [ast.Pass()]
+        trips = Sym(ast.Call(ast.Name("range", ast.Load()), [ast.Name(loop.counter, ast.Load())], []))
+        return [ast.For(ast.Name("_", ast.Store()), trips.node, body, [])]
+
+    def backward_if(self, branch):
+        body = self.backward(branch.body, self._locals(branch.body)) or [ast.Pass()]
+        orelse = self.backward(branch.orelse, self._locals(branch.orelse))
+        return [ast.If(self.sym(branch.test).node, body, orelse)]
+
+    def _locals(self, block):
+        return {s.out for s in block if isinstance(s, Op) and s.out and s.out not in self.plan.mutable}
+
+    def _contributed(self, region):
+        got = set()
+        for op, _ in _walk_ops(children_flat(region)):
+            if is_active_op(op, self.plan.active):
+                sources = op.args[1:2] if op.gate in STORES else (
+                    op.args[:1] if op.gate == "index" else op.args)
+                got |= {a for a in names_in(sources) if a in self.plan.active}
+        return got
+
+    def backward_op(self, op):
+        active = self.plan.active
+        if not is_active_op(op, active):
+            return []
+        if op.gate in STORES:
+            return self.backward_store(op)
+        out = []
+        if op.gate not in NON_DIFFERENTIABLE and self._has_adjoint(op.out):
+            out = self.apply_rule(op)
+        if op.out in self.plan.mutable and not _self_update(op):
+            out.append(assign(self.adj(op.out), self.zero(op.out)))
+        return out
+
+    def _has_adjoint(self, name):
+        return name in self.plan.mutable or name in self.initialized
+
+    def apply_rule(self, op):
+        g = Sym(self.adj(op.out))
+        args = [self.sym(a) for a in op.args]
+        ty = self.op_types(op)
+        if op.gate == "index":
+            return self.scatter(op, g, args)
+        contributions = RULES[op.gate](op, ty, g, Sym(op.out), *args)
+        out, self_term = [], None
+        for arg, c, arg_ty in zip(op.args, contributions, ty.args):
+            if c is None or not isinstance(arg, str) or arg not in self.plan.active:
+                continue
+            if op.gate in BROADCASTING and may_broadcast(arg_ty, ty):
+                c = fit(c, arg, arg_ty, ty.out)
+            if arg == op.out:
+                self_term = c if self_term is None else self_term + c
+                continue
+            out.extend(self.accumulate(arg, c))
+        if self_term is not None and ast.dump(self_term.node) != ast.dump(g.node):
+            out.append(assign(self.adj(op.out), self_term))
+        return out
+
+    def scatter(self, op, g, args):
+        array = op.args[0]
+        out = []
+        if array not in self.plan.mutable and array not in self.initialized:
+            out.append(assign(self.adj(array), self.zero(array)))
+            self.initialized.add(array)
+        target = Sym(self.adj(array))[index_expr(op.params["index"], args[1:])].node
+        target.ctx = ast.Store()
+        return out + [aug_add(target, g)]
+
+    def backward_store(self, op):
+        array, value = op.args[0], op.args[1]
+        args = [self.sym(a) for a in op.args]
+        slot = Sym(self.adj(array))[index_expr(op.params["index"], args[2:])]
+        slot_ty = self.slot_type(op)
+        out = []
+        if isinstance(value, str) and value in self.plan.active:
+            c = slot.method("copy") if slot_ty.is_array else slot
+            c = fit(c, value, self.ty(value), slot_ty)
+            out.extend(self.accumulate(value, -c if op.gate == "store_sub" else c))
+        if op.gate == "store":
+            target = slot.node
+            target.ctx = ast.Store()
+            out.append(ast.Assign([target], ast.Constant(0.0)))
+        return out
+
+    def slot_type(self, op):
+        from .infer import index as index_type
+        from .graph import Op as IROp
+        probe = IROp(None, "index", op.args[:1] + op.args[2:], op.params, op.where)
+        return index_type(probe, *[self.ty(a) for a in probe.args])
+
+    def accumulate(self, name, c):
+        adj = self.adj(name)
+        if name in self.plan.mutable or (name in self.owned and name in self.initialized):
+            return [aug_add(ast.Name(adj, ast.Store()), c)]
+        if name not in self.initialized:
+            self.initialized.add(name)
+            if name in self.owned and self.tys[name].is_array:
+                return [assign(adj, np_.zeros_like(Sym(name))), aug_add(ast.Name(adj, ast.Store()), c)]
+            return [assign(adj, c)]
+        if self.tys[name].is_array:
+            return [assign(adj, Sym(adj) + c)]
+        return [aug_add(ast.Name(adj, ast.Store()), c)]
+
+
+def fit(c, arg, arg_ty, out_ty):
+    """Undo broadcasting: sum the contribution `c` down to the shape of `arg`."""
+    if out_ty is None or not out_ty.is_array:
+        return c
+    if not arg_ty.is_array:
+        return np_.sum(c)
+    return helper("unbroadcast", c, Sym(arg))
+
+
+def may_broadcast(arg_ty, ty):
+    """False when `arg` already has the output's shape: the other inputs are all scalars."""
+    others = list(ty.args)
+    others.remove(arg_ty)
+    return arg_ty.ndim < ty.out.ndim or any(o.ndim for o in others)
+
+
+def _self_update(op):
+    return op.out in names_in(op.args)
+
+
+def _contains_active(region, active):
+    return any(is_active_op(op, active) for op, _ in _walk_ops(children_flat(region)))
+
+
+def children_flat(region):
+    return [s for child in children(region) for s in child]
+
+
+def _walk_ops(block):
+    from .graph import walk
+    for stmt, loops in walk(block):
+        if isinstance(stmt, Op):
+            yield stmt, loops
+
+
+def _blocks(block):
+    yield block
+    for s in block:
+        for child in children(s):
+            yield from _blocks(child)
+
+
+FORWARD_STATEMENT = {Op: Sweep.forward_op, For: Sweep.forward_for, While: Sweep.forward_while,
+                     If: Sweep.forward_if, Return: Sweep.forward_return}
+BACKWARD_REGION = {For: Sweep.backward_for, While: Sweep.backward_while, If: Sweep.backward_if}

@@ -1,0 +1,262 @@
+"""The gate table: one adjoint rule per gate, each reading like the math.
+
+A rule takes `(op, ty, g, z, *args)`: `g` is the upstream adjoint of the output
+`z`, `args` the inputs (all `Sym`), `ty` their types. It returns one adjoint
+contribution per input (None where the input gets nothing). Broadcasting is
+undone centrally in `reverse.fit`, not here.
+
+Conventions at non-differentiable points (documented in the README):
+`abs'(0) = 0`; `relu'(0) = 0`; `maximum`/`minimum` split a tie 1/2 : 1/2;
+`max`/`min` reductions share the gradient equally among tied entries.
+"""
+from .sym import helper, if_else, np_
+
+RULES = {}
+NON_DIFFERENTIABLE = {
+    "lt", "le", "gt", "ge", "eq", "ne", "and", "or", "not", "sign", "floor", "ceil", "mod",
+    "floordiv", "zeros", "ones", "empty", "zeros_like", "ones_like", "empty_like",
+    "dim", "size", "ndim", "int",
+}
+# gates whose rule is applied by the reverse sweep itself (they write into arrays)
+SWEEP_GATES = {"index", "store", "store_add", "store_sub"}
+
+
+def rule(*gates):
+    def register(fn):
+        for gate in gates:
+            RULES[gate] = fn
+        return fn
+    return register
+
+
+def choose(ty, test, a, b):
+    """`a if test else b`, elementwise for arrays."""
+    return np_.where(test, a, b) if ty.out.ndim else if_else(test, a, b)
+
+
+# ---- distributor, switcher, router (the seed's add / mul / max gates) --------
+@rule("add")
+def add(op, ty, g, z, x, y):
+    return g, g
+
+
+@rule("sub")
+def sub(op, ty, g, z, x, y):
+    return g, -g
+
+
+@rule("mul")
+def mul(op, ty, g, z, x, y):
+    return g * y, g * x
+
+
+@rule("maximum")
+def maximum(op, ty, g, z, x, y):
+    return g * helper("wins", x, y), g * helper("wins", y, x)
+
+
+@rule("minimum")
+def minimum(op, ty, g, z, x, y):
+    return g * helper("wins", y, x), g * helper("wins", x, y)
+
+
+@rule("relu")
+def relu(op, ty, g, z, x):
+    return (choose(ty, x > 0.0, g, 0.0),)
+
+
+# ---- arithmetic ----------------------------------------------------------------
+@rule("div")
+def div(op, ty, g, z, x, y):
+    return g / y, -g * z / y
+
+
+@rule("pow")
+def pow_(op, ty, g, z, x, y):
+    return g * y * x ** (y - 1.0), g * z * np_.log(x)
+
+
+@rule("neg")
+def neg(op, ty, g, z, x):
+    return (-g,)
+
+
+@rule("copy", "copy_array", "float")
+def identity(op, ty, g, z, x):
+    return (g,)
+
+
+@rule("where")
+def where(op, ty, g, z, c, a, b):
+    return None, choose(ty, c, g, 0.0), choose(ty, c, 0.0, g)
+
+
+@rule("arctan2")
+def arctan2(op, ty, g, z, y, x):
+    r2 = x * x + y * y
+    return g * x / r2, -g * y / r2
+
+
+# ---- elementwise f(x): dx = g * f'(x), reusing the output where it is cheaper ----
+@rule("exp")
+def exp(op, ty, g, z, x):
+    return (g * z,)
+
+
+@rule("expm1")
+def expm1(op, ty, g, z, x):
+    return (g * (z + 1.0),)
+
+
+@rule("log")
+def log(op, ty, g, z, x):
+    return (g / x,)
+
+
+@rule("log1p")
+def log1p(op, ty, g, z, x):
+    return (g / (1.0 + x),)
+
+
+@rule("sqrt")
+def sqrt(op, ty, g, z, x):
+    return (g / (2.0 * z),)
+
+
+@rule("square")
+def square(op, ty, g, z, x):
+    return (2.0 * g * x,)
+
+
+@rule("sin")
+def sin(op, ty, g, z, x):
+    return (g * np_.cos(x),)
+
+
+@rule("cos")
+def cos(op, ty, g, z, x):
+    return (-g * np_.sin(x),)
+
+
+@rule("tan")
+def tan(op, ty, g, z, x):
+    return (g * (1.0 + z * z),)
+
+
+@rule("tanh")
+def tanh(op, ty, g, z, x):
+    return (g * (1.0 - z * z),)
+
+
+@rule("sinh")
+def sinh(op, ty, g, z, x):
+    return (g * np_.cosh(x),)
+
+
+@rule("cosh")
+def cosh(op, ty, g, z, x):
+    return (g * np_.sinh(x),)
+
+
+@rule("arctan")
+def arctan(op, ty, g, z, x):
+    return (g / (1.0 + x * x),)
+
+
+@rule("abs")
+def abs_(op, ty, g, z, x):
+    return (g * np_.sign(x),)
+
+
+@rule("sigmoid")
+def sigmoid(op, ty, g, z, x):
+    return (g * z * (1.0 - z),)
+
+
+# ---- linear algebra ------------------------------------------------------------
+@rule("matmul")
+def matmul(op, ty, g, z, x, y):
+    ranks = (ty.args[0].ndim, ty.args[1].ndim)
+    if ranks == (2, 2):
+        return g @ y.T, x.T @ g
+    if ranks == (1, 2):
+        return y @ g, np_.outer(x, g)
+    if ranks == (2, 1):
+        return np_.outer(g, y), g @ x
+    return g * y, g * x
+
+
+@rule("outer")
+def outer(op, ty, g, z, x, y):
+    return g @ y, x @ g
+
+
+@rule("transpose")
+def transpose(op, ty, g, z, x):
+    return (g.T,)
+
+
+@rule("reshape")
+def reshape(op, ty, g, z, x, *shape):
+    return (np_.ascontiguousarray(g).method("reshape", x.attr("shape")),) + (None,) * len(shape)
+
+
+# ---- reductions: broadcast g back over the reduced axis ----------------------------
+def spread(op, ty, g, x):
+    if ty.args[0].ndim == 0:
+        return g
+    axis = op.params["axis"]
+    return helper("spread_all", g, x) if axis is None else helper("spread", g, x, axis)
+
+
+@rule("sum")
+def sum_(op, ty, g, z, x):
+    return (spread(op, ty, g, x),)
+
+
+@rule("mean")
+def mean(op, ty, g, z, x):
+    axis = op.params["axis"]
+    count = x.attr("size") if axis is None else x.attr("shape")[axis]
+    return (spread(op, ty, g, x) / count,)
+
+
+@rule("max", "min")
+def max_(op, ty, g, z, x):
+    if ty.args[0].ndim == 0:
+        return (g,)
+    axis = op.params["axis"]
+    mask = helper("tie_mask_all", x, z) if axis is None else helper("tie_mask", x, z, axis)
+    return (spread(op, ty, g, x) * mask,)
+
+
+@rule("logsumexp")
+def logsumexp(op, ty, g, z, x):
+    axis = op.params["axis"]
+    probs = helper("softmax_all", x) if axis is None else helper("softmax_over", x, axis)
+    return (spread(op, ty, g, x) * probs,)
+
+
+# ---- softmax family: the fused rules -------------------------------------------
+def sum_like(op, v):
+    axis = op.params["axis"]
+    return np_.sum(v) if axis is None else helper("sum_over_keep", v, axis)
+
+
+@rule("softmax")
+def softmax(op, ty, g, z, x):
+    return (z * (g - sum_like(op, g * z)),)
+
+
+@rule("log_softmax")
+def log_softmax(op, ty, g, z, x):
+    return (g - np_.exp(z) * sum_like(op, g),)
+
+
+@rule("softmax_cross_entropy")
+def softmax_cross_entropy(op, ty, g, z, logits, y):
+    p = helper("softmax_over", logits, -1)
+    return g * (p * helper("sum_over_keep", y, -1) - y), -g * helper("log_softmax_over", logits, -1)
+
+
+BROADCASTING = {"add", "sub", "mul", "div", "pow", "maximum", "minimum", "where", "arctan2"}

@@ -1,0 +1,565 @@
+"""Runtime helpers called by generated gradient code.
+
+Every public helper works both from plain Python on NumPy arrays and from
+inside ``numba.njit`` code (including ``cache=True``).  Helpers whose body
+numba compiles as is use ``register_jitable``; the others are plain NumPy
+functions with a separate numba implementation registered via ``overload``.
+
+The numba implementations of axis helpers view the input as a C-contiguous
+``(outer, n, inner)`` array around ``axis`` (a reshape, so no transposes are
+needed and the remaining axes keep their order) and loop explicitly.
+"""
+
+import math
+
+import numpy as np
+from numba import types
+from numba.core.errors import TypingError
+from numba.cpython.unsafe.tuple import tuple_setitem
+from numba.extending import overload, register_jitable
+from numba.np.numpy_support import as_dtype
+
+__all__ = [
+    "unbroadcast",
+    "sum_over", "sum_over_keep", "mean_over", "mean_over_keep",
+    "max_over", "max_over_keep", "min_over", "min_over_keep",
+    "spread", "spread_all", "tie_mask", "tie_mask_all",
+    "softmax_over", "log_softmax_over", "logsumexp_over_keep",
+    "softmax_all", "log_softmax_all", "logsumexp_all",
+    "reserve", "range_last", "as_dtype_of",
+]
+
+
+# ---------------------------------------------------------------------------
+# Plain NumPy implementations (also the Python-mode entry points)
+# ---------------------------------------------------------------------------
+
+def unbroadcast(g, like):
+    """Sum g over the axes along which like's shape was broadcast to g's."""
+    if g.shape == like.shape:
+        return g
+    lead = g.ndim - like.ndim
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(like.shape)
+        if n == 1 and g.shape[lead + i] != 1)
+    return np.sum(g, axis=axes).reshape(like.shape)
+
+
+def sum_over(x, axis):
+    """np.sum(x, axis)."""
+    return np.sum(x, axis=axis)
+
+
+def sum_over_keep(x, axis):
+    """np.sum(x, axis, keepdims=True)."""
+    return np.sum(x, axis=axis, keepdims=True)
+
+
+def mean_over(x, axis):
+    """np.mean(x, axis)."""
+    return np.mean(x, axis=axis)
+
+
+def mean_over_keep(x, axis):
+    """np.mean(x, axis, keepdims=True)."""
+    return np.mean(x, axis=axis, keepdims=True)
+
+
+def max_over(x, axis):
+    """np.max(x, axis)."""
+    return np.max(x, axis=axis)
+
+
+def max_over_keep(x, axis):
+    """np.max(x, axis, keepdims=True)."""
+    return np.max(x, axis=axis, keepdims=True)
+
+
+def min_over(x, axis):
+    """np.min(x, axis)."""
+    return np.min(x, axis=axis)
+
+
+def min_over_keep(x, axis):
+    """np.min(x, axis, keepdims=True)."""
+    return np.min(x, axis=axis, keepdims=True)
+
+
+def _keep_axis(r, x, axis):
+    """r (a reduction of x over axis) with the reduced axis present."""
+    r = np.asarray(r)
+    return r if r.ndim == x.ndim else np.expand_dims(r, axis)
+
+
+def spread(g, x, axis):
+    """A new array shaped like x holding g broadcast back along axis."""
+    g = _keep_axis(g, x, axis)
+    return np.broadcast_to(g, x.shape).copy()
+
+
+def spread_all(g, x):
+    """A new array shaped like x filled with the scalar g."""
+    return np.full(x.shape, g)
+
+
+def tie_mask(x, m, axis):
+    """1/count where x equals its reduced value m along axis, else 0."""
+    eq = x == _keep_axis(m, x, axis)
+    count = np.sum(eq, axis=axis, keepdims=True)
+    return (eq / count).astype(x.dtype)
+
+
+def tie_mask_all(x, m):
+    """1/count where x equals the scalar m, else 0."""
+    eq = x == m
+    return (eq / np.sum(eq)).astype(x.dtype)
+
+
+def _shift_over(z, axis):
+    """Max of z along axis (kept), with non-finite maxima replaced by 0."""
+    m = np.max(z, axis=axis, keepdims=True)
+    return np.where(np.isfinite(m), m, 0).astype(z.dtype)
+
+
+def softmax_over(z, axis):
+    """Stable softmax of z along axis."""
+    e = np.exp(z - _shift_over(z, axis))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax_over(z, axis):
+    """Stable log-softmax of z along axis."""
+    d = z - _shift_over(z, axis)
+    return d - np.log(np.sum(np.exp(d), axis=axis, keepdims=True))
+
+
+def logsumexp_over_keep(z, axis):
+    """Stable log(sum(exp(z), axis, keepdims=True))."""
+    m = _shift_over(z, axis)
+    return m + np.log(np.sum(np.exp(z - m), axis=axis, keepdims=True))
+
+
+def softmax_all(z):
+    """Stable softmax of z over all its entries."""
+    return softmax_over(z.reshape(-1), 0).reshape(z.shape)
+
+
+def log_softmax_all(z):
+    """Stable log-softmax of z over all its entries."""
+    return log_softmax_over(z.reshape(-1), 0).reshape(z.shape)
+
+
+def logsumexp_all(z):
+    """Stable log(sum(exp(z))) as a scalar."""
+    return logsumexp_over_keep(z.reshape(-1), 0)[0]
+
+
+def as_dtype_of(g, like):
+    """g converted to like's dtype (g itself if it already has it)."""
+    if isinstance(g, np.ndarray):
+        return g if g.dtype == like.dtype else g.astype(like.dtype)
+    return like.dtype.type(g)
+
+
+@register_jitable
+def reserve(tape, n):
+    """tape if it holds at least n entries, else a larger copy of it."""
+    size = tape.shape[0]
+    if size >= n:
+        return tape
+    grown = np.zeros(max(n, 2 * size, 64), np.float64)
+    grown[:size] = tape
+    return grown
+
+
+@register_jitable
+def range_last(a, b, s):
+    """Last value of range(a, b, s), or a - s when that range is empty."""
+    if s > 0:
+        n = (b - a + s - 1) // s
+    else:
+        n = (a - b - s - 1) // (-s)
+    return a + (max(n, 0) - 1) * s
+
+
+# ---------------------------------------------------------------------------
+# numba building blocks: (outer, n, inner) kernels
+# ---------------------------------------------------------------------------
+
+@register_jitable
+def _norm_axis(axis, nd):
+    """axis as a non-negative int, checked against nd."""
+    if axis < -nd or axis >= nd:
+        raise ValueError("axis out of range")
+    return axis + nd if axis < 0 else axis
+
+
+@register_jitable
+def _dims3(shape, axis):
+    """(outer, n, inner) sizes of shape split around axis."""
+    ax = _norm_axis(axis, len(shape))
+    outer = 1
+    inner = 1
+    for i in range(len(shape)):
+        if i < ax:
+            outer *= shape[i]
+        elif i > ax:
+            inner *= shape[i]
+    return outer, shape[ax], inner
+
+
+@register_jitable
+def _view3(x, axis):
+    """x as a C-contiguous (outer, n, inner) array (copies only if needed)."""
+    return np.ascontiguousarray(x).reshape(_dims3(x.shape, axis))
+
+
+@register_jitable
+def _flat3(x):
+    """x as a C-contiguous (1, size, 1) array (copies only if needed)."""
+    return np.ascontiguousarray(x).reshape((1, x.size, 1))
+
+
+@register_jitable
+def _keep_shape(shape, axis):
+    """shape with the entry at axis set to 1."""
+    return tuple_setitem(shape, _norm_axis(axis, len(shape)), 1)
+
+
+@register_jitable
+def _drop_shape(shape, axis):
+    """shape without the entry at axis (len(shape) >= 2)."""
+    # numba cannot build a tuple of computed length, so start from the
+    # statically sliced shape[:-1] and overwrite its entries.
+    ax = _norm_axis(axis, len(shape))
+    out = shape[:-1]
+    for i in range(len(out)):
+        out = tuple_setitem(out, i, shape[i + (i >= ax)])
+    return out
+
+
+@register_jitable
+def _sum3(x3):
+    """Sum of x3 over its middle axis, as (outer, inner)."""
+    outer, n, inner = x3.shape
+    r = np.zeros((outer, inner), x3.dtype)
+    for o in range(outer):
+        for k in range(n):
+            for i in range(inner):
+                r[o, i] += x3[o, k, i]
+    return r
+
+
+@register_jitable
+def _mean3(x3):
+    """Mean of x3 over its middle axis, as (outer, inner)."""
+    r = _sum3(x3)
+    outer, n, inner = x3.shape
+    for o in range(outer):
+        for i in range(inner):
+            r[o, i] /= n
+    return r
+
+
+@register_jitable
+def _max3(x3):
+    """Max of x3 over its middle axis (NaN-propagating), as (outer, inner)."""
+    outer, n, inner = x3.shape
+    if n == 0:
+        raise ValueError("zero-size max has no identity")
+    r = x3[:, 0, :].copy()
+    for o in range(outer):
+        for k in range(1, n):
+            for i in range(inner):
+                v = x3[o, k, i]
+                if v > r[o, i] or v != v:
+                    r[o, i] = v
+    return r
+
+
+@register_jitable
+def _min3(x3):
+    """Min of x3 over its middle axis (NaN-propagating), as (outer, inner)."""
+    outer, n, inner = x3.shape
+    if n == 0:
+        raise ValueError("zero-size min has no identity")
+    r = x3[:, 0, :].copy()
+    for o in range(outer):
+        for k in range(1, n):
+            for i in range(inner):
+                v = x3[o, k, i]
+                if v < r[o, i] or v != v:
+                    r[o, i] = v
+    return r
+
+
+@register_jitable
+def _spread3(g2, n):
+    """(outer, n, inner) array with g2 (outer, inner) repeated along n."""
+    outer, inner = g2.shape
+    out = np.empty((outer, n, inner), g2.dtype)
+    for o in range(outer):
+        for k in range(n):
+            for i in range(inner):
+                out[o, k, i] = g2[o, i]
+    return out
+
+
+@register_jitable
+def _tie3(x3, m2):
+    """1/count where x3 equals m2 along the middle axis, else 0."""
+    outer, n, inner = x3.shape
+    count = np.zeros((outer, inner), np.int64)
+    for o in range(outer):
+        for k in range(n):
+            for i in range(inner):
+                if x3[o, k, i] == m2[o, i]:
+                    count[o, i] += 1
+    out = np.zeros_like(x3)
+    for o in range(outer):
+        for k in range(n):
+            for i in range(inner):
+                if x3[o, k, i] == m2[o, i]:
+                    out[o, k, i] = 1.0 / count[o, i]
+    return out
+
+
+@register_jitable
+def _expsum3(z3):
+    """(e, m, s): m the shifted max over the middle axis, e = exp(z3 - m), s = sum(e)."""
+    outer, n, inner = z3.shape
+    m = _max3(z3)
+    for o in range(outer):
+        for i in range(inner):
+            if not math.isfinite(m[o, i]):
+                m[o, i] = 0.0
+    e = np.empty_like(z3)
+    s = np.zeros_like(m)
+    for o in range(outer):
+        for k in range(n):
+            for i in range(inner):
+                e[o, k, i] = math.exp(z3[o, k, i] - m[o, i])
+                s[o, i] += e[o, k, i]
+    return e, m, s
+
+
+@register_jitable
+def _softmax3(z3):
+    """Softmax of z3 over its middle axis."""
+    e, m, s = _expsum3(z3)
+    outer, n, inner = z3.shape
+    for o in range(outer):
+        for k in range(n):
+            for i in range(inner):
+                e[o, k, i] /= s[o, i]
+    return e
+
+
+@register_jitable
+def _log_softmax3(z3):
+    """Log-softmax of z3 over its middle axis."""
+    e, m, s = _expsum3(z3)
+    outer, n, inner = z3.shape
+    for o in range(outer):
+        for k in range(n):
+            for i in range(inner):
+                e[o, k, i] = (z3[o, k, i] - m[o, i]) - math.log(s[o, i])
+    return e
+
+
+@register_jitable
+def _logsumexp3(z3):
+    """Logsumexp of z3 over its middle axis, as (outer, inner)."""
+    e, m, s = _expsum3(z3)
+    outer, n, inner = z3.shape
+    for o in range(outer):
+        for i in range(inner):
+            m[o, i] += math.log(s[o, i])
+    return m
+
+
+@register_jitable
+def _unbroadcast_nb(g, shape):
+    """g summed down to shape (a shape g's shape was broadcast from)."""
+    gc = np.ascontiguousarray(g)
+    nd = gc.ndim
+    lead = nd - len(shape)
+    # Flat output stride of every g axis; 0 on the axes summed over.
+    ostr = np.zeros(nd, np.int64)
+    size = 1
+    for d in range(nd - 1, lead - 1, -1):
+        if shape[d - lead] != 1:
+            ostr[d] = size
+        size *= shape[d - lead]
+    out = np.zeros(size, g.dtype)
+    last = gc.shape[nd - 1]
+    step = ostr[nd - 1]
+    flat = gc.reshape(gc.size)
+    idx = np.zeros(nd, np.int64)
+    pos = 0
+    for row in range(0, gc.size, max(last, 1)):
+        for j in range(last):
+            out[pos + j * step] += flat[row + j]
+        d = nd - 2  # odometer over all axes but the last
+        while d >= 0:
+            idx[d] += 1
+            pos += ostr[d]
+            if idx[d] < gc.shape[d]:
+                break
+            pos -= ostr[d] * idx[d]
+            idx[d] = 0
+            d -= 1
+    return out.reshape(shape)
+
+
+# ---------------------------------------------------------------------------
+# numba overloads
+# ---------------------------------------------------------------------------
+
+def _require_array(name, **args):
+    """Raise a TypingError unless every given numba type is an Array."""
+    for arg, ty in args.items():
+        if not isinstance(ty, types.Array):
+            raise TypingError(f"{name}: {arg} must be an array, got {ty}")
+
+
+@overload(unbroadcast)
+def _unbroadcast_ol(g, like):
+    _require_array("unbroadcast", g=g, like=like)
+    if g.ndim < like.ndim:
+        raise TypingError("unbroadcast: g has fewer dimensions than like")
+    if g.ndim == like.ndim:
+        def impl(g, like):
+            if g.shape == like.shape:
+                return g
+            return _unbroadcast_nb(g, like.shape)
+    else:
+        def impl(g, like):
+            return _unbroadcast_nb(g, like.shape)
+    return impl
+
+
+def _reduction_ol(name, kernel, keep):
+    """numba overload of a reduction helper built on an (outer, n, inner) kernel."""
+    def typer(x, axis):
+        _require_array(name, x=x)
+        if keep:
+            def impl(x, axis):
+                return kernel(_view3(x, axis)).reshape(
+                    _keep_shape(x.shape, axis))
+        elif x.ndim == 1:
+            def impl(x, axis):
+                return kernel(_view3(x, axis))[0, 0]
+        else:
+            def impl(x, axis):
+                return kernel(_view3(x, axis)).reshape(
+                    _drop_shape(x.shape, axis))
+        return impl
+    return typer
+
+
+for _fn, _kernel, _keep in [
+        (sum_over, _sum3, False), (sum_over_keep, _sum3, True),
+        (mean_over, _mean3, False), (mean_over_keep, _mean3, True),
+        (max_over, _max3, False), (max_over_keep, _max3, True),
+        (min_over, _min3, False), (min_over_keep, _min3, True)]:
+    overload(_fn)(_reduction_ol(_fn.__name__, _kernel, _keep))
+
+
+@overload(spread)
+def _spread_ol(g, x, axis):
+    _require_array("spread", x=x)
+    if isinstance(g, types.Array):
+        def impl(g, x, axis):
+            outer, n, inner = _dims3(x.shape, axis)
+            g2 = np.ascontiguousarray(g).reshape((outer, inner))
+            return _spread3(g2, n).reshape(x.shape)
+    elif isinstance(g, types.Number):
+        def impl(g, x, axis):
+            return np.full(x.shape, g)
+    else:
+        raise TypingError(f"spread: g must be an array or scalar, got {g}")
+    return impl
+
+
+@overload(spread_all)
+def _spread_all_ol(g, x):
+    _require_array("spread_all", x=x)
+
+    def impl(g, x):
+        return np.full(x.shape, g)
+    return impl
+
+
+@overload(tie_mask)
+def _tie_mask_ol(x, m, axis):
+    _require_array("tie_mask", x=x)
+    if isinstance(m, types.Array):
+        def impl(x, m, axis):
+            outer, n, inner = _dims3(x.shape, axis)
+            m2 = np.ascontiguousarray(m).reshape((outer, inner))
+            return _tie3(_view3(x, axis), m2).reshape(x.shape)
+    else:
+        def impl(x, m, axis):
+            return tie_mask_all(x, m)
+    return impl
+
+
+@overload(tie_mask_all)
+def _tie_mask_all_ol(x, m):
+    _require_array("tie_mask_all", x=x)
+
+    def impl(x, m):
+        m2 = np.full((1, 1), m, x.dtype)
+        return _tie3(_flat3(x), m2).reshape(x.shape)
+    return impl
+
+
+@overload(softmax_over)
+def _softmax_over_ol(z, axis):
+    _require_array("softmax_over", z=z)
+    return lambda z, axis: _softmax3(_view3(z, axis)).reshape(z.shape)
+
+
+@overload(log_softmax_over)
+def _log_softmax_over_ol(z, axis):
+    _require_array("log_softmax_over", z=z)
+    return lambda z, axis: _log_softmax3(_view3(z, axis)).reshape(z.shape)
+
+
+@overload(logsumexp_over_keep)
+def _logsumexp_over_keep_ol(z, axis):
+    _require_array("logsumexp_over_keep", z=z)
+    return lambda z, axis: _logsumexp3(_view3(z, axis)).reshape(
+        _keep_shape(z.shape, axis))
+
+
+@overload(softmax_all)
+def _softmax_all_ol(z):
+    _require_array("softmax_all", z=z)
+    return lambda z: _softmax3(_flat3(z)).reshape(z.shape)
+
+
+@overload(log_softmax_all)
+def _log_softmax_all_ol(z):
+    _require_array("log_softmax_all", z=z)
+    return lambda z: _log_softmax3(_flat3(z)).reshape(z.shape)
+
+
+@overload(logsumexp_all)
+def _logsumexp_all_ol(z):
+    _require_array("logsumexp_all", z=z)
+    return lambda z: _logsumexp3(_flat3(z))[0, 0]
+
+
+@overload(as_dtype_of)
+def _as_dtype_of_ol(g, like):
+    _require_array("as_dtype_of", like=like)
+    if isinstance(g, types.Array):
+        if g.dtype == like.dtype:
+            return lambda g, like: g
+        return lambda g, like: g.astype(like.dtype)
+    if isinstance(g, types.Number):
+        cast = as_dtype(like.dtype).type
+        return lambda g, like: cast(g)
+    raise TypingError(f"as_dtype_of: g must be an array or scalar, got {g}")

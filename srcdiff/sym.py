@@ -1,0 +1,142 @@
+"""Symbolic expressions that build `ast` nodes, so gate rules read like the math.
+
+`Sym("x") * Sym("g")` is the AST of `x * g`; `np.exp(x)` is spelt `np_.exp(x)`;
+a runtime helper is `helper("unbroadcast", g, x)`. A few peepholes keep the
+generated code clean (`g * 1.0` -> `g`, `-(-g)` -> `g`).
+"""
+import ast
+
+
+class Sym:
+    __slots__ = ("node",)
+
+    def __init__(self, node):
+        if isinstance(node, str):
+            node = ast.Name(node, ast.Load())
+        elif isinstance(node, (int, float, bool)):
+            node = ast.Constant(node)
+        self.node = node
+
+    # arithmetic -------------------------------------------------------------
+    def _bin(self, op, other, swap=False):
+        other = lift(other)
+        left, right = (other, self) if swap else (self, other)
+        return Sym(ast.BinOp(left.node, op, right.node))
+
+    def __add__(self, o):
+        return self if is_const(o, 0) else self._bin(ast.Add(), o)
+
+    def __radd__(self, o):
+        return self if is_const(o, 0) else self._bin(ast.Add(), o, True)
+
+    def __sub__(self, o):
+        return self._bin(ast.Sub(), o)
+
+    def __rsub__(self, o):
+        return self._bin(ast.Sub(), o, True)
+
+    def __mul__(self, o):
+        return self if is_const(o, 1) else self._bin(ast.Mult(), o)
+
+    def __rmul__(self, o):
+        return self if is_const(o, 1) else self._bin(ast.Mult(), o, True)
+
+    def __truediv__(self, o):
+        return self if is_const(o, 1) else self._bin(ast.Div(), o)
+
+    def __rtruediv__(self, o):
+        return self._bin(ast.Div(), o, True)
+
+    def __pow__(self, o):
+        return self._bin(ast.Pow(), o)
+
+    def __matmul__(self, o):
+        return self._bin(ast.MatMult(), o)
+
+    def __neg__(self):
+        if isinstance(self.node, ast.UnaryOp) and isinstance(self.node.op, ast.USub):
+            return Sym(self.node.operand)
+        return Sym(ast.UnaryOp(ast.USub(), self.node))
+
+    # comparisons build ast.Compare; use .eq for ==, keeping __eq__ for identity
+    def _cmp(self, op, o):
+        return Sym(ast.Compare(self.node, [op], [lift(o).node]))
+
+    def __gt__(self, o):
+        return self._cmp(ast.Gt(), o)
+
+    def __lt__(self, o):
+        return self._cmp(ast.Lt(), o)
+
+    def __ge__(self, o):
+        return self._cmp(ast.GtE(), o)
+
+    def __le__(self, o):
+        return self._cmp(ast.LtE(), o)
+
+    def eq(self, o):
+        return self._cmp(ast.Eq(), o)
+
+    # access -----------------------------------------------------------------
+    @property
+    def T(self):
+        return Sym(ast.Attribute(self.node, "T", ast.Load()))
+
+    def attr(self, name):
+        return Sym(ast.Attribute(self.node, name, ast.Load()))
+
+    def method(self, name, *args):
+        return Sym(ast.Call(ast.Attribute(self.node, name, ast.Load()), [lift(a).node for a in args], []))
+
+    def __getitem__(self, index):
+        return Sym(ast.Subscript(self.node, lift(index).node, ast.Load()))
+
+    def __repr__(self):
+        return ast.unparse(self.node)
+
+
+def lift(value):
+    return value if isinstance(value, Sym) else Sym(value)
+
+
+def is_const(value, number):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value == number
+    return (isinstance(value, Sym) and isinstance(value.node, ast.Constant)
+            and type(value.node.value) in (int, float) and value.node.value == number)
+
+
+def call(func_node, *args, **kwargs):
+    return Sym(ast.Call(func_node, [lift(a).node for a in args],
+                        [ast.keyword(k, lift(v).node) for k, v in kwargs.items()]))
+
+
+class _Module:
+    """`np_.exp(x)` -> Sym of `np.exp(x)`."""
+
+    def __init__(self, name):
+        self._name = name
+
+    def __getattr__(self, attr):
+        return lambda *args, **kwargs: call(ast.Attribute(ast.Name(self._name, ast.Load()), attr,
+                                                          ast.Load()), *args, **kwargs)
+
+
+np_ = _Module("np")
+
+
+def helper(name, *args):
+    """A call to a runtime helper imported by every generated module."""
+    return call(ast.Name(name, ast.Load()), *args)
+
+
+def builtin(name, *args):
+    return call(ast.Name(name, ast.Load()), *args)
+
+
+def tuple_(items):
+    return Sym(ast.Tuple([lift(i).node for i in items], ast.Load()))
+
+
+def if_else(test, body, orelse):
+    return Sym(ast.IfExp(lift(test).node, lift(body).node, lift(orelse).node))

@@ -1,0 +1,57 @@
+"""Tape and router helpers called by generated code (plain NumPy, compiled by numba when jitted).
+
+The tape is one growable float64 array with a cursor `k`: scalars are stored
+inline by the generated code; arrays are stored as their flat data followed by
+their dimensions, so a pop reads the dimensions first, then the data.
+"""
+import numpy as np
+from numba.extending import register_jitable
+
+
+@register_jitable
+def wins(x, y):
+    """Router weight of x in max(x, y): 1 where x > y, 1/2 on a tie, 0 where x < y."""
+    return (x > y) * 1.0 + (x == y) * 0.5
+
+
+@register_jitable
+def push_array(tape, k, a):
+    """Store array `a` (flat data, then its dims) at tape[k:]; return the new cursor."""
+    flat = np.ascontiguousarray(a).ravel()
+    n = flat.shape[0]
+    tape[k:k + n] = flat
+    for d in range(a.ndim):
+        tape[k + n + d] = a.shape[d]
+    return k + n + a.ndim
+
+
+@register_jitable
+def _pop_dims(tape, k, ndim):
+    k -= ndim
+    size = 1
+    for d in range(ndim):
+        size *= int(tape[k + d])
+    return k, k - size
+
+
+@register_jitable
+def pop_array1(tape, k):
+    """The 1-D array stored last before cursor k, and the cursor below it."""
+    dims_at, start = _pop_dims(tape, k, 1)
+    return tape[start:dims_at].copy(), start
+
+
+@register_jitable
+def pop_array2(tape, k):
+    """The 2-D array stored last before cursor k, and the cursor below it."""
+    dims_at, start = _pop_dims(tape, k, 2)
+    shape = (int(tape[dims_at]), int(tape[dims_at + 1]))
+    return tape[start:dims_at].copy().reshape(shape), start
+
+
+@register_jitable
+def pop_array3(tape, k):
+    """The 3-D array stored last before cursor k, and the cursor below it."""
+    dims_at, start = _pop_dims(tape, k, 3)
+    shape = (int(tape[dims_at]), int(tape[dims_at + 1]), int(tape[dims_at + 2]))
+    return tape[start:dims_at].copy().reshape(shape), start
