@@ -31,6 +31,12 @@ import numpy as np
 njit = numba.njit(cache=True)
 
 
+@njit
+def numba_probe(x):
+    """Trivial cached kernel: its first call in a process measures numba's one-time start-up."""
+    return x + 1.0
+
+
 # ---------------------------------------------------------------------------
 # neuron
 # ---------------------------------------------------------------------------

@@ -48,7 +48,7 @@ def scaling_plot(result, workload_name, path):
     systems = list(dict.fromkeys(r["system"] for r in recs))
     if not recs or len({r["size_label"] for r in recs}) < 2:
         return None
-    fig, ax = plt.subplots(figsize=(7.5, 5.2), dpi=110)
+    fig, ax = plt.subplots(figsize=(10, 5.2), dpi=110)
     for name in systems:
         pts = sorted((r["size"], r["grad"]["median_s"]) for r in recs if r["system"] == name)
         st = _style(name)
@@ -77,7 +77,7 @@ def scaling_plot(result, workload_name, path):
     ax.set_title(f"{workload_name}: gradient time vs size\n{wl.title}; float64, 1 thread",
                  fontsize=11)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8.5, loc="upper left")
+    ax.legend(fontsize=8.5, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -137,8 +137,13 @@ def machine_info():
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:
         affinity = None
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        load = None
     info = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "load_average_at_start": load,
         "cpu_model": cpu,
         "logical_cores": os.cpu_count(),
         "usable_cores": affinity,
@@ -303,6 +308,16 @@ def text_row_line(rec, cfg):
     return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
 
 
+def _busy_warning(load, cores):
+    """A warning if other processes already keep the CPUs busy (timings will be noisy)."""
+    if not load or not cores:
+        return ""
+    if load[0] > 0.5:
+        return (f"1-minute load average is {load[0]:.2f} on {cores} cores before starting: other "
+                f"processes are using the CPU, timings will be slower and noisier than on an idle machine")
+    return ""
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes and short measurements (< 1 min)")
@@ -360,6 +375,9 @@ def main(argv=None):
     info = machine_info()
     print(f"machine: {info['cpu_model']}, {info['logical_cores']} logical cores; "
           f"python {info['python']}, numpy {info['versions']['numpy']}")
+    busy = _busy_warning(info["load_average_at_start"], info["logical_cores"])
+    if busy:
+        print("warning: " + busy)
 
     records, ref_checks, startups = [], [], []
     for wl in selected:
@@ -391,12 +409,17 @@ def main(argv=None):
                     st.update(workload=wl.name, size_label=wl.size_label(size), system=s.name)
                     startups.append(st)
                     print(f"   start-up, new process, warm cache ({s.name}, {wl.size_label(size)}): "
-                          f"{fmt_time(st['total_s'])} over bare python "
-                          f"(imports {fmt_time(st['import_s'])}, prepare + first grad {fmt_time(st['first_grad_s'])})")
+                          f"{fmt_time(st['total_s'])} over bare python (imports {fmt_time(st['import_s'])}, "
+                          f"numba init {fmt_time(st['numba_init_s'])}, "
+                          f"prepare + first grad {fmt_time(st['first_grad_s'])})")
                 except Exception as exc:
                     print(f"   start-up ({s.name}): ERROR {_short_exc(exc)}")
 
     elapsed = time.perf_counter() - t_start
+    try:
+        info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        info["load_average_at_end"] = None
 
     # --- outputs ---------------------------------------------------------------------
     os.makedirs(args.out, exist_ok=True)
@@ -457,6 +480,10 @@ def markdown_report(result, plot_paths, out_dir):
         f"- CPU: {info['cpu_model']} ({info['logical_cores']} logical cores, "
         f"{info['usable_cores']} usable); every system pinned to one thread",
         f"- {info['platform']}, Python {info['python']}",
+        f"- load average (1, 5, 15 min) at start {info.get('load_average_at_start')}, "
+        f"at end {info.get('load_average_at_end')}"
+        + (" -- the machine was shared with other work, expect noise" if _busy_warning(
+            info.get("load_average_at_start"), info["logical_cores"]) else ""),
         "- versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v),
         f"- systems: " + ", ".join(f"{k} ({v})" if v else k for k, v in result["systems"].items()),
     ]
@@ -500,11 +527,14 @@ def markdown_report(result, plot_paths, out_dir):
                   "A fresh `python -c` imports the benchmark modules, builds the inputs and calls the "
                   "gradient once. *total* = its wall time minus a bare `python -c pass` start "
                   f"({fmt_time(result['startup'][0]['baseline_s'])}); *imports* = importing NumPy and the "
-                  "benchmark modules (numba included); *prepare + first grad* = loading the compiled "
-                  "gradient from the cache and running it once.", ""]
-        header = ["workload", "size", "system", "total", "imports", "prepare + first grad"]
+                  "benchmark modules (numba included); *numba init* = first call of a trivial cached numba "
+                  "kernel (numba's one-time per-process start-up); *prepare + first grad* = after that, "
+                  "loading this gradient from the cache and running it once. The rest of *total* is "
+                  "building the inputs and interpreter shut-down.", ""]
+        header = ["workload", "size", "system", "total", "imports", "numba init", "prepare + first grad"]
         rows = [[st["workload"], st["size_label"], st["system"], fmt_time(st["total_s"]),
-                 fmt_time(st["import_s"]), fmt_time(st["first_grad_s"])] for st in result["startup"]]
+                 fmt_time(st["import_s"]), fmt_time(st["numba_init_s"]), fmt_time(st["first_grad_s"])]
+                for st in result["startup"]]
         lines += [md_table(rows, header), ""]
     if plot_paths:
         lines += ["## Plots", ""]

@@ -150,10 +150,17 @@ size = ast.literal_eval({size!r})
 inputs = wl.make_inputs(size, np.random.default_rng({seed}))
 system = systems.get_system({system!r})
 _t2 = time.perf_counter()
+_numba_init = None
+if {probe_numba!r}:
+    from benchmarks import handwritten
+    handwritten.numba_probe(1.0)
+    _numba_init = time.perf_counter() - _t2
+    _t2 = time.perf_counter()
 grad_fn = system.prepare(wl, inputs)
 grads = grad_fn()
 _t3 = time.perf_counter()
-print("STARTUP_JSON " + json.dumps({{"import_s": _t1 - _t0, "inputs_s": _t2 - _t1, "first_grad_s": _t3 - _t2}}))
+print("STARTUP_JSON " + json.dumps({{"import_s": _t1 - _t0, "inputs_s": _t2 - _t1,
+                                    "numba_init_s": _numba_init, "first_grad_s": _t3 - _t2}}))
 """
 
 
@@ -180,7 +187,7 @@ def python_baseline(repeats=3, timeout=60):
     return _baseline_cache[repeats]
 
 
-def startup(system_name, workload_name, size, seed=1234, repeats=3, timeout=300):
+def startup(system_name, workload_name, size, seed=1234, repeats=3, timeout=300, probe_numba=True):
     """Start-up cost of one system's gradient in a brand-new process, caches warm.
 
     Runs ``repeats`` fresh interpreters that each import the benchmark modules
@@ -191,11 +198,16 @@ def startup(system_name, workload_name, size, seed=1234, repeats=3, timeout=300)
 
     * ``total_s``: subprocess wall time minus a bare ``python -c pass``;
     * ``import_s``: importing NumPy and the benchmark modules;
-    * ``first_grad_s``: ``system.prepare`` plus the first gradient call
-      (loading compiled code from the cache, or compiling it);
+    * ``numba_init_s`` (if ``probe_numba``): the first call of a trivial
+      cached numba kernel, i.e. numba's one-time start-up (LLVM and type
+      system initialisation, cache machinery) that any numba-based system pays
+      once per process;
+    * ``first_grad_s``: after that, ``system.prepare`` plus the first gradient
+      call (loading this gradient's compiled code from the cache);
     * ``baseline_s``: the bare interpreter start that was subtracted.
     """
-    code = _STARTUP_SNIPPET.format(workload=workload_name, size=repr(size), seed=seed, system=system_name)
+    code = _STARTUP_SNIPPET.format(workload=workload_name, size=repr(size), seed=seed,
+                                   system=system_name, probe_numba=bool(probe_numba))
     baseline = python_baseline()
     rows = []
     for _ in range(repeats):
@@ -204,10 +216,12 @@ def startup(system_name, workload_name, size, seed=1234, repeats=3, timeout=300)
         info = json.loads(line[len("STARTUP_JSON "):])
         info["wall_s"] = wall
         rows.append(info)
-    med = {key: float(np.median([r[key] for r in rows])) for key in rows[0]}
+    med = {key: (None if rows[0][key] is None else float(np.median([r[key] for r in rows])))
+           for key in rows[0]}
     return {
         "total_s": med["wall_s"] - baseline,
         "import_s": med["import_s"],
+        "numba_init_s": med["numba_init_s"],
         "first_grad_s": med["first_grad_s"],
         "baseline_s": baseline,
         "repeats": repeats,

@@ -51,10 +51,10 @@ def gradient_body(graph, tys, wrt, with_value, plan, sweep):
     body = []
     forward = sweep.forward(graph.body, True, plan.live)
     if sweep.uses_tape:
-        body += [assign("tape", np_.empty(0)), assign("k", Sym(0))]
+        body += [assign(sweep.tape, np_.empty(0)), assign(sweep.top, Sym(0))]
     body += forward
     body.append(ast.Expr(ast.Constant(COMMENT + "backward")))
-    for name in sorted(plan.mutable & plan.active):
+    for name in sorted(plan.mutable & plan.active - {graph.result}):
         body.append(assign(sweep.adj(name), sweep.zero(name)))
     result = graph.result
     if isinstance(result, str) and result in plan.active:

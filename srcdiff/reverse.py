@@ -41,6 +41,10 @@ class Sweep:
         self.owned = self._scattered_arrays()
         self.uses_tape = bool(plan.taped)
         self.prereserved = set()
+        self.depth = 0
+        self.defs = _def_counts(graph.body)
+        self.tape = names.fresh("tape") if self.uses_tape else "tape"
+        self.top = names.fresh("top") if self.uses_tape else "top"
 
     # ---- names and types -----------------------------------------------------------------
     def adj(self, name):
@@ -105,7 +109,7 @@ class Sweep:
         if saves and self._scalar_pushes_only(loop.body):
             count = len(self.plan.taped.get(id(loop.body), ()))
             trips = Sym(ast.Call(ast.Name("len", ast.Load()), [self.range_of(loop).node], []))
-            pre.append(self.reserve(Sym("k") + trips * count))
+            pre.append(self.reserve(Sym(self.top) + trips * count))
             self.prereserved.add(id(loop.body))
         body = self.forward(loop.body, saves, live)
         header = comment(f"line {loop.where.line}: {loop.where.text.strip()}")
@@ -151,7 +155,7 @@ class Sweep:
 
     # ---- the tape ------------------------------------------------------------------------
     def reserve(self, size):
-        return assign("tape", helper("reserve", Sym("tape"), size))
+        return assign(self.tape, helper("reserve", Sym(self.tape), size))
 
     def pushes(self, block):
         names = self.plan.taped.get(id(block), [])
@@ -161,18 +165,18 @@ class Sweep:
         arrays = [n for n in names if self.tys[n].is_array]
         out = []
         if id(block) not in self.prereserved:
-            size = Sym("k") + len(scalars)
+            size = Sym(self.top) + len(scalars)
             for a in arrays:
                 size = size + Sym(a).attr("size") + self.tys[a].ndim
             out.append(self.reserve(size))
         for i, n in enumerate(scalars):
-            slot = Sym("tape")[Sym("k") + i if i else Sym("k")].node
+            slot = Sym(self.tape)[Sym(self.top) + i if i else Sym(self.top)].node
             slot.ctx = ast.Store()
             out.append(ast.Assign([slot], Sym(n).node))
         if scalars:
-            out.append(ast.AugAssign(ast.Name("k", ast.Store()), ast.Add(), ast.Constant(len(scalars))))
+            out.append(ast.AugAssign(ast.Name(self.top, ast.Store()), ast.Add(), ast.Constant(len(scalars))))
         for a in arrays:
-            out.append(assign("k", helper("push_array", Sym("tape"), Sym("k"), Sym(a))))
+            out.append(assign(self.top, helper("push_array", Sym(self.tape), Sym(self.top), Sym(a))))
         return out
 
     def pops(self, block):
@@ -181,13 +185,13 @@ class Sweep:
         arrays = [n for n in names if self.tys[n].is_array]
         out = []
         for a in reversed(arrays):
-            pop = helper(f"pop_array{self.tys[a].ndim}", Sym("tape"), Sym("k"))
-            out.append(ast.Assign([ast.Tuple([ast.Name(a, ast.Store()), ast.Name("k", ast.Store())],
+            pop = helper(f"pop_array{self.tys[a].ndim}", Sym(self.tape), Sym(self.top))
+            out.append(ast.Assign([ast.Tuple([ast.Name(a, ast.Store()), ast.Name(self.top, ast.Store())],
                                              ast.Store())], pop.node))
         if scalars:
-            out.append(ast.AugAssign(ast.Name("k", ast.Store()), ast.Sub(), ast.Constant(len(scalars))))
+            out.append(ast.AugAssign(ast.Name(self.top, ast.Store()), ast.Sub(), ast.Constant(len(scalars))))
         for i, n in enumerate(scalars):
-            out.append(assign(n, self.from_tape(Sym("tape")[Sym("k") + i if i else Sym("k")], n)))
+            out.append(assign(n, self.from_tape(Sym(self.tape)[Sym(self.top) + i if i else Sym(self.top)], n)))
         return out
 
     def from_tape(self, slot, name):
@@ -227,7 +231,10 @@ class Sweep:
             inits.append(assign(self.adj(name), self.zero(name)))
             self.initialized.add(name)
         header = comment(f"reverse of line {region.where.line}: {region.where.text.strip()}")
-        return inits + [header] + BACKWARD_REGION[type(region)](self, region)
+        self.depth += isinstance(region, (For, While))
+        code = BACKWARD_REGION[type(region)](self, region)
+        self.depth -= isinstance(region, (For, While))
+        return inits + [header] + code
 
     def backward_for(self, loop):
         body = self.backward(loop.body, self._locals(loop.body)) or [ast.Pass()]
@@ -275,9 +282,13 @@ class Sweep:
         out = []
         if op.gate not in NON_DIFFERENTIABLE and self._has_adjoint(op.out):
             out = self.apply_rule(op)
-        if op.out in self.plan.mutable and not _self_update(op):
+        if op.out in self.plan.mutable and not _self_update(op) and self._may_be_reused(op.out):
             out.append(assign(self.adj(op.out), self.zero(op.out)))
         return out
+
+    def _may_be_reused(self, name):
+        """False when undoing this assignment leaves no earlier value to give an adjoint to."""
+        return self.depth > 0 or self.defs.get(name, 0) > 1
 
     def _has_adjoint(self, name):
         return name in self.plan.mutable or name in self.initialized
@@ -363,6 +374,14 @@ def may_broadcast(arg_ty, ty):
     others = list(ty.args)
     others.remove(arg_ty)
     return arg_ty.ndim < ty.out.ndim or any(o.ndim for o in others)
+
+
+def _def_counts(block):
+    counts = {}
+    for op, _ in _walk_ops(block):
+        if op.out is not None:
+            counts[op.out] = counts.get(op.out, 0) + 1
+    return counts
 
 
 def _self_update(op):
