@@ -3,6 +3,7 @@ import copy
 import inspect
 
 import numpy as np
+from numpy import ndarray
 
 from .compile import load
 from .emit import generate
@@ -31,11 +32,16 @@ class Gradient:
     def __call__(self, *args, **kwargs):
         if kwargs or len(args) != len(self.params):
             args = self._bind(args, kwargs)
-        key = signature_key(args)
+        key = tuple([(a.dtype, a.ndim) if type(a) is ndarray else type(a) for a in args])
         entry = self._entries.get(key)
         if entry is None:
             entry = self._build(args, key)
-        return entry[1](*args)
+        try:
+            return entry[1](*args)
+        except (ValueError, IndexError, ZeroDivisionError) as error:
+            raise SrcdiffError(f"running the gradient of `{self.__name__}` failed: {error}",
+                               hint="check that the argument shapes match what the function "
+                                    "expects") from error
 
     def forward(self, *args, **kwargs):
         """The function's value, computed by the compiled forward."""
@@ -87,28 +93,15 @@ class Gradient:
     def _build(self, args, key):
         source, _ = self._generate(args)
         forward, gradient = load(source, self.compile)
-        gradient = guard(gradient, self)
         entry = (forward, gradient)
         self._entries[key] = entry
         self._last = source
         return entry
 
 
-def guard(gradient, owner):
-    """Turn failures at call time into SrcdiffErrors that name the user's function."""
-    def call(*args):
-        try:
-            return gradient(*args)
-        except (ValueError, IndexError, ZeroDivisionError) as error:
-            raise SrcdiffError(f"running the gradient of `{owner.__name__}` failed: {error}",
-                               hint="check that the argument shapes match what the function expects"
-                               ) from error
-    return call
-
-
 def signature_key(args):
-    return tuple((a.dtype.num, a.ndim) if type(a) is np.ndarray else type(a)
-                 for a in args)
+    """What the generated code depends on: dtype and rank of arrays, type of scalars."""
+    return tuple([(a.dtype, a.ndim) if type(a) is ndarray else type(a) for a in args])
 
 
 def normalise_wrt(wrt, params, fn):

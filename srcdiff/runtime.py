@@ -5,8 +5,8 @@ inside ``numba.njit`` code (including ``cache=True``).  Helpers whose body
 numba compiles as is use ``register_jitable``; the others are plain NumPy
 functions with a separate numba implementation registered via ``overload``.
 
-The numba implementations of axis helpers view the input as a C-contiguous
-``(outer, n, inner)`` array around ``axis`` (a reshape, so no transposes are
+The numba implementations of axis helpers view the input as a flat C-ordered
+buffer split around ``axis`` into ``(outer, n, inner)`` (so no transposes are
 needed and the remaining axes keep their order) and loop explicitly.
 """
 
@@ -183,7 +183,13 @@ def range_last(a, b, s):
 
 
 # ---------------------------------------------------------------------------
-# numba building blocks: (outer, n, inner) kernels
+# numba building blocks
+#
+# The numba implementations view an array as a flat C-ordered buffer split
+# around ``axis`` into dims = (outer, n, inner): entry (o, k, i) sits at
+# (o * n + k) * inner + i.  Flat indexing is deliberate: multi-dimensional
+# indexing in these loops makes numba emit several times more LLVM IR, which
+# every caller re-optimises when linking, and that dominated compile time.
 # ---------------------------------------------------------------------------
 
 @register_jitable
@@ -195,7 +201,7 @@ def _norm_axis(axis, nd):
 
 
 @register_jitable
-def _dims3(shape, axis):
+def _dims(shape, axis):
     """(outer, n, inner) sizes of shape split around axis."""
     ax = _norm_axis(axis, len(shape))
     outer = 1
@@ -205,19 +211,13 @@ def _dims3(shape, axis):
             outer *= shape[i]
         elif i > ax:
             inner *= shape[i]
-    return outer, shape[ax], inner
+    return (outer, shape[ax], inner)
 
 
 @register_jitable
-def _view3(x, axis):
-    """x as a C-contiguous (outer, n, inner) array (copies only if needed)."""
-    return np.ascontiguousarray(x).reshape(_dims3(x.shape, axis))
-
-
-@register_jitable
-def _flat3(x):
-    """x as a C-contiguous (1, size, 1) array (copies only if needed)."""
-    return np.ascontiguousarray(x).reshape((1, x.size, 1))
+def _flat(x):
+    """x as a flat C-ordered array (copies only if x is not C-contiguous)."""
+    return np.ascontiguousarray(x).reshape(x.size)
 
 
 @register_jitable
@@ -239,142 +239,151 @@ def _drop_shape(shape, axis):
 
 
 @register_jitable
-def _sum3(x3):
-    """Sum of x3 over its middle axis, as (outer, inner)."""
-    outer, n, inner = x3.shape
-    r = np.zeros((outer, inner), x3.dtype)
+def _sum_k(x, dims):
+    """Sum of flat x over k, as a flat (outer, inner) array."""
+    outer, n, inner = dims
+    r = np.zeros(outer * inner, x.dtype)
     for o in range(outer):
         for k in range(n):
+            src = (o * n + k) * inner
             for i in range(inner):
-                r[o, i] += x3[o, k, i]
+                r[o * inner + i] += x[src + i]
     return r
 
 
 @register_jitable
-def _mean3(x3):
-    """Mean of x3 over its middle axis, as (outer, inner)."""
-    r = _sum3(x3)
-    outer, n, inner = x3.shape
-    for o in range(outer):
-        for i in range(inner):
-            r[o, i] /= n
+def _mean_k(x, dims):
+    """Mean of flat x over k, as a flat (outer, inner) array."""
+    r = _sum_k(x, dims)
+    for j in range(r.size):
+        r[j] /= dims[1]
     return r
 
 
 @register_jitable
-def _max3(x3):
-    """Max of x3 over its middle axis (NaN-propagating), as (outer, inner)."""
-    outer, n, inner = x3.shape
+def _max_k(x, dims):
+    """Max of flat x over k (NaN-propagating), as a flat (outer, inner) array."""
+    outer, n, inner = dims
     if n == 0:
         raise ValueError("zero-size max has no identity")
-    r = x3[:, 0, :].copy()
-    for o in range(outer):
-        for k in range(1, n):
-            for i in range(inner):
-                v = x3[o, k, i]
-                if v > r[o, i] or v != v:
-                    r[o, i] = v
-    return r
-
-
-@register_jitable
-def _min3(x3):
-    """Min of x3 over its middle axis (NaN-propagating), as (outer, inner)."""
-    outer, n, inner = x3.shape
-    if n == 0:
-        raise ValueError("zero-size min has no identity")
-    r = x3[:, 0, :].copy()
-    for o in range(outer):
-        for k in range(1, n):
-            for i in range(inner):
-                v = x3[o, k, i]
-                if v < r[o, i] or v != v:
-                    r[o, i] = v
-    return r
-
-
-@register_jitable
-def _spread3(g2, n):
-    """(outer, n, inner) array with g2 (outer, inner) repeated along n."""
-    outer, inner = g2.shape
-    out = np.empty((outer, n, inner), g2.dtype)
-    for o in range(outer):
-        for k in range(n):
-            for i in range(inner):
-                out[o, k, i] = g2[o, i]
-    return out
-
-
-@register_jitable
-def _tie3(x3, m2):
-    """1/count where x3 equals m2 along the middle axis, else 0."""
-    outer, n, inner = x3.shape
-    count = np.zeros((outer, inner), np.int64)
-    for o in range(outer):
-        for k in range(n):
-            for i in range(inner):
-                if x3[o, k, i] == m2[o, i]:
-                    count[o, i] += 1
-    out = np.zeros_like(x3)
-    for o in range(outer):
-        for k in range(n):
-            for i in range(inner):
-                if x3[o, k, i] == m2[o, i]:
-                    out[o, k, i] = 1.0 / count[o, i]
-    return out
-
-
-@register_jitable
-def _expsum3(z3):
-    """(e, m, s): m the shifted max over the middle axis, e = exp(z3 - m), s = sum(e)."""
-    outer, n, inner = z3.shape
-    m = _max3(z3)
+    r = np.empty(outer * inner, x.dtype)
     for o in range(outer):
         for i in range(inner):
-            if not math.isfinite(m[o, i]):
-                m[o, i] = 0.0
-    e = np.empty_like(z3)
+            r[o * inner + i] = x[o * n * inner + i]
+        for k in range(1, n):
+            src = (o * n + k) * inner
+            for i in range(inner):
+                v = x[src + i]
+                if v > r[o * inner + i] or v != v:
+                    r[o * inner + i] = v
+    return r
+
+
+@register_jitable
+def _min_k(x, dims):
+    """Min of flat x over k (NaN-propagating), as a flat (outer, inner) array."""
+    outer, n, inner = dims
+    if n == 0:
+        raise ValueError("zero-size min has no identity")
+    r = np.empty(outer * inner, x.dtype)
+    for o in range(outer):
+        for i in range(inner):
+            r[o * inner + i] = x[o * n * inner + i]
+        for k in range(1, n):
+            src = (o * n + k) * inner
+            for i in range(inner):
+                v = x[src + i]
+                if v < r[o * inner + i] or v != v:
+                    r[o * inner + i] = v
+    return r
+
+
+@register_jitable
+def _spread_k(g, dims):
+    """Flat (outer, n, inner) array repeating flat (outer, inner) g along k."""
+    outer, n, inner = dims
+    out = np.empty(outer * n * inner, g.dtype)
+    for o in range(outer):
+        for k in range(n):
+            dst = (o * n + k) * inner
+            for i in range(inner):
+                out[dst + i] = g[o * inner + i]
+    return out
+
+
+@register_jitable
+def _tie_k(x, m, dims):
+    """1/count where flat x equals flat (outer, inner) m along k, else 0."""
+    outer, n, inner = dims
+    count = np.zeros(outer * inner, np.int64)
+    for o in range(outer):
+        for k in range(n):
+            src = (o * n + k) * inner
+            for i in range(inner):
+                if x[src + i] == m[o * inner + i]:
+                    count[o * inner + i] += 1
+    out = np.zeros(x.size, x.dtype)
+    for o in range(outer):
+        for k in range(n):
+            src = (o * n + k) * inner
+            for i in range(inner):
+                if x[src + i] == m[o * inner + i]:
+                    out[src + i] = 1.0 / count[o * inner + i]
+    return out
+
+
+@register_jitable
+def _expsum_k(z, dims):
+    """(e, m, s): m the max of z over k (0 if not finite), e = exp(z - m), s = sum_k e."""
+    outer, n, inner = dims
+    m = _max_k(z, dims)
+    for j in range(m.size):
+        if not math.isfinite(m[j]):
+            m[j] = 0.0
+    e = np.empty_like(z)
     s = np.zeros_like(m)
     for o in range(outer):
         for k in range(n):
+            src = (o * n + k) * inner
             for i in range(inner):
-                e[o, k, i] = math.exp(z3[o, k, i] - m[o, i])
-                s[o, i] += e[o, k, i]
+                e[src + i] = math.exp(z[src + i] - m[o * inner + i])
+                s[o * inner + i] += e[src + i]
     return e, m, s
 
 
 @register_jitable
-def _softmax3(z3):
-    """Softmax of z3 over its middle axis."""
-    e, m, s = _expsum3(z3)
-    outer, n, inner = z3.shape
+def _softmax_k(z, dims):
+    """Softmax of flat z over k."""
+    e, m, s = _expsum_k(z, dims)
+    outer, n, inner = dims
     for o in range(outer):
         for k in range(n):
+            src = (o * n + k) * inner
             for i in range(inner):
-                e[o, k, i] /= s[o, i]
+                e[src + i] /= s[o * inner + i]
     return e
 
 
 @register_jitable
-def _log_softmax3(z3):
-    """Log-softmax of z3 over its middle axis."""
-    e, m, s = _expsum3(z3)
-    outer, n, inner = z3.shape
+def _log_softmax_k(z, dims):
+    """Log-softmax of flat z over k."""
+    e, m, s = _expsum_k(z, dims)
+    outer, n, inner = dims
     for o in range(outer):
         for k in range(n):
+            src = (o * n + k) * inner
             for i in range(inner):
-                e[o, k, i] = (z3[o, k, i] - m[o, i]) - math.log(s[o, i])
+                j = o * inner + i
+                e[src + i] = (z[src + i] - m[j]) - math.log(s[j])
     return e
 
 
 @register_jitable
-def _logsumexp3(z3):
-    """Logsumexp of z3 over its middle axis, as (outer, inner)."""
-    e, m, s = _expsum3(z3)
-    outer, n, inner = z3.shape
-    for o in range(outer):
-        for i in range(inner):
-            m[o, i] += math.log(s[o, i])
+def _logsumexp_k(z, dims):
+    """Logsumexp of flat z over k, as a flat (outer, inner) array."""
+    e, m, s = _expsum_k(z, dims)
+    for j in range(m.size):
+        m[j] += math.log(s[j])
     return m
 
 
@@ -440,29 +449,29 @@ def _unbroadcast_ol(g, like):
 
 
 def _reduction_ol(name, kernel, keep):
-    """numba overload of a reduction helper built on an (outer, n, inner) kernel."""
+    """numba overload of a reduction helper built on a flat kernel."""
     def typer(x, axis):
         _require_array(name, x=x)
         if keep:
             def impl(x, axis):
-                return kernel(_view3(x, axis)).reshape(
-                    _keep_shape(x.shape, axis))
+                r = kernel(_flat(x), _dims(x.shape, axis))
+                return r.reshape(_keep_shape(x.shape, axis))
         elif x.ndim == 1:
             def impl(x, axis):
-                return kernel(_view3(x, axis))[0, 0]
+                return kernel(_flat(x), _dims(x.shape, axis))[0]
         else:
             def impl(x, axis):
-                return kernel(_view3(x, axis)).reshape(
-                    _drop_shape(x.shape, axis))
+                r = kernel(_flat(x), _dims(x.shape, axis))
+                return r.reshape(_drop_shape(x.shape, axis))
         return impl
     return typer
 
 
 for _fn, _kernel, _keep in [
-        (sum_over, _sum3, False), (sum_over_keep, _sum3, True),
-        (mean_over, _mean3, False), (mean_over_keep, _mean3, True),
-        (max_over, _max3, False), (max_over_keep, _max3, True),
-        (min_over, _min3, False), (min_over_keep, _min3, True)]:
+        (sum_over, _sum_k, False), (sum_over_keep, _sum_k, True),
+        (mean_over, _mean_k, False), (mean_over_keep, _mean_k, True),
+        (max_over, _max_k, False), (max_over_keep, _max_k, True),
+        (min_over, _min_k, False), (min_over_keep, _min_k, True)]:
     overload(_fn)(_reduction_ol(_fn.__name__, _kernel, _keep))
 
 
@@ -471,9 +480,7 @@ def _spread_ol(g, x, axis):
     _require_array("spread", x=x)
     if isinstance(g, types.Array):
         def impl(g, x, axis):
-            outer, n, inner = _dims3(x.shape, axis)
-            g2 = np.ascontiguousarray(g).reshape((outer, inner))
-            return _spread3(g2, n).reshape(x.shape)
+            return _spread_k(_flat(g), _dims(x.shape, axis)).reshape(x.shape)
     elif isinstance(g, types.Number):
         def impl(g, x, axis):
             return np.full(x.shape, g)
@@ -485,10 +492,7 @@ def _spread_ol(g, x, axis):
 @overload(spread_all)
 def _spread_all_ol(g, x):
     _require_array("spread_all", x=x)
-
-    def impl(g, x):
-        return np.full(x.shape, g)
-    return impl
+    return lambda g, x: np.full(x.shape, g)
 
 
 @overload(tie_mask)
@@ -496,9 +500,8 @@ def _tie_mask_ol(x, m, axis):
     _require_array("tie_mask", x=x)
     if isinstance(m, types.Array):
         def impl(x, m, axis):
-            outer, n, inner = _dims3(x.shape, axis)
-            m2 = np.ascontiguousarray(m).reshape((outer, inner))
-            return _tie3(_view3(x, axis), m2).reshape(x.shape)
+            r = _tie_k(_flat(x), _flat(m), _dims(x.shape, axis))
+            return r.reshape(x.shape)
     else:
         def impl(x, m, axis):
             return tie_mask_all(x, m)
@@ -510,46 +513,54 @@ def _tie_mask_all_ol(x, m):
     _require_array("tie_mask_all", x=x)
 
     def impl(x, m):
-        m2 = np.full((1, 1), m, x.dtype)
-        return _tie3(_flat3(x), m2).reshape(x.shape)
+        m1 = np.empty(1, x.dtype)
+        m1[0] = m
+        return _tie_k(_flat(x), m1, (1, x.size, 1)).reshape(x.shape)
     return impl
 
 
-@overload(softmax_over)
-def _softmax_over_ol(z, axis):
-    _require_array("softmax_over", z=z)
-    return lambda z, axis: _softmax3(_view3(z, axis)).reshape(z.shape)
+def _softmax_family_ol(name, kernel, shape_of):
+    """numba overload of an axis softmax-like helper built on a flat kernel."""
+    def typer(z, axis):
+        _require_array(name, z=z)
+
+        def impl(z, axis):
+            r = kernel(_flat(z), _dims(z.shape, axis))
+            return r.reshape(shape_of(z.shape, axis))
+        return impl
+    return typer
 
 
-@overload(log_softmax_over)
-def _log_softmax_over_ol(z, axis):
-    _require_array("log_softmax_over", z=z)
-    return lambda z, axis: _log_softmax3(_view3(z, axis)).reshape(z.shape)
+@register_jitable
+def _same_shape(shape, axis):
+    """shape itself."""
+    return shape
 
 
-@overload(logsumexp_over_keep)
-def _logsumexp_over_keep_ol(z, axis):
-    _require_array("logsumexp_over_keep", z=z)
-    return lambda z, axis: _logsumexp3(_view3(z, axis)).reshape(
-        _keep_shape(z.shape, axis))
+overload(softmax_over)(
+    _softmax_family_ol("softmax_over", _softmax_k, _same_shape))
+overload(log_softmax_over)(
+    _softmax_family_ol("log_softmax_over", _log_softmax_k, _same_shape))
+overload(logsumexp_over_keep)(
+    _softmax_family_ol("logsumexp_over_keep", _logsumexp_k, _keep_shape))
 
 
 @overload(softmax_all)
 def _softmax_all_ol(z):
     _require_array("softmax_all", z=z)
-    return lambda z: _softmax3(_flat3(z)).reshape(z.shape)
+    return lambda z: _softmax_k(_flat(z), (1, z.size, 1)).reshape(z.shape)
 
 
 @overload(log_softmax_all)
 def _log_softmax_all_ol(z):
     _require_array("log_softmax_all", z=z)
-    return lambda z: _log_softmax3(_flat3(z)).reshape(z.shape)
+    return lambda z: _log_softmax_k(_flat(z), (1, z.size, 1)).reshape(z.shape)
 
 
 @overload(logsumexp_all)
 def _logsumexp_all_ol(z):
     _require_array("logsumexp_all", z=z)
-    return lambda z: _logsumexp3(_flat3(z))[0, 0]
+    return lambda z: _logsumexp_k(_flat(z), (1, z.size, 1))[0]
 
 
 @overload(as_dtype_of)
