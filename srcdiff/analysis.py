@@ -299,6 +299,9 @@ def _plan_block(block, tys, plan, depth):
                     plan.recomputed.setdefault(id(block), []).append(local_ops[name])
     for stmt in block:
         if isinstance(stmt, While):
+            if depth and _contains_active(stmt, plan.active):
+                # the trip count changes with every outer iteration: the backward pops it
+                plan.taped.setdefault(id(block), []).append(stmt.counter)
             _plan_block(stmt.body, tys, plan, depth + 1)
         elif isinstance(stmt, For):
             _plan_block(stmt.body, tys, plan, depth + 1)

@@ -10,6 +10,7 @@ from .emit import generate
 from .errors import SrcdiffError
 from .frontend import lower
 from .infer import infer, type_of_value
+from .patterns import fuse_log_softmax
 
 
 class Gradient:
@@ -86,6 +87,7 @@ class Gradient:
                                    f"{types[i]}, not a float or float array",
                                    hint=f"pass {self.params[i]} as floats, e.g. np.asarray(x, float)")
         graph = copy.deepcopy(self.graph)
+        fuse_log_softmax(graph)
         tys = infer(graph, types)
         text = "signature (" + ", ".join(f"{p}: {t}" for p, t in zip(self.params, types)) + ")"
         return generate(graph, tys, self.wrt, self.with_value, graph.names, text), types
