@@ -112,11 +112,11 @@ def _stmt_uses(stmt):
     if isinstance(stmt, Op):
         return names_in(stmt.args)
     if isinstance(stmt, For):
-        return names_in((stmt.start, stmt.stop))
+        return names_in((stmt.start, stmt.stop)) + ([stmt.exit] if stmt.exit else [])
     if isinstance(stmt, If):
         return names_in((stmt.test,))
     if isinstance(stmt, While):
-        return names_in((stmt.test,))
+        return names_in((stmt.test,)) + ([stmt.exit] if stmt.exit else [])
     if isinstance(stmt, Return):
         return names_in((stmt.value,))
     return []
@@ -171,11 +171,17 @@ def activity(graph, tys, wrt_names, stored):
 # ---- copies of mutable values at their point of use ----------------------------------
 def rule_needs(op, tys, active):
     """Names whose values the adjoint rule of `op` reads (for its active inputs)."""
+    inputs, output = rule_reads(op, tys, active)
+    return inputs | ({op.out} if output else set())
+
+
+def rule_reads(op, tys, active):
+    """(input names the rule of `op` reads, whether it reads the output)."""
     if op.gate in STORES or op.gate == "index":
-        return set(names_in(op.args[1:] if op.gate == "index" else op.args[2:]))
+        return set(names_in(op.args[1:] if op.gate == "index" else op.args[2:])), False
     rule = RULES.get(op.gate)
     if rule is None or op.out not in active:
-        return set()
+        return set(), False
     from .gates import OpTypes
     ty = OpTypes([type_of(a, tys) for a in op.args], tys.get(op.out))
     probes = [Sym(f"__arg{i}") for i in range(len(op.args))]
@@ -184,8 +190,8 @@ def rule_needs(op, tys, active):
     for arg, c in zip(op.args, contributions):
         if c is not None and isinstance(arg, str) and arg in active:
             used |= _names_in_sym(c)
-    return {op.args[int(n[5:])] for n in used if n.startswith("__arg") and isinstance(
-        op.args[int(n[5:])], str)} | ({op.out} if "__z" in used else set())
+    inputs = {op.args[int(n[5:])] for n in used if n.startswith("__arg")}
+    return {a for a in inputs if isinstance(a, str)}, "__z" in used
 
 
 def _names_in_sym(sym):
@@ -207,8 +213,9 @@ def _copy_reads_block(block, tys, active, mutable, names):
     out = []
     for stmt in block:
         if isinstance(stmt, Op) and is_active_op(stmt, active):
-            needs = rule_needs(stmt, tys, active)
-            if stmt.out in needs and stmt.out in mutable and stmt.gate not in SWEEP_GATES:
+            inputs, output = rule_reads(stmt, tys, active)
+            _retarget_args(stmt, inputs, tys, mutable, names, out, before=True)
+            if output and stmt.out in mutable and stmt.gate not in SWEEP_GATES:
                 fresh = names.temp()
                 tys[fresh] = tys[stmt.out]
                 original = stmt.out
@@ -216,9 +223,7 @@ def _copy_reads_block(block, tys, active, mutable, names):
                 active.add(fresh)
                 out.append(stmt)
                 out.append(Op(original, "copy", (fresh,), {}, stmt.where))
-                _retarget_args(stmt, needs - {original}, tys, mutable, names, out, before=True)
                 continue
-            _retarget_args(stmt, needs, tys, mutable, names, out, before=True)
         out.append(stmt)
         for child in children(stmt):
             _copy_reads_block(child, tys, active, mutable, names)
@@ -298,12 +303,12 @@ def _plan_block(block, tys, plan, depth):
                 else:
                     plan.recomputed.setdefault(id(block), []).append(local_ops[name])
     for stmt in block:
-        if isinstance(stmt, While):
+        if isinstance(stmt, While) or isinstance(stmt, For) and stmt.exit:
             if depth and _contains_active(stmt, plan.active):
                 # the trip count changes with every outer iteration: the backward pops it
                 plan.taped.setdefault(id(block), []).append(stmt.counter)
             _plan_block(stmt.body, tys, plan, depth + 1)
-        elif isinstance(stmt, For):
+        if isinstance(stmt, For):
             _plan_block(stmt.body, tys, plan, depth + 1)
         elif isinstance(stmt, If):
             _plan_block(stmt.body, tys, plan, depth)

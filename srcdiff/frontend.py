@@ -16,7 +16,7 @@ import types
 
 import numpy as np
 
-from . import calls
+from . import calls, exits
 from .errors import SrcdiffError, Where
 from .graph import Const, For, Graph, If, Op, Return, While
 
@@ -313,10 +313,26 @@ class Lowerer:
                       hint="the backward runs the loop in reverse and needs the step's sign")
         index = self.define(stmt.target.id)
         self.scope[stmt.target.id] = index
+        body, broke = self.loop_body(stmt.body)
+        loop = For(index, start, stop, step, body, self.where(stmt), exit=broke)
+        if broke:
+            loop.counter = self.names.fresh("trips")
+        self.block.append(loop)
+
+    def loop_body(self, stmts):
+        """The lowered body of a loop, and the name of its break flag ("" if it cannot break)."""
+        broke = ""
+        if exits.contains_exit(stmts):
+            skip = self.names.fresh("skip")
+            broke = self.names.fresh("broke") if exits.contains_break(stmts) else ""
+            self.mutable |= {skip, broke} - {""}
+            stmts = exits.rewrite_body(stmts, skip, broke or self.names.fresh("unused"))
+            if broke:
+                self.statement(exits._set(broke, False, stmts[0]))
         self.loop_depth += 1
-        body = self.block_of(stmt.body)
+        body = self.block_of(stmts)
         self.loop_depth -= 1
-        self.block.append(For(index, start, stop, step, body, self.where(stmt)))
+        return body, broke and self.scope[broke]
 
     def while_loop(self, stmt):
         if stmt.orelse:
@@ -324,11 +340,9 @@ class Lowerer:
         outer, self.block = self.block, []
         test = self.expr(stmt.test, None)
         test_block, self.block = self.block, outer
-        self.loop_depth += 1
-        body = self.block_of(stmt.body)
-        self.loop_depth -= 1
+        body, broke = self.loop_body(stmt.body)
         counter = self.names.fresh("trips")
-        self.block.append(While(test_block, test, body, self.where(stmt), counter))
+        self.block.append(While(test_block, test, body, self.where(stmt), counter, exit=broke))
 
     def fixed(self, operand, node):
         """A copy of `operand` if it names a mutable variable (its value may change later)."""
@@ -350,8 +364,7 @@ class Lowerer:
 
     def loop_exit(self, stmt):
         word = "break" if isinstance(stmt, ast.Break) else "continue"
-        self.fail(f"`{word}` is not supported yet", stmt,
-                  hint="use a condition inside the loop (`if ...:`) around the rest of the body")
+        self.fail(f"`{word}` outside a loop", stmt)
 
     # ---- names ------------------------------------------------------------
     def define(self, name):
@@ -526,7 +539,7 @@ STATEMENTS = {
     ast.Assign: Lowerer.assign, ast.AnnAssign: Lowerer.ann_assign, ast.AugAssign: Lowerer.aug_assign,
     ast.For: Lowerer.for_loop, ast.While: Lowerer.while_loop, ast.If: Lowerer.if_branch,
     ast.Expr: Lowerer.expression_statement, ast.Pass: lambda self, stmt: None,
-    ast.Break: Lowerer.loop_exit, ast.Continue: Lowerer.loop_exit,
+    ast.Break: Lowerer.loop_exit, ast.Continue: Lowerer.loop_exit,  # only outside loops
 }
 EXPRESSIONS = {
     ast.Name: Lowerer.name, ast.Constant: Lowerer.constant, ast.BinOp: Lowerer.binop,

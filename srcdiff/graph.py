@@ -35,6 +35,8 @@ class For:
     step: object
     body: list
     where: Where
+    exit: str = ""         # flag set by a `break` in the body ("" if none)
+    counter: str = ""      # executed iterations, counted when the loop can break
 
 
 @dataclass
@@ -44,6 +46,7 @@ class While:
     body: list
     where: Where
     counter: str = ""      # name of the iteration counter the backward needs
+    exit: str = ""         # flag set by a `break` in the body ("" if none)
 
 
 @dataclass

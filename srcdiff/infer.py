@@ -86,6 +86,8 @@ def _block(block, env):
                     raise SrcdiffError("`range` bounds must be integers", stmt.where,
                                        hint="use int(...) or an integer expression such as x.shape[0]")
             env[stmt.index] = INT
+            if stmt.counter:
+                env[stmt.counter] = INT
             for _ in range(3):
                 _block(stmt.body, env)
         elif isinstance(stmt, While):

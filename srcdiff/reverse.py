@@ -112,6 +112,12 @@ class Sweep:
             pre.append(self.reserve(Sym(self.top) + trips * count))
             self.prereserved.add(id(loop.body))
         body = self.forward(loop.body, saves, live)
+        if loop.exit:
+            if saves and self._needs_counter(loop):
+                pre.append(assign(loop.counter, Sym(0)))
+                body.insert(0, ast.AugAssign(ast.Name(loop.counter, ast.Store()), ast.Add(),
+                                             ast.Constant(1)))
+            body.append(ast.If(ast.Name(loop.exit, ast.Load()), [ast.Break()], []))
         header = comment(f"line {loop.where.line}: {loop.where.text.strip()}")
         return pre + [header, ast.For(ast.Name(loop.index, ast.Store()), self.range_of(loop).node,
                                       body or [ast.Pass()], [])]
@@ -122,6 +128,8 @@ class Sweep:
         counting = saves and self._needs_counter(loop)
         if counting:
             body.append(ast.AugAssign(ast.Name(loop.counter, ast.Store()), ast.Add(), ast.Constant(1)))
+        if loop.exit:
+            body.append(ast.If(ast.Name(loop.exit, ast.Load()), [ast.Break()], []))
         start = [assign(loop.counter, Sym(0))] if counting else []
         header = comment(f"line {loop.where.line}: {loop.where.text.strip()}")
         return start + test_block + [header, ast.While(self.sym(loop.test).node,
@@ -243,7 +251,12 @@ class Sweep:
     def reversed_range(self, loop):
         start, stop = self.sym(loop.start), self.sym(loop.stop)
         step = loop.step.value
-        if step == 1:
+        if loop.exit:   # it may have stopped early: run back from the last executed index
+            from_zero = isinstance(loop.start, Const) and loop.start.value == 0
+            last = (Sym(loop.counter) - 1) * step
+            first = last if from_zero else start + last
+            end = Sym(-1 if step > 0 else 1) if from_zero else start - 1 if step > 0 else start + 1
+        elif step == 1:
             first = stop - 1
             end = Sym(-1) if isinstance(loop.start, Const) and loop.start.value == 0 else start - 1
         else:
