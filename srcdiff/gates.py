@@ -102,6 +102,14 @@ def reshape(op, ty, x, *shape):
     return np_.ascontiguousarray(x).method("reshape", shape_of(op, shape))
 
 
+def matmul(op, ty, x, y):
+    """`x @ y`, casting the float32 side when numba would see two dtypes."""
+    if ty.args[0].dtype != ty.args[1].dtype:
+        x, y = (x, helper("as_dtype_of", y, x)) if ty.args[0].dtype == ty.out.dtype else (
+            helper("as_dtype_of", x, y), y)
+    return x @ y
+
+
 def relu(op, ty, x):
     return builtin("max", x, 0.0) if ty.out.ndim == 0 else np_.maximum(x, 0.0)
 
@@ -136,7 +144,7 @@ def dim(op, ty, x):
 FORWARD = {
     "add": binop(lambda x, y: x + y), "sub": binop(lambda x, y: x - y),
     "mul": binop(lambda x, y: x * y), "div": binop(lambda x, y: x / y),
-    "pow": binop(lambda x, y: x ** y), "matmul": binop(lambda x, y: x @ y),
+    "pow": binop(lambda x, y: x ** y), "matmul": matmul,
     "mod": binop(lambda x, y: Sym(ast.BinOp(x.node, ast.Mod(), y.node))),
     "floordiv": binop(lambda x, y: Sym(ast.BinOp(x.node, ast.FloorDiv(), y.node))),
     "lt": binop(lambda x, y: x < y), "le": binop(lambda x, y: x <= y),

@@ -177,13 +177,21 @@ def sigmoid(op, ty, g, z, x):
 @rule("matmul")
 def matmul(op, ty, g, z, x, y):
     ranks = (ty.args[0].ndim, ty.args[1].ndim)
+    gx, gy = same_dtype(ty, g, y), same_dtype(ty, g, x)
     if ranks == (2, 2):
-        return g @ y.T, x.T @ g
+        return gx @ y.T, x.T @ gy
     if ranks == (1, 2):
-        return y @ g, np_.outer(x, g)
+        return y @ gx, np_.outer(x, gy)
     if ranks == (2, 1):
-        return np_.outer(g, y), g @ x
+        return np_.outer(gx, y), gy @ x
     return g * y, g * x
+
+
+def same_dtype(ty, g, like):
+    """numba's `@` needs equal dtypes: give a float64 adjoint the float32 operand's dtype."""
+    if "float32" in (ty.args[0].dtype, ty.args[1].dtype):
+        return helper("as_dtype_of", g, like)
+    return g
 
 
 @rule("outer")
