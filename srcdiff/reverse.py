@@ -235,7 +235,8 @@ class Sweep:
         if not _contains_active(region, self.plan.active):
             return []
         inits = []
-        for name in sorted(self._contributed(region) & local_names - self.initialized):
+        fresh = self._contributed(region) & local_names - self.initialized - self.plan.mutable
+        for name in sorted(fresh):
             inits.append(assign(self.adj(name), self.zero(name)))
             self.initialized.add(name)
         header = comment(f"reverse of line {region.where.line}: {region.where.text.strip()}")

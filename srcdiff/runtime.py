@@ -168,7 +168,8 @@ def reserve(tape, n):
     if size >= n:
         return tape
     grown = np.zeros(max(n, 2 * size, 64), np.float64)
-    grown[:size] = tape
+    for i in range(size):  # a loop: slice assignment costs numba seconds to compile
+        grown[i] = tape[i]
     return grown
 
 
@@ -192,7 +193,7 @@ def range_last(a, b, s):
 # every caller re-optimises when linking, and that dominated compile time.
 # ---------------------------------------------------------------------------
 
-@register_jitable
+@register_jitable(inline='always')
 def _norm_axis(axis, nd):
     """axis as a non-negative int, checked against nd."""
     if axis < -nd or axis >= nd:
@@ -200,7 +201,7 @@ def _norm_axis(axis, nd):
     return axis + nd if axis < 0 else axis
 
 
-@register_jitable
+@register_jitable(inline='always')
 def _dims(shape, axis):
     """(outer, n, inner) sizes of shape split around axis."""
     ax = _norm_axis(axis, len(shape))
@@ -214,19 +215,19 @@ def _dims(shape, axis):
     return (outer, shape[ax], inner)
 
 
-@register_jitable
+@register_jitable(inline='always')
 def _flat(x):
     """x as a flat C-ordered array (copies only if x is not C-contiguous)."""
     return np.ascontiguousarray(x).reshape(x.size)
 
 
-@register_jitable
+@register_jitable(inline='always')
 def _keep_shape(shape, axis):
     """shape with the entry at axis set to 1."""
     return tuple_setitem(shape, _norm_axis(axis, len(shape)), 1)
 
 
-@register_jitable
+@register_jitable(inline='always')
 def _drop_shape(shape, axis):
     """shape without the entry at axis (len(shape) >= 2)."""
     # numba cannot build a tuple of computed length, so start from the

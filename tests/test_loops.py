@@ -1,0 +1,1414 @@
+"""Loops and branches in srcdiff: structured `for`/`while`/`if`, in-place writes, the tape.
+
+Every differentiable case is checked against central finite differences of the plain
+Python function in BOTH modes (numba-compiled and `compile=False`), and the two modes
+must agree to ~1e-10.  The functions under test are defined at module level below
+(srcdiff reads their source); their names do not start with `test_`.
+"""
+import inspect
+import math
+import os
+import resource
+
+import numpy as np
+import pytest
+
+import srcdiff
+
+HERE = os.path.basename(__file__)
+
+
+# =====================================================================================
+# Helpers
+# =====================================================================================
+
+def _copy(a):
+    return a.copy() if isinstance(a, np.ndarray) else a
+
+
+def _positions(fn, wrt):
+    params = list(inspect.signature(fn).parameters)
+    items = list(wrt) if isinstance(wrt, (tuple, list)) else [wrt]
+    return [params.index(w) if isinstance(w, str) else w for w in items]
+
+
+def finite_differences(fn, args, position, eps=1e-6):
+    """Central differences of scalar fn(*args) w.r.t. args[position]; args are never mutated."""
+    def value(shifted):
+        call = [_copy(a) for a in args]
+        call[position] = shifted
+        return float(fn(*call))
+
+    x = args[position]
+    if np.ndim(x) == 0:
+        return (value(float(x) + eps) - value(float(x) - eps)) / (2 * eps)
+    base = np.array(x, dtype=np.float64)
+    out = np.zeros_like(base)
+    for i in np.ndindex(base.shape):
+        plus, minus = base.copy(), base.copy()
+        plus[i] += eps
+        minus[i] -= eps
+        out[i] = (value(plus) - value(minus)) / (2 * eps)
+    return out
+
+
+def srcdiff_gradients(fn, args, wrt, compile):
+    """The gradients srcdiff returns, always as a tuple, plus the Gradient object."""
+    g = srcdiff.grad(fn, wrt=wrt, compile=compile)
+    got = g(*args)
+    single = not isinstance(wrt, (tuple, list))
+    return ((got,) if single else tuple(got)), g
+
+
+def check_loop(fn, *args, wrt=0, rtol=1e-6, atol=1e-7, eps=1e-6, expected=None,
+               allow_mutation=False):
+    """srcdiff's gradient of `fn` at `args`, compiled and not, vs finite differences.
+
+    Also: the two modes agree to ~1e-10, the gradient does not modify the caller's arrays
+    (unless `allow_mutation`), and (uncompiled) `forward` reproduces the function's value.
+    Every call gets fresh copies of the arguments.  All problems found are collected and
+    reported together.  Returns the compiled gradients (a tuple).
+    """
+    positions = _positions(fn, wrt)
+    if expected is None:
+        expected = [finite_differences(fn, args, p, eps) for p in positions]
+    problems, results = [], {}
+    for compile in (True, False):
+        mode = "compiled" if compile else "compile=False"
+        call = [_copy(a) for a in args]
+        try:
+            got, g = srcdiff_gradients(fn, call, wrt, compile)
+        except Exception as error:  # noqa: BLE001 - report every failure mode
+            problems.append(f"[{mode}] raised {type(error).__name__}: {error}")
+            continue
+        for p, (a, b) in enumerate(zip(call, args)):
+            if not allow_mutation and isinstance(a, np.ndarray) and not np.array_equal(a, b):
+                problems.append(f"[{mode}] the gradient call modified argument {p}")
+        if len(got) != len(positions):
+            problems.append(f"[{mode}] returned {len(got)} gradients, expected {len(positions)}")
+            continue
+        results[compile] = got
+        for p, gp, ep in zip(positions, got, expected):
+            gp = np.asarray(gp, dtype=np.float64)
+            if gp.shape != np.shape(ep):
+                problems.append(f"[{mode}] d(arg {p}): shape {gp.shape}, expected {np.shape(ep)}")
+                continue
+            scale = max(1.0, float(np.max(np.abs(ep))) if np.size(ep) else 1.0)
+            if not np.allclose(gp, ep, rtol=rtol, atol=atol * scale):
+                problems.append(f"[{mode}] d(arg {p}) wrong:\n  srcdiff: {np.array2string(gp, precision=8)}"
+                                f"\n  expected: {np.array2string(np.asarray(ep), precision=8)}")
+        if not compile:
+            value = g.forward(*[_copy(a) for a in args])
+            ref = fn(*[_copy(a) for a in args])
+            if not np.isclose(float(value), float(ref), rtol=1e-12, atol=1e-12):
+                problems.append(f"[{mode}] forward gave {value!r}, the function gives {ref!r}")
+    if len(results) == 2:
+        for p, gc, gp in zip(positions, results[True], results[False]):
+            gc, gp = np.asarray(gc, dtype=np.float64), np.asarray(gp, dtype=np.float64)
+            scale = max(1.0, float(np.max(np.abs(gp))) if gp.size else 1.0)
+            if gc.shape != gp.shape or not np.allclose(gc, gp, rtol=1e-10, atol=1e-12 * scale):
+                problems.append(f"compiled and compile=False disagree on d(arg {p}):\n  {gc}\n  {gp}")
+    if problems:
+        pytest.fail(f"{fn.__name__}{tuple(np.shape(a) if np.ndim(a) else a for a in args)}:\n"
+                    + "\n".join(problems), pytrace=False)
+    return results[True]
+
+
+def line_of(fn, text):
+    """The absolute line number of the first line of `fn` that starts with `text`."""
+    lines, first = inspect.getsourcelines(fn)
+    for k, line in enumerate(lines):
+        if line.strip().startswith(text):
+            return first + k
+    raise AssertionError(f"{text!r} not in {fn.__name__}")
+
+
+def rng(seed):
+    return np.random.default_rng(seed)
+
+
+# =====================================================================================
+# 1. for over range(...)
+# =====================================================================================
+
+def range_stop(x):
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += np.sin(x[i]) * x[i]
+    return s
+
+
+def range_start_stop(x):
+    n = x.shape[0]
+    s = 0.0
+    for i in range(2, n - 1):
+        s += x[i] * x[i - 1] - np.cos(x[i + 1])
+    return s
+
+
+def range_positive_step(x):
+    n = x.shape[0]
+    s = 1.0
+    for i in range(1, n, 3):
+        s = s * np.tanh(x[i]) + x[i - 1] * x[i - 1]
+    return s
+
+
+def range_negative_step(x):
+    n = x.shape[0]
+    s = 0.5
+    for i in range(n - 1, 0, -2):
+        s = np.sin(s) * x[i] + x[i - 1]
+    return s
+
+
+def range_negative_step_to_zero(x):
+    s = 0.25
+    for i in range(x.shape[0] - 1, -1, -3):
+        s = s * s * 0.5 + x[i] * np.exp(0.1 * x[i])
+    return s
+
+
+def range_reversed_unit(x):
+    s = 0.0
+    for i in range(x.shape[0] - 1, -1, -1):
+        s = np.cos(s) + x[i] * (i + 1)
+    return s
+
+
+def range_int_bounds(x, a, b):
+    s = 0.0
+    for i in range(a, b):
+        s += x[i] ** 2 * (i + 1)
+    return s
+
+
+def triangular(x):
+    n = x.shape[0]
+    s = 0.0
+    for i in range(n):
+        for j in range(i + 1, n):
+            d = x[i] - x[j]
+            s += np.exp(-d * d) * (j - i)
+    return s
+
+
+def triangular_reverse_inner(x):
+    n = x.shape[0]
+    s = 0.0
+    for i in range(n):
+        for j in range(i, -1, -1):
+            s = s * 0.9 + x[j] * np.sin(x[i])
+    return s
+
+
+def nested_rectangular(A, w):
+    m = A.shape[0]
+    k = A.shape[1]
+    s = 0.0
+    for i in range(m):
+        r = 0.0
+        for j in range(k):
+            r += A[i, j] * w[j]
+        s += np.tanh(r) * (i + 1)
+    return s
+
+
+def nested_three_deep(x):
+    s = 0.0
+    for a in range(2):
+        for b in range(3):
+            for c in range(b, 4):
+                s += np.sin(x[a * 4 + c] * (b + 1)) * x[a + b]
+    return s
+
+
+def index_arithmetic(x):
+    n = x.shape[0]
+    s = 0.0
+    for i in range(n):
+        s += x[i] * i
+        s += x[i] * x[n - 1 - i] * (i % 3)
+        s += np.sin(x[(i + 2) % n]) * (i * i) / n
+    return s
+
+
+# =====================================================================================
+# 2. while loops with data-dependent trip counts
+# =====================================================================================
+
+def while_float_time(y0, k, T):
+    t = 0.0
+    dt = 0.013
+    y = y0
+    while t < T:
+        y = y + dt * (-k * y * y + np.sin(t))
+        t += dt
+    return y
+
+
+def while_array_state(x0, w, T):
+    x = x0.copy()
+    t = 0.0
+    while t < T:
+        x = x + 0.05 * np.cos(x * w)
+        t = t + 0.05
+    return np.sum(x * x)
+
+
+def while_threshold(a, x0):
+    v = x0
+    while v < 10.0:
+        v = v * a + 0.1
+    return v * v
+
+
+def while_counter_index(x):
+    i = 0
+    s = 0.0
+    while i < x.shape[0]:
+        s = s * 0.7 + np.sin(x[i]) * x[i]
+        i += 1
+    return s
+
+
+def while_until_sum(x):
+    s = 0.0
+    i = 0
+    while s < 3.0:
+        s += x[i % x.shape[0]] ** 2
+        i += 1
+    return s * i
+
+
+def while_in_for(x, tol):
+    s = 0.0
+    for i in range(x.shape[0]):
+        v = x[i]
+        while v < tol:
+            v = v * 1.5 + 0.01
+        s += v * (i + 1)
+    return s
+
+
+def for_in_while(x):
+    s = 0.0
+    rounds = 0
+    while s < 5.0:
+        for i in range(x.shape[0]):
+            s = s + 0.3 * np.exp(-x[i] * s) * x[i]
+        rounds += 1
+    return s * s + rounds
+
+
+def while_in_while(x):
+    s = 0.0
+    j = 0
+    while j < x.shape[0]:
+        v = x[j]
+        while v < 3.0:
+            v = v * 1.7 + 0.05
+        s = s + v * x[j]
+        j += 1
+    return s
+
+
+def while_condition_on_array(x):
+    y = x.copy()
+    while np.sum(y * y) < 10.0:
+        y = y * 1.3 + 0.1
+    return np.sum(y)
+
+
+# =====================================================================================
+# 3. if / elif / else, ternaries, builtin min / max / abs
+# =====================================================================================
+
+def top_level_if(x):
+    if x > 1.0:
+        y = x ** 3
+    elif x > 0.0:
+        y = np.sin(x) * x
+    else:
+        y = -x * np.exp(x)
+    return y * 2.0 + x
+
+
+def top_level_if_arrays(x, w):
+    s = np.sum(x * w)
+    if s > 0.0:
+        y = np.tanh(x) * s
+    else:
+        y = x * x
+    return np.sum(y)
+
+
+def if_in_loop(x, w):
+    s = 0.0
+    for i in range(x.shape[0]):
+        if x[i] > 0.0:
+            s += x[i] * x[i] * w[i]
+        elif x[i] > -0.5:
+            s -= np.sin(x[i]) * w[i]
+        else:
+            s = s * 0.9 + w[i] * x[i]
+    return s
+
+
+def if_on_index(x):
+    s = 0.0
+    for i in range(x.shape[0]):
+        if i % 2 == 0:
+            s = s + np.exp(0.1 * x[i])
+        else:
+            s = s * x[i]
+    return s
+
+
+def if_on_carried_value(x):
+    s = 0.0
+    for i in range(x.shape[0]):
+        if x[i] > s:
+            t = x[i] - s
+        else:
+            t = (s - x[i]) * 0.5
+        s = s + t * t
+    return s
+
+
+def if_without_else_nested(x, w):
+    s = 1.0
+    for i in range(x.shape[0]):
+        if x[i] > 0.0 and i > 1:
+            s = s * (1.0 + 0.1 * x[i])
+            if w[i] > 0.5:
+                s += w[i] * x[i]
+        if x[i] < -1.0 or i == 0:
+            s -= np.sin(x[i] * w[i])
+    return s
+
+
+def ternary_in_loop(x):
+    s = 0.0
+    for i in range(x.shape[0]):
+        v = x[i] if x[i] > 0.0 else 0.1 * x[i]
+        s += v * v * (1.0 if i % 2 == 0 else -0.5)
+    return s
+
+
+def ternary_top_level(a, b):
+    y = a * b if a > b else a - b * b
+    return y * a
+
+
+def builtin_min_max_abs(x, y):
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += max(x[i], y[i]) * min(x[i], 0.5) + abs(x[i] - y[i])
+        s = min(s, 4.0) + 0.1 * abs(s)
+    return s
+
+
+def branch_store(x):
+    n = x.shape[0]
+    y = np.zeros(n)
+    for i in range(n):
+        if x[i] > 0.0:
+            y[i] = x[i] * 2.0
+        else:
+            y[i] = np.exp(x[i])
+        if i > 0:
+            if y[i - 1] > y[i]:
+                y[i] = y[i] + 0.5 * y[i - 1]
+    return np.sum(y * y)
+
+
+def taped_arrays_in_branches(x, W):
+    h = x.copy()
+    for t in range(4):
+        if t % 2 == 0:
+            h = np.tanh(W @ h)
+        else:
+            h = np.sin(h) + h * 0.5
+    return np.sum(h * h)
+
+
+# =====================================================================================
+# 4. augmented assignment, in-place writes, overwritten values, loop-carried arrays
+# =====================================================================================
+
+def aug_scalars(x):
+    a = 1.0
+    b = 0.0
+    c = 2.0
+    d = 3.0
+    for i in range(x.shape[0]):
+        a *= 1.0 + 0.1 * x[i]
+        b -= x[i] * a
+        c += np.sin(b)
+        d /= 1.5 + x[i] * x[i]
+    return a + b * c + d
+
+
+def aug_elements(x):
+    n = x.shape[0]
+    y = np.ones(n)
+    z = np.zeros(n)
+    for i in range(n):
+        y[i] *= x[i]
+        y[i] += x[(i + 1) % n] ** 2
+        z[i] -= y[i] * 0.5
+        z[i] /= 1.0 + x[i] * x[i]
+        y[(i + 2) % n] -= 0.1 * z[i]
+    return np.sum(y * z) + np.sum(y)
+
+
+def slice_writes(X, w):
+    m = X.shape[0]
+    k = X.shape[1]
+    Y = np.empty((m, k))
+    for j in range(k):
+        Y[:, j] = X[:, j] * w[j]
+    Z = np.zeros_like(Y)
+    Z[0, :] = np.tanh(Y[0, :])
+    for i in range(1, m):
+        Z[i, :] = np.tanh(Y[i, :]) + 0.5 * Z[i - 1, :]
+    return np.sum(Z * Z)
+
+
+def slice_aug_writes(X, w):
+    m = X.shape[0]
+    k = X.shape[1]
+    acc = np.ones((m, k))
+    for j in range(k):
+        acc[:, j] += X[:, j] * w[j]
+        acc[:, j] -= np.sin(X[:, j])
+        acc[1:3, j] *= w[j]
+    return np.sum(acc * acc)
+
+
+def creations(x):
+    n = x.shape[0]
+    a = np.ones(n)
+    b = np.empty(n)
+    c = np.zeros_like(x)
+    d = x.copy()
+    e = np.ones_like(x)
+    f = np.copy(x)
+    for i in range(n):
+        a[i] = a[i] + x[i]
+        b[i] = np.sin(d[i]) * a[i]
+        c[i] = b[i] * d[i]
+        d[i] = d[i] * 2.0
+        e[i] = e[i] * f[i] + c[i]
+        f[i] = 0.0
+    return np.sum(a * b) + np.sum(c) + np.sum(d * d) + np.sum(e * e) + np.sum(f)
+
+
+def running_state(a, b):
+    s = np.zeros(1)
+    s[0] = 1.0
+    for i in range(a.shape[0]):
+        s[0] = s[0] * a[i] + b[i]
+    return s[0] * s[0]
+
+
+def rotation_state(a, w):
+    s = np.zeros(2)
+    s[0] = 1.0
+    for i in range(a.shape[0]):
+        u = s[0]
+        s[0] = s[0] * np.cos(a[i]) - s[1] * np.sin(a[i])
+        s[1] = u * np.sin(a[i]) + s[1] * np.cos(a[i])
+    return s[0] * w[0] + s[1] * w[1] + s[0] * s[1]
+
+
+def scalar_overwrite(x0, w):
+    x = x0
+    for i in range(w.shape[0]):
+        x = np.sin(x) * w[i]
+    return x
+
+
+def argument_overwrite(x0, w):
+    for i in range(w.shape[0]):
+        x0 = np.sin(x0) * w[i] + 0.1
+    return x0 * x0
+
+
+def product_loop(x):
+    s = 1.0
+    for i in range(x.shape[0]):
+        s *= x[i]
+    return s
+
+
+def product_loop_in_branch(x):
+    s = 1.0
+    for i in range(x.shape[0]):
+        if x[i] > 0.0:
+            s = s * x[i]
+    return s
+
+
+def self_update_unary(x):
+    s = 0.3
+    for i in range(x.shape[0]):
+        s = np.sin(s)
+        s += x[i]
+    return s
+
+
+def self_update_pow(x):
+    s = 0.9
+    for i in range(x.shape[0]):
+        s = s ** x[i]
+    return s
+
+
+def self_update_array_mul(x, w):
+    h = np.ones(w.shape[0])
+    for i in range(x.shape[0]):
+        h = h * np.cos(x[i] * w)
+    return np.sum(h)
+
+
+def self_update_matmul(W, h0):
+    h = h0.copy()
+    for i in range(3):
+        h = W @ h
+    return np.sum(h * h)
+
+
+def rnn(W, b, h0, steps):
+    h = h0
+    for t in range(steps):
+        h = np.tanh(W @ h + b)
+    return np.sum(h * h)
+
+
+def rnn_inputs(W, U, b, xs, h0):
+    h = h0.copy()
+    loss = 0.0
+    for t in range(xs.shape[0]):
+        h = np.tanh(W @ h + U @ xs[t] + b)
+        loss += np.sum(h) * (t + 1) * 0.1
+    return loss + np.sum(h * h)
+
+
+def accumulators(X, v):
+    m = X.shape[0]
+    acc = np.zeros(X.shape[1])
+    tot = 0.0
+    for i in range(m):
+        acc += X[i] * v[i]
+        tot += np.sum(acc * acc)
+    return tot + np.sum(np.sin(acc))
+
+
+def matrix_carried(M0, A, steps):
+    M = M0.copy()
+    for t in range(steps):
+        M = np.tanh(M @ A) + 0.1 * M0
+    return np.sum(M * M)
+
+
+def bound_reassigned_in_loop(x):
+    m = x.shape[0]
+    s = 0.0
+    for i in range(m):
+        s += x[i] * x[i] * m
+        m = m - 1
+    return s + m
+
+
+def index_used_after_loop(x):
+    s = 0.0
+    for i in range(x.shape[0] - 1):
+        s += np.sin(x[i])
+    return s * x[i] + x[i + 1]
+
+
+def condition_modified_in_branch(x):
+    s = 0.5
+    for i in range(x.shape[0]):
+        if s > 1.0:
+            s = s - 0.5 * x[i] * x[i]
+        else:
+            s = s + np.sin(x[i])
+    return s
+
+
+def writes_other_argument(x, buf):
+    for i in range(x.shape[0]):
+        buf[i] = x[i] * x[i]
+    return np.sum(buf * x)
+
+
+def nested_loops_both_taped(x, w):
+    s = 0.0
+    for i in range(x.shape[0]):
+        u = np.sin(s)
+        for j in range(w.shape[0]):
+            s = np.cos(s) * w[j] + u * x[i]
+    return s
+
+
+def integer_initial_accumulator(x):
+    s = 0
+    for i in range(x.shape[0]):
+        s += x[i] * x[i]
+    return s
+
+
+def last_iteration_value_after_loop(x):
+    for i in range(x.shape[0]):
+        t = np.sin(x[i]) * 2.0
+    return t * x[0]
+
+
+def inplace_sweeps(x, sweeps):
+    y = x.copy()
+    n = y.shape[0]
+    for s in range(sweeps):
+        for i in range(1, n - 1):
+            y[i] = 0.25 * y[i - 1] + 0.5 * y[i] + 0.25 * y[i + 1] + 0.1 * np.sin(y[i])
+    return np.sum(y ** 3)
+
+
+def prefix_product(x):
+    n = x.shape[0]
+    y = np.empty(n)
+    y[0] = x[0]
+    for i in range(1, n):
+        y[i] = y[i - 1] * np.cos(x[i]) + x[i]
+    return np.sum(y * y)
+
+
+def loop_matmul(A, B):
+    m = A.shape[0]
+    k = A.shape[1]
+    p = B.shape[1]
+    C = np.empty((m, p))
+    for i in range(m):
+        for j in range(p):
+            acc = 0.0
+            for q in range(k):
+                acc += A[i, q] * B[q, j]
+            C[i, j] = acc
+    return np.sum(C * C)
+
+
+# =====================================================================================
+# 5. the two issue examples
+# =====================================================================================
+
+def lj_energy(pos):
+    n = pos.shape[0]
+    e = 0.0
+    for i in range(n):
+        for j in range(i + 1, n):
+            dx = pos[i, 0] - pos[j, 0]
+            dy = pos[i, 1] - pos[j, 1]
+            dz = pos[i, 2] - pos[j, 2]
+            r2 = dx * dx + dy * dy + dz * dz
+            s6 = 1.0 / (r2 * r2 * r2)
+            e += 4.0 * (s6 * s6 - s6)
+    return e
+
+
+def final_energy(theta0, k, steps):
+    n = theta0.shape[0]
+    th = theta0.copy()
+    om = np.zeros(n)
+    for t in range(steps):
+        for i in range(n):
+            om[i] = om[i] + 0.01 * (-np.sin(th[i]) * (1.0 + k[i]) - 0.1 * om[i])
+            th[i] = th[i] + 0.01 * om[i]
+    return np.sum(0.5 * om * om + (1.0 - np.cos(th)))
+
+
+def lj_forces_by_hand(pos):
+    """-dE/dpos for lj_energy, derived by hand: dE/dr2 = (12 s6 - 24 s6^2) / r2."""
+    n = pos.shape[0]
+    grad = np.zeros_like(pos)
+    for i in range(n):
+        for j in range(i + 1, n):
+            d = pos[i] - pos[j]
+            r2 = float(d @ d)
+            s6 = 1.0 / r2 ** 3
+            de_dr2 = (12.0 * s6 - 24.0 * s6 * s6) / r2
+            grad[i] += de_dr2 * 2.0 * d
+            grad[j] -= de_dr2 * 2.0 * d
+    return -grad
+
+
+def pendulum_gradient_by_hand(theta0, k, steps):
+    """(dE/dtheta0, dE/dk) for final_energy: store the trajectory, run the adjoint backwards."""
+    h, damping = 0.01, 0.1
+    th, om = theta0.astype(float).copy(), np.zeros_like(theta0, dtype=float)
+    trajectory = []
+    for _ in range(steps):
+        trajectory.append(th.copy())
+        om = om + h * (-np.sin(th) * (1.0 + k) - damping * om)
+        th = th + h * om
+    a_th, a_om, a_k = np.sin(th), om.copy(), np.zeros_like(k, dtype=float)
+    for th_before in reversed(trajectory):
+        # th_after = th_before + h * om_after
+        a_om = a_om + h * a_th
+        # om_after = (1 - h * damping) * om_before - h * sin(th_before) * (1 + k)
+        a_k = a_k - h * np.sin(th_before) * a_om
+        a_th = a_th - h * np.cos(th_before) * (1.0 + k) * a_om
+        a_om = (1.0 - h * damping) * a_om
+    return a_th, a_k
+
+
+def jittered_lattice(side, seed):
+    g = np.arange(side) * 1.2
+    pos = np.array([[a, b, c] for a in g for b in g for c in g], dtype=float)
+    return pos + rng(seed).uniform(-0.05, 0.05, pos.shape)
+
+
+# =====================================================================================
+# 6. long loops
+# =====================================================================================
+
+def long_sin_sum(x, n):
+    m = x.shape[0]
+    s = 0.0
+    for i in range(n):
+        s += np.sin(x[i % m] * i * 1e-6)
+    return s
+
+
+def long_recurrence(x, n):
+    m = x.shape[0]
+    s = 0.0
+    for i in range(n):
+        s = 0.999 * np.sin(s) + x[i % m] * 1e-3
+    return s
+
+
+def long_recurrence_by_hand(x, n):
+    """(value, gradient) of long_recurrence; the forward stores s, the adjoint runs backwards."""
+    xs = [float(v) * 1e-3 for v in x]
+    m = len(xs)
+    before = [0.0] * n
+    s = 0.0
+    for i in range(n):
+        before[i] = s
+        s = 0.999 * math.sin(s) + xs[i % m]
+    g = [0.0] * m
+    a = 1.0
+    for i in range(n - 1, -1, -1):
+        g[i % m] += a * 1e-3
+        a = a * 0.999 * math.cos(before[i])
+    return s, np.array(g)
+
+
+# =====================================================================================
+# 7. loops stay loops
+# =====================================================================================
+
+def counted_recurrence(x, n):
+    s = 0.0
+    for i in range(n):
+        s = np.sin(s) + x[i % x.shape[0]] * 0.5
+    return s
+
+
+# =====================================================================================
+# 8. break / continue, and unsupported loop forms
+# =====================================================================================
+
+def uses_break(x):
+    s = 0.0
+    for i in range(x.shape[0]):
+        if x[i] > 2.0:
+            break
+        s += x[i]
+    return s
+
+
+def uses_continue(x):
+    s = 0.0
+    for i in range(x.shape[0]):
+        if x[i] < 0.0:
+            continue
+        s += x[i] * x[i]
+    return s
+
+
+def uses_break_in_while(x):
+    s = 0.0
+    i = 0
+    while i < 10:
+        s += x[i]
+        if s > 1.0:
+            break
+        i += 1
+    return s
+
+
+def iterates_array(x):
+    s = 0.0
+    for v in x:
+        s += v * v
+    return s
+
+
+def iterates_enumerate(x):
+    s = 0.0
+    for i, v in enumerate(x):
+        s += v * i
+    return s
+
+
+def for_else(x):
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += x[i]
+    else:
+        s = s * 2.0
+    return s
+
+
+def variable_step(x, k):
+    s = 0.0
+    for i in range(0, x.shape[0], k):
+        s += x[i]
+    return s
+
+
+def return_in_loop(x):
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += x[i]
+        if s > 1.0:
+            return s
+    return s
+
+
+# =====================================================================================
+# 9. writes into arguments
+# =====================================================================================
+
+def writes_wrt_argument(x):
+    for i in range(x.shape[0]):
+        x[i] = x[i] * x[i] + 1.0
+    return np.sum(x * x)
+
+
+def writes_wrt_argument_after_read(x, w):
+    s = np.sum(x * w)
+    for i in range(x.shape[0]):
+        x[i] = np.sin(x[i]) * s
+    return np.sum(x) + s
+
+
+# =====================================================================================
+# Tests: 1. ranges
+# =====================================================================================
+
+def test_range_stop():
+    x = rng(1).normal(size=7)
+    check_loop(range_stop, x)
+    for compile in (True, False):
+        assert srcdiff.check_grad(range_stop, x, compile=compile) < 1e-6
+
+
+def test_range_start_stop():
+    check_loop(range_start_stop, rng(2).normal(size=8))
+
+
+@pytest.mark.parametrize("n", [11, 12, 13])
+def test_range_positive_step(n):
+    # stop on the grid (n=13: i = 1, 4, 7, 10), and past it
+    check_loop(range_positive_step, rng(3).normal(size=n))
+
+
+@pytest.mark.parametrize("n", [8, 9])
+def test_range_negative_step(n):
+    check_loop(range_negative_step, rng(4).normal(size=n) * 0.8)
+
+
+@pytest.mark.parametrize("n", [7, 9, 10])
+def test_range_negative_step_to_zero(n):
+    check_loop(range_negative_step_to_zero, rng(5).normal(size=n) * 0.5)
+
+
+def test_range_reversed_unit_step():
+    check_loop(range_reversed_unit, rng(6).normal(size=6))
+
+
+def test_range_int_argument_bounds():
+    x = rng(7).normal(size=9)
+    check_loop(range_int_bounds, x, 2, 7)
+    check_loop(range_int_bounds, x, 0, 9)
+
+
+def test_range_empty_gives_zero_gradient():
+    x = rng(8).normal(size=9)
+    for compile in (True, False):
+        g = srcdiff.grad(range_int_bounds, compile=compile)
+        np.testing.assert_array_equal(g(x, 6, 2), np.zeros(9))
+        np.testing.assert_array_equal(g(x, 4, 4), np.zeros(9))
+
+
+@pytest.mark.parametrize("n", [1, 2, 6])
+def test_triangular(n):
+    check_loop(triangular, rng(9).normal(size=n))
+
+
+def test_triangular_with_reversed_inner_loop():
+    check_loop(triangular_reverse_inner, rng(10).normal(size=6) * 0.7)
+
+
+def test_nested_rectangular():
+    r = rng(11)
+    check_loop(nested_rectangular, r.normal(size=(4, 3)), r.normal(size=3), wrt=("A", "w"))
+
+
+def test_nested_three_deep():
+    check_loop(nested_three_deep, rng(12).normal(size=8))
+
+
+def test_loop_index_in_arithmetic():
+    check_loop(index_arithmetic, rng(13).normal(size=7))
+
+
+# =====================================================================================
+# Tests: 2. while
+# =====================================================================================
+
+def test_while_float_time_counter():
+    # 1.0 / 0.013 = 76.9: the trip count is far from a boundary
+    check_loop(while_float_time, 0.3, 0.7, 1.0, wrt=("y0", "k"))
+    check_loop(while_float_time, -0.2, 1.3, 0.5, wrt=("y0", "k"))
+
+
+def test_while_array_state():
+    r = rng(14)
+    check_loop(while_array_state, r.normal(size=4), r.normal(size=4), 0.33, wrt=("x0", "w"))
+
+
+@pytest.mark.parametrize("a, x0", [(1.3, 0.5), (2.1, 0.05), (1.05, 9.0)])
+def test_while_threshold(a, x0):
+    v, trips = x0, 0
+    while v < 10.0:
+        v, trips = v * a + 0.1, trips + 1
+    assert v > 10.0 + 1e-3  # finite differences cannot change the trip count
+    check_loop(while_threshold, a, x0, wrt=("a", "x0"))
+
+
+def test_while_threshold_zero_trips():
+    check_loop(while_threshold, 1.5, 11.0, wrt=("a", "x0"))
+
+
+def test_while_integer_counter_indexing():
+    check_loop(while_counter_index, rng(15).normal(size=6))
+
+
+def test_while_until_sum():
+    check_loop(while_until_sum, np.array([0.9, -0.7, 0.5, 1.1]))
+
+
+def test_while_inside_for():
+    check_loop(while_in_for, np.array([0.3, 1.7, 0.9, 3.2, 5.0]), 4.0)
+
+
+def test_for_inside_while():
+    check_loop(for_in_while, np.array([0.4, 0.9, 0.6]))
+
+
+def test_while_inside_while():
+    x = np.array([0.4, 1.1, 0.7, 2.9])
+    check_loop(while_in_while, x)
+
+
+def test_while_condition_on_active_array():
+    check_loop(while_condition_on_array, np.array([0.4, 1.1, 0.7]))
+
+
+# =====================================================================================
+# Tests: 3. branches
+# =====================================================================================
+
+def test_top_level_if_elif_else():
+    for compile in (True, False):
+        g = srcdiff.grad(top_level_if, compile=compile)
+        for x, expected in [(1.5, 6 * 1.5 ** 2 + 1),
+                            (0.5, 2 * (np.cos(0.5) * 0.5 + np.sin(0.5)) + 1),
+                            (-0.7, -2 * (np.exp(-0.7) - 0.7 * np.exp(-0.7)) + 1)]:
+            assert g(x) == pytest.approx(expected, rel=1e-12), (compile, x)
+    for x in (1.5, 0.5, -0.7):
+        check_loop(top_level_if, x)
+
+
+def test_top_level_if_on_arrays():
+    r = rng(16)
+    x, w = r.normal(size=5), r.normal(size=5)
+    check_loop(top_level_if_arrays, x, w, wrt=("x", "w"))
+    check_loop(top_level_if_arrays, x, -w, wrt=("x", "w"))
+
+
+def test_if_elif_else_in_loop():
+    x = np.array([0.8, -0.2, -1.3, 1.1, -0.4, -0.9, 0.3])
+    check_loop(if_in_loop, x, rng(17).normal(size=7), wrt=("x", "w"))
+
+
+def test_if_on_loop_index():
+    check_loop(if_on_index, rng(18).normal(size=7))
+
+
+def test_if_on_loop_carried_value():
+    check_loop(if_on_carried_value, np.array([0.5, 0.2, 1.4, -0.3, 2.5, 0.1]))
+
+
+def test_if_without_else_nested_and_or():
+    x = np.array([-1.5, 0.4, 0.7, -0.3, 1.2, -2.0, 0.9])
+    w = np.array([0.2, 0.9, 0.1, 0.7, 0.8, 0.3, 0.6])
+    check_loop(if_without_else_nested, x, w, wrt=("x", "w"))
+
+
+def test_ternary_in_loop():
+    check_loop(ternary_in_loop, np.array([0.5, -1.2, 0.3, -0.4, 2.0, 0.7]))
+
+
+def test_ternary_top_level():
+    check_loop(ternary_top_level, 1.5, 0.4, wrt=(0, 1))
+    check_loop(ternary_top_level, 0.3, 0.9, wrt=(0, 1))
+
+
+def test_taped_arrays_in_branches():
+    r = rng(44)
+    check_loop(taped_arrays_in_branches, r.normal(size=3), r.normal(size=(3, 3)), wrt=("x", "W"))
+
+
+def test_builtin_min_max_abs_in_loop():
+    x = np.array([0.2, 0.9, -0.6, 1.4, 0.35])
+    y = np.array([0.7, 0.1, -0.2, 1.0, -0.5])
+    check_loop(builtin_min_max_abs, x, y, wrt=("x", "y"))
+    check_loop(builtin_min_max_abs, x * 3.0, y * 3.0, wrt=("x", "y"))   # s hits the cap of 4
+
+
+def test_branches_writing_array_elements():
+    check_loop(branch_store, np.array([0.4, -0.3, 1.1, -2.0, 0.2, 0.9]))
+
+
+# =====================================================================================
+# Tests: 4. augmented assignment, array writes, overwrites
+# =====================================================================================
+
+def test_augmented_assignment_scalars():
+    check_loop(aug_scalars, rng(19).normal(size=6))
+
+
+def test_augmented_assignment_elements():
+    check_loop(aug_elements, rng(20).normal(size=5))
+
+
+def test_slice_writes():
+    r = rng(21)
+    check_loop(slice_writes, r.normal(size=(4, 3)), r.normal(size=3), wrt=("X", "w"))
+
+
+def test_slice_augmented_writes():
+    r = rng(22)
+    check_loop(slice_aug_writes, r.normal(size=(4, 3)), r.normal(size=3), wrt=("X", "w"))
+
+
+def test_array_creations_and_copies():
+    check_loop(creations, rng(23).normal(size=5))
+
+
+def test_running_state_element():
+    r = rng(24)
+    a, b = r.uniform(0.5, 1.2, 8), r.normal(size=8)
+    check_loop(running_state, a, b, wrt=("a", "b"))
+
+
+def test_running_state_by_hand():
+    r = rng(25)
+    a, b = r.uniform(0.5, 1.2, 6), r.normal(size=6)
+    s = [1.0]
+    for i in range(6):
+        s.append(s[-1] * a[i] + b[i])
+    da, db, adj = np.zeros(6), np.zeros(6), 2 * s[-1]
+    for i in range(5, -1, -1):
+        da[i], db[i] = adj * s[i], adj
+        adj *= a[i]
+    check_loop(running_state, a, b, wrt=("a", "b"), expected=[da, db])
+
+
+def test_rotation_state_elements():
+    r = rng(26)
+    check_loop(rotation_state, r.normal(size=6), r.normal(size=2), wrt=("a", "w"))
+
+
+def test_scalar_overwritten_nonlinearly():
+    w = rng(27).uniform(0.5, 1.5, 9)
+    check_loop(scalar_overwrite, 0.7, w, wrt=("x0", "w"))
+
+
+def test_argument_overwritten_in_loop():
+    w = rng(28).uniform(0.5, 1.5, 6)
+    check_loop(argument_overwrite, 0.4, w, wrt=("x0", "w"))
+
+
+def test_product_accumulator():
+    x = np.array([0.5, 2.0, 3.0])
+    check_loop(product_loop, x, expected=[np.array([6.0, 1.5, 1.0])])
+
+
+def test_product_accumulator_in_branch():
+    x = np.array([0.5, -1.0, 2.0, 3.0])
+    check_loop(product_loop_in_branch, x, expected=[np.array([6.0, 0.0, 1.5, 1.0])])
+
+
+def test_self_update_unary():
+    check_loop(self_update_unary, rng(35).uniform(0.5, 1.5, 5))
+
+
+def test_self_update_pow():
+    check_loop(self_update_pow, rng(36).uniform(0.5, 1.5, 5))
+
+
+def test_self_update_array_mul():
+    r = rng(37)
+    check_loop(self_update_array_mul, r.uniform(0.5, 1.5, 4), r.normal(size=3), wrt=("x", "w"))
+
+
+def test_self_update_matmul():
+    r = rng(38)
+    W, h0 = r.normal(size=(3, 3)), r.normal(size=3)
+    W3 = W @ W @ W
+    h3 = W3 @ h0
+    expected_dh0 = 2 * W3.T @ h3
+    expected_dW = (2 * np.outer(h3, h0) @ (W @ W).T + W.T @ np.outer(2 * h3, h0) @ W.T
+                   + (W @ W).T @ np.outer(2 * h3, h0))
+    check_loop(self_update_matmul, W, h0, wrt=("W", "h0"), expected=[expected_dW, expected_dh0])
+
+
+def test_scalar_overwrite_zero_trips():
+    got = check_loop(scalar_overwrite, 0.7, np.zeros(0), wrt=("x0", "w"), expected=[1.0, np.zeros(0)])
+    assert got[0] == 1.0
+
+
+def test_matrix_carried_through_loop():
+    r = rng(39)
+    check_loop(matrix_carried, r.normal(size=(2, 3)) * 0.5, r.normal(size=(3, 3)) * 0.5, 3,
+               wrt=("M0", "A"))
+
+
+def test_range_bound_reassigned_in_loop():
+    check_loop(bound_reassigned_in_loop, rng(41).normal(size=5))
+
+
+def test_loop_index_used_after_loop():
+    check_loop(index_used_after_loop, rng(42).normal(size=5))
+
+
+def test_condition_variable_modified_in_branch():
+    check_loop(condition_modified_in_branch, rng(43).uniform(0.2, 1.2, 6))
+
+
+def test_rnn_loop_carried_array():
+    r = rng(29)
+    W, b, h0 = r.normal(size=(4, 4)) * 0.6, r.normal(size=4) * 0.3, r.normal(size=4)
+    check_loop(rnn, W, b, h0, 5, wrt=("W", "b", "h0"))
+
+
+def test_rnn_with_inputs():
+    r = rng(30)
+    W, U, b = r.normal(size=(3, 3)) * 0.5, r.normal(size=(3, 2)) * 0.5, r.normal(size=3) * 0.2
+    xs, h0 = r.normal(size=(4, 2)), r.normal(size=3)
+    check_loop(rnn_inputs, W, U, b, xs, h0, wrt=("W", "U", "b", "xs", "h0"))
+
+
+def test_array_accumulators():
+    r = rng(31)
+    check_loop(accumulators, r.normal(size=(5, 3)), r.normal(size=5), wrt=("X", "v"))
+
+
+def test_nested_loops_both_taped():
+    r = rng(45)
+    check_loop(nested_loops_both_taped, r.normal(size=3), r.normal(size=4), wrt=("x", "w"))
+
+
+def test_integer_initial_accumulator():
+    x = rng(46).normal(size=4)
+    check_loop(integer_initial_accumulator, x, expected=[2 * x])
+
+
+def test_value_of_last_iteration_used_after_loop():
+    check_loop(last_iteration_value_after_loop, rng(47).normal(size=4))
+
+
+def test_inplace_sweeps_old_values_needed():
+    check_loop(inplace_sweeps, rng(32).normal(size=6), 3)
+
+
+def test_prefix_recurrence_into_empty():
+    check_loop(prefix_product, rng(33).normal(size=6))
+
+
+def test_loop_matmul():
+    r = rng(34)
+    A, B = r.normal(size=(3, 4)), r.normal(size=(4, 2))
+    check_loop(loop_matmul, A, B, wrt=("A", "B"))
+    dA, dB = 2 * (A @ B) @ B.T, A.T @ (2 * (A @ B))
+    check_loop(loop_matmul, A, B, wrt=("A", "B"), expected=[dA, dB])
+
+
+# =====================================================================================
+# Tests: 5. issue examples against hand-written gradients
+# =====================================================================================
+
+@pytest.mark.parametrize("side", [2, 3])
+def test_lennard_jones_forces(side):
+    pos = jittered_lattice(side, seed=side)
+    assert pos.shape == (side ** 3, 3)
+    forces = lj_forces_by_hand(pos)
+    # the hand-written forces themselves against finite differences
+    np.testing.assert_allclose(-finite_differences(lj_energy, (pos,), 0), forces, rtol=1e-6, atol=1e-6)
+    results = {}
+    for compile in (True, False):
+        g = srcdiff.grad(lj_energy, compile=compile)
+        results[compile] = g(pos)
+        np.testing.assert_allclose(-results[compile], forces, rtol=1e-10, atol=1e-10,
+                                   err_msg=f"compile={compile}")
+        assert g.forward(pos) == pytest.approx(lj_energy(pos), rel=1e-12)
+    np.testing.assert_allclose(results[True], results[False], rtol=1e-10, atol=1e-12)
+    if side == 2:
+        check_loop(lj_energy, pos, atol=1e-6)
+
+
+@pytest.mark.parametrize("n, steps", [(3, 7), (5, 200)])
+def test_pendulum_rollout(n, steps):
+    r = rng(40 + n)
+    theta0, k = r.uniform(-1.0, 1.0, n), r.uniform(0.0, 0.5, n)
+    by_hand = pendulum_gradient_by_hand(theta0, k, steps)
+    check_loop(final_energy, theta0, k, steps, wrt=("theta0", "k"), expected=list(by_hand),
+               rtol=1e-10, atol=1e-12)
+    if steps < 10:
+        check_loop(final_energy, theta0, k, steps, wrt=("theta0", "k"))
+
+
+# =====================================================================================
+# Tests: 6. long loops
+# =====================================================================================
+
+def test_million_iterations_sin_sum():
+    x, n = rng(50).normal(size=7), 10 ** 6
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    g = srcdiff.grad(long_sin_sum, compile=True)
+    got = g(x, n)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    i = np.arange(n)
+    expected = np.bincount(i % 7, weights=np.cos(x[i % 7] * i * 1e-6) * i * 1e-6, minlength=7)
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
+    assert grown_mb < 400, f"peak memory grew by {grown_mb:.0f} MB"
+    check_loop(long_sin_sum, x, 50)
+
+
+def test_million_iterations_recurrence_with_tape():
+    x, n = rng(51).normal(size=5), 10 ** 6
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    g = srcdiff.grad(long_recurrence, compile=True)
+    got = g(x, n)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert "tape" in g.source     # the old s of every step is stored: 8 MB here
+    value, expected = long_recurrence_by_hand(x, n)
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
+    assert g.forward(x, n) == pytest.approx(value, rel=1e-12)
+    assert grown_mb < 400, f"peak memory grew by {grown_mb:.0f} MB"
+    np.testing.assert_array_equal(g(x, 0), np.zeros(5))      # a taped loop that never runs
+    check_loop(long_recurrence, x, 40)
+
+
+# =====================================================================================
+# Tests: 7. loops stay loops
+# =====================================================================================
+
+def test_generated_source_is_not_unrolled():
+    x = rng(52).normal(size=4)
+    sources = {}
+    for n in (3, 1000):
+        g = srcdiff.grad(counted_recurrence, compile=False)
+        g(x, n)
+        sources[n] = g.source
+    assert len(sources[3].splitlines()) == len(sources[1000].splitlines())
+    backward = sources[1000].split("# backward", 1)[1]
+    loops = [line for line in backward.splitlines() if line.strip().startswith("for ")]
+    assert loops, backward
+    assert any(line.rstrip().endswith("-1):") for line in loops), loops
+    for y in (rng(53).normal(size=3), rng(54).normal(size=1000)):
+        g = srcdiff.grad(range_stop, compile=False)
+        g(y)
+        sources[len(y)] = g.source
+    assert len(sources[3].splitlines()) == len(sources[1000].splitlines())
+    assert sources[3].count("\n") < 80
+    backward = sources[1000].split("# backward", 1)[1]
+    assert any(line.strip().startswith("for ") and line.rstrip().endswith("-1):")
+               for line in backward.splitlines()), backward
+
+
+# =====================================================================================
+# Tests: 8. unsupported loop forms name the line
+# =====================================================================================
+
+@pytest.mark.parametrize("fn, x", [
+    (uses_break, [0.5, 1.0, 2.5, 0.3]),
+    (uses_break, [0.5, 1.0, 1.5, 0.3]),
+    (uses_continue, [0.5, -1.0, 2.5, -0.3]),
+    (uses_break_in_while, [0.3, 0.4, 0.5, 0.2, 0.1, 0.6, 0.7, 0.8, 0.9, 1.0]),
+])
+def test_break_and_continue(fn, x):
+    check_loop(fn, np.array(x))
+
+
+@pytest.mark.parametrize("fn, marker", [
+    (iterates_array, "for v in x"),
+    (iterates_enumerate, "for i, v in enumerate"),
+    (for_else, "for i in range"),
+    (variable_step, "for i in range"),
+    (return_in_loop, "return s"),
+])
+def test_unsupported_loop_forms_raise_naming_the_line(fn, marker):
+    line = line_of(fn, marker)
+    x = np.array([0.5, 1.0, 2.5])
+    args = (x, 2) if fn is variable_step else (x,)
+    for compile in (True, False):
+        with pytest.raises(srcdiff.SrcdiffError) as info:
+            srcdiff.grad(fn, compile=compile)(*args)
+        message = str(info.value)
+        assert f"{HERE}:{line}:" in message, message
+
+
+# =====================================================================================
+# Tests: 9. writes into an argument that is differentiated
+# =====================================================================================
+
+@pytest.mark.parametrize("fn, wrt", [(writes_wrt_argument, 0), (writes_wrt_argument_after_read, ("x", "w"))])
+def test_writes_into_wrt_argument(fn, wrt):
+    """Either a SrcdiffError naming the write, or a correct gradient (which one happens is reported).
+
+    The gradient is taken at the argument's value on entry; like the function itself, an
+    accepted gradient may leave the caller's array modified.
+    """
+    r = rng(60)
+    args = (r.normal(size=5),) if fn is writes_wrt_argument else (r.normal(size=5), r.normal(size=5))
+    try:
+        srcdiff.grad(fn, wrt=wrt, compile=False)(*[_copy(a) for a in args])
+    except srcdiff.SrcdiffError as error:
+        assert f"{HERE}:{line_of(fn, 'x[i] = ')}:" in str(error), str(error)
+        with pytest.raises(srcdiff.SrcdiffError):
+            srcdiff.grad(fn, wrt=wrt, compile=True)(*[_copy(a) for a in args])
+        return
+    check_loop(fn, *args, wrt=wrt, allow_mutation=True)
+
+
+def test_writes_into_argument_not_differentiated():
+    r = rng(61)
+    check_loop(writes_other_argument, r.normal(size=5), np.zeros(5), allow_mutation=True)
