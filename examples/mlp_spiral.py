@@ -28,7 +28,7 @@ def loss(W1, b1, W2, b2, X, Y):
     z = z - np.max(z, axis=1, keepdims=True)
     logp = z - np.log(np.sum(np.exp(z), axis=1, keepdims=True))
     data_loss = -np.sum(Y * logp) / X.shape[0]
-    reg_loss = 0.5 * 1e-3 * (np.sum(W1 * W1) + np.sum(W2 * W2))
+    reg_loss = 0.5 * REG * (np.sum(W1 * W1) + np.sum(W2 * W2))
     return data_loss + reg_loss
 
 
@@ -64,8 +64,10 @@ def main():
     classes = labels.max() + 1
     Y = np.eye(classes)[labels]  # one-hot targets
 
+    # He initialisation: standard deviation sqrt(2 / fan_in).
     rng = np.random.default_rng(1)
-    W1 = rng.standard_normal((2, args.hidden)) * np.sqrt(2.0 / 2)  # He initialisation
+    inputs = X.shape[1]
+    W1 = rng.standard_normal((inputs, args.hidden)) * np.sqrt(2.0 / inputs)
     b1 = np.zeros(args.hidden)
     W2 = rng.standard_normal((args.hidden, classes)) * np.sqrt(2.0 / args.hidden)
     b2 = np.zeros(classes)
