@@ -1,6 +1,7 @@
 """The public API: `grad`, `value_and_grad`, and the callable gradient object."""
 import copy
 import inspect
+import threading
 
 import numpy as np
 from numpy import ndarray
@@ -11,6 +12,9 @@ from .errors import SrcdiffError
 from .frontend import lower
 from .infer import infer, type_of_value
 from .patterns import fuse_log_softmax
+
+
+_BUILD_LOCK = threading.RLock()
 
 
 class Gradient:
@@ -93,12 +97,15 @@ class Gradient:
         return generate(graph, tys, self.wrt, self.with_value, graph.names, text), types
 
     def _build(self, args, key):
-        source, _ = self._generate(args)
-        forward, gradient = load(source, self.compile)
-        entry = (forward, gradient)
-        self._entries[key] = entry
-        self._last = source
-        return entry
+        with _BUILD_LOCK:     # threads calling a new signature at once build it once
+            if key in self._entries:
+                return self._entries[key]
+            source, _ = self._generate(args)
+            forward, gradient = load(source, self.compile)
+            entry = (forward, gradient)
+            self._entries[key] = entry
+            self._last = source
+            return entry
 
 
 def signature_key(args):

@@ -54,8 +54,11 @@ def write_module(source):
     name = f"srcdiff_{digest(source)}"
     path = cache_dir() / f"{name}.py"
     if path.exists():
-        if path.read_text() == source:
-            return name, path
+        try:
+            if path.read_text() == source:
+                return name, path
+        except (OSError, UnicodeDecodeError):
+            pass
         warnings.warn(f"srcdiff: cache file {path} does not match its content hash; rewriting it")
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as handle:
@@ -66,13 +69,31 @@ def write_module(source):
 
 def load(source, compiled):
     """Import the module for `source`; with `compiled`, its functions are numba-jitted (cached)."""
-    name, path = write_module(source)
+    try:
+        name, path = write_module(source)
+    except OSError as error:
+        warnings.warn(f"srcdiff: cannot write to the cache ({error}); compiling in memory, "
+                      "without an on-disk cache")
+        return _load_in_memory(source, compiled)
     module = sys.modules.get(name)
     if module is None:
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         sys.modules[name] = module
+    return _functions(module, compiled, cache=True)
+
+
+def _load_in_memory(source, compiled):
+    namespace = {"__name__": f"srcdiff_memory_{digest(source)}"}
+    exec(compile(source, namespace["__name__"], "exec"), namespace)
+    module = type(sys)(namespace["__name__"])
+    module.__dict__.update(namespace)
+    return _functions(module, compiled, cache=False)
+
+
+def _functions(module, compiled, cache):
+    """(forward, gradient) of a generated module, jitted once per module when `compiled`."""
     if not compiled:
         return module.forward, getattr(module, "gradient", None) or module.value_and_gradient
     jitted = module.__dict__.setdefault("__srcdiff_jitted__", {})
@@ -80,5 +101,5 @@ def load(source, compiled):
         for fn_name in ("forward", "gradient", "value_and_gradient"):
             fn = getattr(module, fn_name, None)
             if fn is not None:
-                jitted[fn_name] = numba.njit(cache=True)(fn)
+                jitted[fn_name] = numba.njit(cache=cache)(fn)
     return jitted["forward"], jitted.get("gradient") or jitted["value_and_gradient"]
