@@ -20,9 +20,10 @@ _BUILD_LOCK = threading.RLock()
 class Gradient:
     """A compiled gradient of a function; call it like the function."""
 
-    def __init__(self, fn, wrt=0, compile=True, with_value=False):
+    def __init__(self, fn, wrt=0, compile=True, with_value=False, debug_nans=False):
         self.fn = fn
         self.compile = compile
+        self.debug_nans = debug_nans
         self.with_value = with_value
         self.graph = lower(fn)
         self.params = list(self.graph.params)
@@ -43,6 +44,9 @@ class Gradient:
             entry = self._build(args, key)
         try:
             return entry[1](*args)
+        except FloatingPointError as error:
+            raise SrcdiffError(str(error), hint="the forward value there is at the edge of the "
+                               "gate's domain (log or sqrt at 0, division by zero, overflow)") from None
         except (ValueError, IndexError, ZeroDivisionError) as error:
             raise SrcdiffError(f"running the gradient of `{self.__name__}` failed: {error}",
                                hint="check that the argument shapes match what the function "
@@ -94,7 +98,8 @@ class Gradient:
         fuse_log_softmax(graph)
         tys = infer(graph, types)
         text = "signature (" + ", ".join(f"{p}: {t}" for p, t in zip(self.params, types)) + ")"
-        return generate(graph, tys, self.wrt, self.with_value, graph.names, text), types
+        return generate(graph, tys, self.wrt, self.with_value, graph.names, text,
+                        self.debug_nans), types
 
     def _build(self, args, key):
         with _BUILD_LOCK:     # threads calling a new signature at once build it once
@@ -136,19 +141,20 @@ def normalise_wrt(wrt, params, fn):
     return tuple(positions), single
 
 
-def grad(fn=None, wrt=0, compile=True):
+def grad(fn=None, wrt=0, compile=True, debug_nans=False):
     """The gradient of a scalar function w.r.t. `wrt` (a position, a name, or a tuple of them).
 
-    Usable as `@grad`, `@grad(wrt=...)` or `grad(f, wrt=...)`.
+    Usable as `@grad`, `@grad(wrt=...)` or `grad(f, wrt=...)`. NaNs and infs propagate
+    as in NumPy; with `debug_nans=True` the first one raises, naming the gate and line.
     """
     if fn is None:
-        return lambda f: Gradient(f, wrt, compile)
-    return Gradient(fn, wrt, compile)
+        return lambda f: Gradient(f, wrt, compile, debug_nans=debug_nans)
+    return Gradient(fn, wrt, compile, debug_nans=debug_nans)
 
 
-def value_and_grad(fn=None, wrt=0, compile=True):
+def value_and_grad(fn=None, wrt=0, compile=True, debug_nans=False):
     """Like `grad`, but the call returns `(value, gradient)`."""
     if fn is None:
-        return lambda f: Gradient(f, wrt, compile, with_value=True)
-    return Gradient(fn, wrt, compile, with_value=True)
+        return lambda f: Gradient(f, wrt, compile, with_value=True, debug_nans=debug_nans)
+    return Gradient(fn, wrt, compile, with_value=True, debug_nans=debug_nans)
 

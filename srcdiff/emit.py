@@ -17,15 +17,16 @@ RUNTIME_NAMES = (
     "tie_mask_all", "softmax_over", "log_softmax_over", "logsumexp_over_keep", "softmax_all",
     "log_softmax_all", "logsumexp_all", "reserve", "range_last", "as_dtype_of",
 )
-TAPE_NAMES = ("wins", "push_array", "pop_array1", "pop_array2", "pop_array3")
+TAPE_NAMES = ("wins", "push_array", "pop_array1", "pop_array2", "pop_array3", "all_finite")
 _COMMENT_LINE = re.compile(r"^(\s*)(\"{3}|'{3}|'|\")" + COMMENT + r"(.*)\2$")
 
 
-def generate(graph, tys, wrt, with_value, names, signature_text):
+def generate(graph, tys, wrt, with_value, names, signature_text, debug_nans=False):
     """Source of the module holding `forward` and `gradient` for one call signature."""
     check_result(graph, tys)
     plan = analyse(graph, tys, [graph.params[i] for i in wrt], with_value, names)
     sweep = Sweep(graph, tys, plan, names)
+    sweep.debug_nans = debug_nans
     forward = function("forward", graph.params, sweep.forward(graph.body, False)
                        + [ast.Return(Sweep.sym(graph.result).node)])
     gradient = function("value_and_gradient" if with_value else "gradient", graph.params,

@@ -34,6 +34,8 @@ def aug_add(target_node, value):
 
 
 class Sweep:
+    debug_nans = False
+
     def __init__(self, graph, tys, plan, names):
         self.graph, self.tys, self.plan, self.names = graph, tys, plan, names
         self.adjoints = {}
@@ -222,6 +224,8 @@ class Sweep:
         for stmt in reversed(block):
             if isinstance(stmt, Op):
                 code = self.backward_op(stmt)
+                if self.debug_nans:
+                    code = with_finite_checks(code, stmt)
                 if code and stmt.where.line != line:
                     line = stmt.where.line
                     out.append(comment(f"line {line}: {stmt.where.text.strip()}"))
@@ -372,6 +376,28 @@ class Sweep:
         if self.tys[name].is_array:
             return [assign(adj, Sym(adj) + c)]
         return [aug_add(ast.Name(adj, ast.Store()), c)]
+
+
+def with_finite_checks(code, op):
+    """`code` with a check after each adjoint update that raises naming the gate and line."""
+    out = []
+    for stmt in code:
+        out.append(stmt)
+        target = stmt.targets[0] if isinstance(stmt, ast.Assign) else getattr(stmt, "target", None)
+        if target is None or isinstance(target, ast.Tuple):
+            continue
+        value = copy_as_load(target)
+        message = (f"NaN or inf in the backward of gate `{op.gate}` at {op.where.filename}:"
+                   f"{op.where.line}: {op.where.text.strip()}")
+        test = ast.UnaryOp(ast.Not(), helper("all_finite", Sym(value)).node)
+        error = ast.Call(ast.Name("FloatingPointError", ast.Load()), [ast.Constant(message)], [])
+        out.append(ast.If(test, [ast.Raise(error, None)], []))
+    return out
+
+
+def copy_as_load(node):
+    clone = ast.parse(ast.unparse(node), mode="eval").body
+    return clone
 
 
 def fit(c, arg, arg_ty, out_ty):

@@ -191,9 +191,11 @@ def range_last(a, b, s):
 # (o * n + k) * inner + i.  Flat indexing is deliberate: multi-dimensional
 # indexing in these loops makes numba emit several times more LLVM IR, which
 # every caller re-optimises when linking, and that dominated compile time.
+# Hot loops index 1-D row slices: LLVM then sees non-negative unit-stride
+# indices and vectorises them, which it does not for x[base + i].
 # ---------------------------------------------------------------------------
 
-@register_jitable(inline='always')
+@register_jitable
 def _norm_axis(axis, nd):
     """axis as a non-negative int, checked against nd."""
     if axis < -nd or axis >= nd:
@@ -201,7 +203,7 @@ def _norm_axis(axis, nd):
     return axis + nd if axis < 0 else axis
 
 
-@register_jitable(inline='always')
+@register_jitable
 def _dims(shape, axis):
     """(outer, n, inner) sizes of shape split around axis."""
     ax = _norm_axis(axis, len(shape))
@@ -215,19 +217,33 @@ def _dims(shape, axis):
     return (outer, shape[ax], inner)
 
 
-@register_jitable(inline='always')
 def _flat(x):
-    """x as a flat C-ordered array (copies only if x is not C-contiguous)."""
-    return np.ascontiguousarray(x).reshape(x.size)
+    """x as a flat C-ordered array (a copy unless x is C-contiguous)."""
+    return np.ascontiguousarray(x).reshape(-1)
 
 
-@register_jitable(inline='always')
+@overload(_flat)
+def _flat_ol(x):
+    if x.layout == "C":
+        return lambda x: x.reshape(x.size)
+
+    def impl(x):
+        # Iterating x.flat compiles to far less code than np.ascontiguousarray,
+        # and this copy gets linked into every helper.
+        out = np.empty(x.size, x.dtype)
+        for i, v in enumerate(x.flat):
+            out[i] = v
+        return out
+    return impl
+
+
+@register_jitable
 def _keep_shape(shape, axis):
     """shape with the entry at axis set to 1."""
     return tuple_setitem(shape, _norm_axis(axis, len(shape)), 1)
 
 
-@register_jitable(inline='always')
+@register_jitable
 def _drop_shape(shape, axis):
     """shape without the entry at axis (len(shape) >= 2)."""
     # numba cannot build a tuple of computed length, so start from the
@@ -239,16 +255,24 @@ def _drop_shape(shape, axis):
     return out
 
 
-@register_jitable
+@register_jitable(fastmath={"reassoc"})
 def _sum_k(x, dims):
     """Sum of flat x over k, as a flat (outer, inner) array."""
     outer, n, inner = dims
     r = np.zeros(outer * inner, x.dtype)
     for o in range(outer):
+        if inner == 1:  # one contiguous run: sum it in a register
+            xo = x[o * n:(o + 1) * n]
+            acc = r[o]
+            for k in range(n):
+                acc += xo[k]
+            r[o] = acc
+            continue
+        ro = r[o * inner:(o + 1) * inner]
         for k in range(n):
-            src = (o * n + k) * inner
+            xk = x[(o * n + k) * inner:(o * n + k + 1) * inner]
             for i in range(inner):
-                r[o * inner + i] += x[src + i]
+                ro[i] += xk[i]
     return r
 
 
@@ -269,14 +293,18 @@ def _max_k(x, dims):
         raise ValueError("zero-size max has no identity")
     r = np.empty(outer * inner, x.dtype)
     for o in range(outer):
-        for i in range(inner):
-            r[o * inner + i] = x[o * n * inner + i]
-        for k in range(1, n):
-            src = (o * n + k) * inner
+        if inner == 1:  # one contiguous run: reduce it in a register
+            xo = x[o * n:(o + 1) * n]
+            acc = xo[0]
+            for k in range(1, n):
+                acc = np.maximum(acc, xo[k])
+            r[o] = acc
+            continue
+        ro = r[o * inner:(o + 1) * inner]
+        for k in range(n):
+            xk = x[(o * n + k) * inner:(o * n + k + 1) * inner]
             for i in range(inner):
-                v = x[src + i]
-                if v > r[o * inner + i] or v != v:
-                    r[o * inner + i] = v
+                ro[i] = xk[i] if k == 0 else np.maximum(ro[i], xk[i])
     return r
 
 
@@ -288,14 +316,18 @@ def _min_k(x, dims):
         raise ValueError("zero-size min has no identity")
     r = np.empty(outer * inner, x.dtype)
     for o in range(outer):
-        for i in range(inner):
-            r[o * inner + i] = x[o * n * inner + i]
-        for k in range(1, n):
-            src = (o * n + k) * inner
+        if inner == 1:  # one contiguous run: reduce it in a register
+            xo = x[o * n:(o + 1) * n]
+            acc = xo[0]
+            for k in range(1, n):
+                acc = np.minimum(acc, xo[k])
+            r[o] = acc
+            continue
+        ro = r[o * inner:(o + 1) * inner]
+        for k in range(n):
+            xk = x[(o * n + k) * inner:(o * n + k + 1) * inner]
             for i in range(inner):
-                v = x[src + i]
-                if v < r[o * inner + i] or v != v:
-                    r[o * inner + i] = v
+                ro[i] = xk[i] if k == 0 else np.minimum(ro[i], xk[i])
     return r
 
 
@@ -305,10 +337,16 @@ def _spread_k(g, dims):
     outer, n, inner = dims
     out = np.empty(outer * n * inner, g.dtype)
     for o in range(outer):
+        if inner == 1:  # one contiguous run: fill it with one value
+            oo = out[o * n:(o + 1) * n]
+            for k in range(n):
+                oo[k] = g[o]
+            continue
+        go = g[o * inner:(o + 1) * inner]
         for k in range(n):
-            dst = (o * n + k) * inner
+            ok = out[(o * n + k) * inner:(o * n + k + 1) * inner]
             for i in range(inner):
-                out[dst + i] = g[o * inner + i]
+                ok[i] = go[i]
     return out
 
 
@@ -391,35 +429,14 @@ def _logsumexp_k(z, dims):
 @register_jitable
 def _unbroadcast_nb(g, shape):
     """g summed down to shape (a shape g's shape was broadcast from)."""
-    gc = np.ascontiguousarray(g)
-    nd = gc.ndim
-    lead = nd - len(shape)
-    # Flat output stride of every g axis; 0 on the axes summed over.
-    ostr = np.zeros(nd, np.int64)
-    size = 1
-    for d in range(nd - 1, lead - 1, -1):
-        if shape[d - lead] != 1:
-            ostr[d] = size
-        size *= shape[d - lead]
-    out = np.zeros(size, g.dtype)
-    last = gc.shape[nd - 1]
-    step = ostr[nd - 1]
-    flat = gc.reshape(gc.size)
-    idx = np.zeros(nd, np.int64)
-    pos = 0
-    for row in range(0, gc.size, max(last, 1)):
-        for j in range(last):
-            out[pos + j * step] += flat[row + j]
-        d = nd - 2  # odometer over all axes but the last
-        while d >= 0:
-            idx[d] += 1
-            pos += ostr[d]
-            if idx[d] < gc.shape[d]:
-                break
-            pos -= ostr[d] * idx[d]
-            idx[d] = 0
-            d -= 1
-    return out.reshape(shape)
+    lead = g.ndim - len(shape)
+    r = _flat(g)
+    cur = g.shape
+    for d in range(g.ndim):  # sum one broadcast axis at a time
+        if d < lead or (shape[d - lead] == 1 and cur[d] != 1):
+            r = _sum_k(r, _dims(cur, d))
+            cur = tuple_setitem(cur, d, 1)
+    return r.reshape(shape)
 
 
 # ---------------------------------------------------------------------------

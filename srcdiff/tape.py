@@ -55,3 +55,9 @@ def pop_array3(tape, k):
     dims_at, start = _pop_dims(tape, k, 3)
     shape = (int(tape[dims_at]), int(tape[dims_at + 1]), int(tape[dims_at + 2]))
     return tape[start:dims_at].copy().reshape(shape), start
+
+
+@register_jitable
+def all_finite(value):
+    """True if a scalar or every entry of an array is finite (the `debug_nans` check)."""
+    return np.all(np.isfinite(np.asarray(value)))
