@@ -27,7 +27,7 @@ class Gradient:
         self.with_value = with_value
         self.graph = lower(fn)
         self.params = list(self.graph.params)
-        self.wrt, self.single = normalise_wrt(wrt, self.params, fn)
+        self.wrt, self.single = normalise_wrt(wrt, self.params, fn, self.graph.where)
         self.defaults = fn.__defaults__ or ()
         self._entries = {}
         self._last = None
@@ -87,19 +87,20 @@ class Gradient:
             ty = type_of_value(value)
             if ty is None:
                 raise SrcdiffError(f"argument `{name}` is a {type(value).__name__}; srcdiff takes "
-                                   "floats, ints and NumPy arrays", hint="convert it with np.asarray")
+                                   "floats, ints and NumPy arrays", self.graph.where,
+                                   hint="convert it with np.asarray")
             types.append(ty)
         for i in self.wrt:
             if not types[i].is_float:
                 raise SrcdiffError(f"cannot differentiate with respect to `{self.params[i]}`: it is "
-                                   f"{types[i]}, not a float or float array",
+                                   f"{types[i]}, not a float or float array", self.graph.where,
                                    hint=f"pass {self.params[i]} as floats, e.g. np.asarray(x, float)")
         graph = copy.deepcopy(self.graph)
         fuse_log_softmax(graph)
         tys = infer(graph, types)
         text = "signature (" + ", ".join(f"{p}: {t}" for p, t in zip(self.params, types)) + ")"
         return generate(graph, tys, self.wrt, self.with_value, graph.names, text,
-                        self.debug_nans), types
+                        self.debug_nans, self.single), types
 
     def _build(self, args, key):
         with _BUILD_LOCK:     # threads calling a new signature at once build it once
@@ -118,26 +119,26 @@ def signature_key(args):
     return tuple([(a.dtype, a.ndim) if type(a) is ndarray else type(a) for a in args])
 
 
-def normalise_wrt(wrt, params, fn):
+def normalise_wrt(wrt, params, fn, where=None):
     """(tuple of argument positions, whether a single gradient is returned)."""
     single = not isinstance(wrt, (tuple, list))
     items = [wrt] if single else list(wrt)
     if not items:
-        raise SrcdiffError("`wrt` is empty", hint="name at least one argument")
+        raise SrcdiffError("`wrt` is empty", where, hint="name at least one argument")
     positions = []
     for item in items:
         if isinstance(item, str):
             if item not in params:
                 raise SrcdiffError(f"`wrt` names `{item}`, but `{fn.__name__}` has no such argument "
-                                   f"(it takes {', '.join(params)})")
+                                   f"(it takes {', '.join(params)})", where)
             positions.append(params.index(item))
         elif isinstance(item, int) and not isinstance(item, bool):
             if not -len(params) <= item < len(params):
                 raise SrcdiffError(f"`wrt={item}` is out of range: `{fn.__name__}` takes "
-                                   f"{len(params)} arguments")
+                                   f"{len(params)} arguments", where)
             positions.append(item % len(params))
         else:
-            raise SrcdiffError(f"`wrt` items must be argument names or positions, not {item!r}")
+            raise SrcdiffError(f"`wrt` items must be argument names or positions, not {item!r}", where)
     return tuple(positions), single
 
 

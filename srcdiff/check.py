@@ -64,6 +64,6 @@ def _report(name, got, expected, error, allowed, count=5):
     lines = [f"  d{name}: {int(np.sum(excess > 0))} of {excess.size} entries differ; worst:"]
     for flat in order:
         index = np.unravel_index(flat, expected.shape)
-        lines.append(f"    {name}{list(index)}: srcdiff {got[index]:.8g}, "
+        lines.append(f"    {name}{[int(i) for i in index]}: srcdiff {got[index]:.8g}, "
                      f"finite differences {expected[index]:.8g}, |diff| {error[index]:.3g}")
     return "\n".join(lines)

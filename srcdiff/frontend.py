@@ -59,7 +59,12 @@ def source_of(fn):
 def parse(fn):
     """(FunctionDef node, Where factory) for `fn`."""
     source, filename, first = source_of(fn)
-    tree = ast.parse(source)
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        raise SrcdiffError(f"cannot read `{fn.__qualname__}` on its own from {filename}:{first}",
+                           Where(filename, first, 0, source.splitlines()[0] if source else ""),
+                           hint="define the function with `def` at module level") from None
     node = tree.body[0]
     if isinstance(node, ast.AsyncFunctionDef) or not isinstance(node, ast.FunctionDef):
         raise SrcdiffError(f"cannot differentiate {fn.__qualname__}: expected a `def` function",
@@ -97,6 +102,7 @@ def lower(fn):
     lowerer.mutable = mutable_names(node.body)
     body, result = lowerer.lower_function_body(node)
     graph = Graph(fn.__name__, params, body, result, where(node).filename)
+    graph.where = where(node)
     graph.names = names
     return graph
 

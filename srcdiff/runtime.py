@@ -105,14 +105,14 @@ def spread_all(g, x):
 def tie_mask(x, m, axis):
     """1/count where x equals its reduced value m along axis, else 0."""
     eq = x == _keep_axis(m, x, axis)
-    count = np.sum(eq, axis=axis, keepdims=True)
+    count = np.maximum(np.sum(eq, axis=axis, keepdims=True), 1)  # 0, not NaN, if no match
     return (eq / count).astype(x.dtype)
 
 
 def tie_mask_all(x, m):
     """1/count where x equals the scalar m, else 0."""
     eq = x == m
-    return (eq / np.sum(eq)).astype(x.dtype)
+    return (eq / max(np.sum(eq), 1)).astype(x.dtype)
 
 
 def _shift_over(z, axis):

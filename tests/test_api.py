@@ -1,0 +1,375 @@
+"""The public API: grad / value_and_grad / check_grad, their options and return types,
+and end-to-end gradients of small models against hand-written backward passes."""
+import math
+import os
+
+import numpy as np
+import pytest
+
+import srcdiff
+from srcdiff.check import GradientCheckError, _report, numeric_gradient
+
+from conftest import assert_close_relative, assert_grad_matches_fd
+from diff_models import loss, mlp_inputs, neuron, seed_neuron_inputs
+
+MODES = pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "python"])
+
+
+# ---- decorator and functional forms --------------------------------------------------------
+@srcdiff.grad
+def deco_bare(x, y):
+    return np.sum(np.sin(x) * y)
+
+
+@srcdiff.grad(wrt=0)
+def deco_args(x, y):
+    return np.sum(np.sin(x) * y)
+
+
+def plain_form(x, y):
+    return np.sum(np.sin(x) * y)
+
+
+@srcdiff.value_and_grad(wrt=(0, 1), compile=False)
+def deco_value_args(x, y):
+    return np.sum(np.sin(x) * y)
+
+
+@srcdiff.value_and_grad
+def deco_value_bare(x, y):
+    return np.sum(np.sin(x) * y)
+
+
+def test_decorator_with_and_without_arguments_and_functional_form_agree():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=5), rng.normal(size=5)
+    expected = np.cos(x) * y
+    bare, args, functional = deco_bare(x, y), deco_args(x, y), srcdiff.grad(plain_form)(x, y)
+    np.testing.assert_array_equal(bare, args)
+    np.testing.assert_array_equal(bare, functional)
+    np.testing.assert_allclose(bare, expected, rtol=1e-12)
+    assert isinstance(deco_bare, srcdiff.Gradient)
+    assert deco_bare.__name__ == "deco_bare" and deco_bare.__wrapped__.__name__ == "deco_bare"
+    value, (dx, dy) = deco_value_args(x, y)
+    assert value == pytest.approx(plain_form(x, y), rel=1e-12)
+    np.testing.assert_allclose(dx, expected, rtol=1e-12)
+    np.testing.assert_allclose(dy, np.sin(x), rtol=1e-12)
+    value, dx = deco_value_bare(x, y)
+    assert value == pytest.approx(plain_form(x, y), rel=1e-12)
+    np.testing.assert_array_equal(dx, bare)
+
+
+# ---- wrt ---------------------------------------------------------------------------------------
+def three(a, b, c):
+    return a * b + np.sin(c) * a + b * c * c
+
+
+def three_partials(a, b, c):
+    return {"a": b + math.sin(c), "b": a + c * c, "c": math.cos(c) * a + 2.0 * b * c}
+
+
+@MODES
+def test_wrt_by_position_negative_position_name_and_mixed_tuple(compiled):
+    a, b, c = 0.7, -1.3, 0.4
+    d = three_partials(a, b, c)
+    grad = lambda wrt: srcdiff.grad(three, wrt=wrt, compile=compiled)(a, b, c)  # noqa: E731
+    assert grad(1) == pytest.approx(d["b"], rel=1e-14)
+    assert grad(-1) == pytest.approx(d["c"], rel=1e-14)
+    assert grad(-3) == pytest.approx(d["a"], rel=1e-14)
+    assert grad("b") == pytest.approx(d["b"], rel=1e-14)
+    mixed = grad((0, "c", -2))
+    assert isinstance(mixed, tuple) and len(mixed) == 3
+    assert mixed == pytest.approx((d["a"], d["c"], d["b"]), rel=1e-14)
+    assert grad(["a", 2]) == pytest.approx((d["a"], d["c"]), rel=1e-14)
+
+
+@MODES
+def test_single_wrt_returns_a_gradient_and_tuple_wrt_a_tuple(compiled):
+    a, b, c = 0.7, -1.3, 0.4
+    single = srcdiff.grad(three, wrt=0, compile=compiled)(a, b, c)
+    one_tuple = srcdiff.grad(three, wrt=(0,), compile=compiled)(a, b, c)
+    assert not isinstance(single, tuple)
+    assert isinstance(one_tuple, tuple) and len(one_tuple) == 1
+    assert one_tuple[0] == single
+    value, grads = srcdiff.value_and_grad(three, wrt=("a", "b"), compile=compiled)(a, b, c)
+    assert value == pytest.approx(three(a, b, c), rel=1e-14)
+    assert isinstance(grads, tuple) and len(grads) == 2
+
+
+def test_keyword_call_binds_like_the_function():
+    a, b, c = 0.7, -1.3, 0.4
+    g = srcdiff.grad(three, wrt="c", compile=False)
+    assert g(a, c=c, b=b) == pytest.approx(three_partials(a, b, c)["c"], rel=1e-14)
+
+
+# ---- value_and_grad, forward, source --------------------------------------------------------
+def smooth(x, y):
+    return np.sum(np.tanh(x) * y) + np.sum(x * x) * 0.5
+
+
+@MODES
+def test_value_and_grad_value_equals_the_function(compiled):
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=6), rng.normal(size=6)
+    value, (dx, dy) = srcdiff.value_and_grad(smooth, wrt=(0, 1), compile=compiled)(x, y)
+    assert value == pytest.approx(smooth(x, y), rel=1e-13)
+    np.testing.assert_allclose(dx, (1 - np.tanh(x) ** 2) * y + x, rtol=1e-12)
+    np.testing.assert_allclose(dy, np.tanh(x), rtol=1e-12)
+    gx = srcdiff.grad(smooth, wrt=(0, 1), compile=compiled)(x, y)
+    np.testing.assert_allclose(gx[0], dx, rtol=1e-14)
+
+
+@MODES
+def test_forward_equals_the_plain_function(compiled):
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=6), rng.normal(size=6)
+    g = srcdiff.grad(smooth, compile=compiled)
+    assert g.forward(x, y) == pytest.approx(smooth(x, y), rel=1e-13)
+    assert srcdiff.grad(three, compile=compiled).forward(0.7, -1.3, 0.4) == pytest.approx(
+        three(0.7, -1.3, 0.4), rel=1e-15)
+
+
+def test_source_before_any_call_is_an_error_and_after_is_the_last_signature():
+    g = srcdiff.grad(smooth, compile=False)
+    with pytest.raises(srcdiff.SrcdiffError, match="source_for"):
+        g.source
+    x = np.ones(3)
+    text = g.source_for(x, x)
+    assert "def forward(x, y):" in text and "def gradient(x, y):" in text
+    with pytest.raises(srcdiff.SrcdiffError):
+        g.source  # source_for compiles nothing and records no signature
+    g(x, x)
+    assert g.source == text
+    g(x.astype(np.float32), x.astype(np.float32))
+    assert g.source != text and "float32[1d]" in g.source
+
+
+# ---- gradient types, dtypes and shapes -------------------------------------------------------
+def scalar_fn(x, y):
+    return x * x * y + math.sin(x)
+
+
+def mixed_shapes(a, b, c):
+    return np.sum(np.sin(a @ b)) + np.sum(c * c) * np.sum(b)
+
+
+@MODES
+def test_python_float_arguments_give_float_gradients(compiled):
+    dx = srcdiff.grad(scalar_fn, compile=compiled)(0.5, 2.0)
+    assert isinstance(dx, float)
+    assert dx == pytest.approx(2 * 0.5 * 2.0 + math.cos(0.5), rel=1e-14)
+    dx, dy = srcdiff.grad(scalar_fn, wrt=(0, 1), compile=compiled)(0.5, 2.0)
+    assert isinstance(dx, float) and isinstance(dy, float)
+    assert dy == pytest.approx(0.25, rel=1e-14)
+
+
+@MODES
+def test_float32_arrays_give_float32_gradients_and_shapes_match(compiled):
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(3, 4)).astype(np.float32)
+    b = rng.normal(size=4).astype(np.float32)
+    c = rng.normal(size=(2, 1)).astype(np.float32)
+    grads = srcdiff.grad(mixed_shapes, wrt=(0, 1, 2), compile=compiled)(a, b, c)
+    for g, arg in zip(grads, (a, b, c)):
+        assert isinstance(g, np.ndarray)
+        assert g.dtype == np.float32
+        assert g.shape == arg.shape
+    grads64 = srcdiff.grad(mixed_shapes, wrt=(0, 1, 2), compile=compiled)(
+        a.astype(np.float64), b.astype(np.float64), c.astype(np.float64))
+    for g, g64, arg in zip(grads, grads64, (a, b, c)):
+        assert g64.dtype == np.float64 and g64.shape == arg.shape
+        np.testing.assert_allclose(g, g64, rtol=1e-4, atol=1e-5)
+
+
+def with_constants(x, n, idx, c):
+    return np.sum(np.sin(x * c)) * n + np.sum(x * idx)
+
+
+def test_non_wrt_arguments_are_constants():
+    rng = np.random.default_rng(5)
+    x, c = rng.normal(size=5), rng.normal(size=5)
+    n, idx = 3, np.array([1, -2, 0, 4, 2])
+    expected = c * np.cos(x * c) * n + idx
+    dx = assert_grad_matches_fd(with_constants, (x, n, idx, c), 0)[0]
+    np.testing.assert_allclose(dx, expected, rtol=1e-12)
+    dx2, dc = srcdiff.grad(with_constants, wrt=(0, 3))(x, n, idx, c)
+    np.testing.assert_allclose(dx2, expected, rtol=1e-12)
+    np.testing.assert_allclose(dc, x * np.cos(x * c) * n, rtol=1e-12)
+
+
+# ---- the seed neuron ----------------------------------------------------------------------
+@MODES
+def test_seed_neuron(compiled):
+    w, x = seed_neuron_inputs()
+    value, (dw, dx) = srcdiff.value_and_grad(neuron, wrt=(0, 1), compile=compiled)(w, x)
+    assert value == pytest.approx(0.7311, abs=5e-5)
+    np.testing.assert_allclose(dw, [-0.19661193, -0.39322387, 0.19661193], rtol=0, atol=1e-7)
+    np.testing.assert_allclose(dx, [0.39322387, -0.5898358], rtol=0, atol=1e-7)
+
+
+# ---- the MLP against a hand-written backward ---------------------------------------------
+def mlp_by_hand(W1, b1, W2, b2, X, Y):
+    """The loss of diff_models.loss and its gradient w.r.t. W1, b1, W2, b2, written out."""
+    n = X.shape[0]
+    a = X @ W1 + b1
+    h = np.maximum(a, 0.0)
+    z0 = h @ W2 + b2
+    m = np.max(z0, axis=1, keepdims=True)
+    z = z0 - m
+    s = np.sum(np.exp(z), axis=1, keepdims=True)
+    logp = z - np.log(s)
+    value = -np.sum(Y * logp) / n
+    dlogp = -Y / n
+    dz = dlogp - np.exp(z) / s * np.sum(dlogp, axis=1, keepdims=True)
+    dm = -np.sum(dz, axis=1, keepdims=True)
+    argmax = (z0 == m) / np.sum(z0 == m, axis=1, keepdims=True)
+    dz0 = dz + argmax * dm
+    dW2 = h.T @ dz0
+    db2 = np.sum(dz0, axis=0)
+    da = (dz0 @ W2.T) * (a > 0)
+    dW1 = X.T @ da
+    db1 = np.sum(da, axis=0)
+    return value, (dW1, db1, dW2, db2)
+
+
+def test_mlp_matches_hand_written_backward():
+    args = mlp_inputs(seed=7)
+    X, W1, b1 = args[4], args[0], args[1]
+    assert np.min(np.abs(X @ W1 + b1)) > 1e-6  # no relu kinks in the data
+    value, expected = mlp_by_hand(*args)
+    assert value == pytest.approx(loss(*args), rel=1e-13)
+    got = assert_grad_matches_fd(loss, args, (0, 1, 2, 3))
+    for name, g, e, arg in zip(("W1", "b1", "W2", "b2"), got, expected, args):
+        assert g.shape == arg.shape
+        assert_close_relative(g, e, 1e-10, what=name)
+    plain = srcdiff.grad(loss, wrt=(0, 1, 2, 3), compile=False)(*args)
+    for g, e in zip(plain, expected):
+        assert_close_relative(g, e, 1e-10)
+
+
+# ---- fan-out and broadcasting -------------------------------------------------------------
+def residual(x, W):
+    y = x + np.tanh(x @ W)
+    return np.sum(y * y)
+
+
+def test_residual_block_sums_both_paths():
+    rng = np.random.default_rng(8)
+    x, W = rng.normal(size=(5, 4)), rng.normal(scale=0.5, size=(4, 4))
+    t = np.tanh(x @ W)
+    dy = 2 * (x + t)
+    da = dy * (1 - t * t)
+    dx, dW = assert_grad_matches_fd(residual, (x, W), (0, 1))
+    assert_close_relative(dx, dy + da @ W.T, 1e-12, "dx")
+    assert_close_relative(dW, x.T @ da, 1e-12, "dW")
+
+
+def bias_add(X, b):
+    return np.sum(np.sin(X + b))
+
+
+def keepdims_broadcast(X, c):
+    return np.sum(np.sin(X * c - np.mean(X, axis=1, keepdims=True)))
+
+
+def scalar_plus_array(s, x):
+    return np.sum(np.sin(s + x) * s)
+
+
+def row_plus_matrix(r, X):
+    return np.sum(np.sin(r + X) * X)
+
+
+def test_broadcast_bias_gradient_is_summed_over_the_batch():
+    rng = np.random.default_rng(9)
+    X, b = rng.normal(size=(6, 3)), rng.normal(size=3)
+    dX, db = assert_grad_matches_fd(bias_add, (X, b), (0, 1))
+    assert db.shape == (3,)
+    assert_close_relative(db, np.sum(np.cos(X + b), axis=0), 1e-12)
+    assert_close_relative(dX, np.cos(X + b), 1e-12)
+
+
+def test_broadcast_column_and_keepdims():
+    rng = np.random.default_rng(10)
+    X, c = rng.normal(size=(4, 5)), rng.normal(size=(4, 1))
+    u = X * c - np.mean(X, axis=1, keepdims=True)
+    gu = np.cos(u)
+    dX, dc = assert_grad_matches_fd(keepdims_broadcast, (X, c), (0, 1))
+    assert dc.shape == (4, 1)
+    assert_close_relative(dc, np.sum(gu * X, axis=1, keepdims=True), 1e-12)
+    assert_close_relative(dX, gu * c - np.mean(gu, axis=1, keepdims=True), 1e-12)
+
+
+def test_broadcast_scalar_plus_array():
+    rng = np.random.default_rng(11)
+    s, x = 0.3, rng.normal(size=(3, 4))
+    ds, dx = assert_grad_matches_fd(scalar_plus_array, (s, x), (0, 1))
+    assert isinstance(ds, float)
+    assert ds == pytest.approx(np.sum(np.cos(s + x) * s + np.sin(s + x)), rel=1e-12)
+    assert_close_relative(dx, np.cos(s + x) * s, 1e-12)
+
+
+def test_broadcast_row_vector_plus_matrix():
+    rng = np.random.default_rng(12)
+    r, X = rng.normal(size=(1, 4)), rng.normal(size=(5, 4))
+    dr, dX = assert_grad_matches_fd(row_plus_matrix, (r, X), (0, 1))
+    assert dr.shape == (1, 4)
+    assert_close_relative(dr, np.sum(np.cos(r + X) * X, axis=0, keepdims=True), 1e-12)
+    assert_close_relative(dX, np.cos(r + X) * X + np.sin(r + X), 1e-12)
+
+
+# ---- check_grad ------------------------------------------------------------------------------
+def cubic(x):
+    return np.sum(x ** 3)
+
+
+def test_check_grad_passes_and_returns_the_worst_error():
+    x = np.array([0.5, -1.0, 2.0])
+    worst = srcdiff.check_grad(cubic, x, compile=False)
+    assert 0.0 <= worst < 1e-6
+    assert srcdiff.check_grad(srcdiff.grad(cubic, compile=False), x, compile=False) < 1e-6
+
+
+def test_check_grad_failure_reports_the_worst_entries():
+    # srcdiff's gradient 3x^2 is exact; central differences with a coarse step are off by
+    # eps^2 = 1e-4 everywhere, far beyond the default tolerance: a real disagreement.
+    # (|x| < 1.8 keeps rtol * 3x^2 below that error for every entry)
+    x = np.array([0.5, -1.0, 1.2, 1.5])
+    with pytest.raises(GradientCheckError) as info:
+        srcdiff.check_grad(cubic, x, eps=1e-2, compile=False)
+    error = info.value
+    assert isinstance(error, AssertionError) and isinstance(error, srcdiff.SrcdiffError)
+    text = str(error)
+    assert "gradient check failed for `cubic`" in text
+    assert "worst" in text
+    assert "dx: 4 of 4 entries differ" in text
+    assert "finite differences" in text and "srcdiff" in text
+    fd = numeric_gradient(cubic, (x,), 0, 1e-2)
+    np.testing.assert_allclose(fd, 3 * x * x + 1e-4, rtol=1e-9)
+
+
+def test_check_grad_with_a_one_element_wrt_tuple():
+    x = np.array([0.5, -1.0, 1.2])
+    assert srcdiff.check_grad(cubic, x, wrt=(0,), compile=False) < 1e-6
+    assert srcdiff.check_grad(cubic, x, wrt=("x",), compile=False) < 1e-6
+
+
+def test_report_orders_entries_by_excess():
+    got = np.array([1.0, 2.0, 3.0])
+    expected = np.array([1.0, 2.5, 3.1])
+    error = np.abs(got - expected)
+    text = _report("w", got, expected, error, np.full(3, 0.01))
+    lines = text.splitlines()
+    assert lines[0] == "  dw: 2 of 3 entries differ; worst:"
+    assert lines[1].startswith("    w[1]: srcdiff 2,")
+    assert lines[2].startswith("    w[2]: srcdiff 3,")
+
+
+# ---- cache --------------------------------------------------------------------------------
+def test_clear_cache_removes_generated_modules(tmp_path, monkeypatch):
+    monkeypatch.setenv("SRCDIFF_CACHE_DIR", str(tmp_path / "cache"))
+    srcdiff.grad(cubic, compile=False)(np.array([1.0, 2.0]))
+    assert list((tmp_path / "cache").glob("srcdiff_*.py"))
+    srcdiff.clear_cache()
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert os.path.isdir(tmp_path / "cache")

@@ -1,0 +1,393 @@
+"""Input srcdiff cannot differentiate: one test per case, each checking the SrcdiffError.
+
+An error about the user's code must read
+
+    <file>:<line>:<col>: <message>
+        <the source line>
+        <caret under col>
+    hint: <hint>            (where srcdiff gives one)
+
+The expected line is the one carrying the marker comment `# <- error` in the
+function below (found with inspect.getsourcelines), so the tests survive edits to
+this file. Errors about how the function is called (`wrt`, argument types) point
+at the function's `def` line: srcdiff promises that every message names the
+user's file, line and column (srcdiff/errors.py).
+"""
+import inspect
+import math
+import os
+import re
+
+import numpy as np
+import pytest
+
+import srcdiff
+from srcdiff import SrcdiffError
+
+THIS_FILE = os.path.abspath(__file__)
+MARKER = "# <- error"
+HEADER = re.compile(r"^(?P<file>.+):(?P<line>\d+):(?P<col>\d+): (?P<message>.+)$")
+
+
+def marked_line(fn, marker=MARKER):
+    """The absolute line number of the (single) line of `fn` carrying `marker`."""
+    lines, first = inspect.getsourcelines(fn)
+    hits = [first + i for i, text in enumerate(lines) if marker in text]
+    assert len(hits) == 1, f"{fn.__name__}: expected one {marker!r} line, found {len(hits)}"
+    return hits[0]
+
+
+def def_line(fn):
+    lines, first = inspect.getsourcelines(fn)
+    return first + next(i for i, text in enumerate(lines) if text.lstrip().startswith("def "))
+
+
+def file_line(number):
+    with open(THIS_FILE) as handle:
+        return handle.read().splitlines()[number - 1]
+
+
+def check_error(error, line, message=None, hint=None, token=None):
+    """Assert the SrcdiffError `error` is located at THIS_FILE:`line` and well formed.
+
+    `message`: a substring of the message; `hint`: True (a hint must be present), a
+    substring of the hint, or None (no requirement); `token`: the source text the
+    caret must point at.
+    """
+    text = str(error)
+    lines = text.splitlines()
+    header = HEADER.match(lines[0])
+    assert header, f"the first line is not `file:line:col: message`:\n{text}"
+    assert os.path.basename(THIS_FILE) in header["file"], text
+    assert os.path.abspath(header["file"]) == THIS_FILE, text
+    assert int(header["line"]) == line, f"expected line {line}:\n{text}"
+    col = int(header["col"])
+    assert len(lines) >= 3, f"no source line and caret:\n{text}"
+    assert lines[1] == "    " + file_line(line), f"the quoted source line is wrong:\n{text}"
+    assert lines[2] == "    " + " " * (col - 1) + "^", f"bad caret line:\n{text}"
+    if token is not None:
+        assert file_line(line)[col - 1:].startswith(token), \
+            f"the caret points at {file_line(line)[col - 1:]!r}, not {token!r}:\n{text}"
+    if message is not None:
+        assert message in header["message"], text
+    hints = [ln for ln in lines if ln.startswith("hint: ")]
+    if hint is True:
+        assert hints and len(hints[0]) > len("hint: "), f"no hint:\n{text}"
+    elif isinstance(hint, str):
+        assert hints and hint in hints[0], f"expected a hint containing {hint!r}:\n{text}"
+    return text
+
+
+def lowering_error(fn, **kwargs):
+    """grad(fn) must fail while reading fn; check the error at fn's marker line."""
+    with pytest.raises(SrcdiffError) as info:
+        srcdiff.grad(fn, compile=False)
+    return check_error(info.value, marked_line(fn), **kwargs)
+
+
+def call_error(fn, args, wrt=0, line=None, **kwargs):
+    """grad(fn) is accepted but calling it with `args` fails."""
+    g = srcdiff.grad(fn, wrt=wrt, compile=False)
+    with pytest.raises(SrcdiffError) as info:
+        g(*args)
+    return check_error(info.value, marked_line(fn) if line is None else line, **kwargs)
+
+
+# ---- control flow ----------------------------------------------------------------------------
+def loop_over_list(x):
+    s = 0.0
+    for v in [1.0, 2.0]:  # <- error
+        s = s + v * x
+    return s
+
+
+def test_for_loop_over_a_list():
+    lowering_error(loop_over_list, message="range", hint="range(len(x))", token="[1.0, 2.0]")
+
+
+def while_loop(x):
+    s = x
+    k = 0
+    while k < 3:
+        s = s * x
+        k = k + 1
+    return s
+
+
+def test_while_loop_is_supported():
+    # not an error: `while` loops are differentiated (x^4 here)
+    assert srcdiff.grad(while_loop, compile=False)(1.5) == pytest.approx(4 * 1.5 ** 3, rel=1e-12)
+
+
+def uses_break(x):
+    s = 0.0
+    for i in range(5):
+        if i > 2:
+            break
+        s = s + x * x * i
+    return s
+
+
+def test_break_inside_a_loop_is_supported():
+    # `break` used to be rejected; srcdiff now lowers it to flags (srcdiff/exits.py):
+    # s = x^2 * (0 + 1 + 2), ds/dx = 6x
+    assert srcdiff.grad(uses_break, compile=False)(1.5) == pytest.approx(9.0, rel=1e-12)
+    assert srcdiff.check_grad(uses_break, 0.7, compile=False) < 1e-6
+
+
+def early_return(x):
+    y = x * 2.0
+    return y
+    z = y + 1.0  # <- error
+    return z
+
+
+def test_return_in_the_middle():
+    lowering_error(early_return, message="after `return`", token="z = y + 1.0")
+
+
+def return_in_branch(x):
+    if x > 0.0:
+        return x * 2.0  # <- error
+    return x
+
+
+def test_return_inside_a_branch():
+    lowering_error(return_in_branch, message="`return` inside", hint=True, token="return x * 2.0")
+
+
+def no_return(x):  # <- error
+    y = x * 2.0
+
+
+def test_function_without_return():
+    lowering_error(no_return, message="no `return`", hint=True, token="def no_return")
+
+
+def array_condition(x):
+    if x > 0.0:  # <- error
+        y = x * 2.0
+    else:
+        y = x
+    return np.sum(y)
+
+
+def test_if_on_an_array_condition():
+    # fine for a scalar x, an error once x is an array (known only at call time)
+    assert srcdiff.grad(array_condition, compile=False)(1.0) == 2.0
+    call_error(array_condition, (np.ones(3),), message="condition of `if` is an array",
+               hint="np.where", token="if x > 0.0")
+
+
+def variable_step(x, step):
+    s = 0.0
+    for i in range(0, 6, step):  # <- error
+        s = s + x * i
+    return s
+
+
+def test_non_constant_range_step():
+    lowering_error(variable_step, message="step of `range`", hint=True, token="range(0, 6, step)")
+
+
+def chained_comparison(x):
+    if 0.0 < x < 1.0:  # <- error
+        y = x * x
+    else:
+        y = x
+    return y
+
+
+def test_chained_comparison():
+    lowering_error(chained_comparison, message="chained comparisons", hint="and",
+                   token="0.0 < x < 1.0")
+
+
+# ---- unsupported statements ------------------------------------------------------------------
+def uses_try(x):
+    try:  # <- error
+        y = x * 2.0
+    except ValueError:
+        y = x
+    return y
+
+
+def test_try():
+    lowering_error(uses_try, message="`try` blocks", token="try")
+
+
+def uses_with(x):
+    with np.errstate(all="ignore"):  # <- error
+        y = x * 2.0
+    return y
+
+
+def test_with():
+    lowering_error(uses_with, message="`with` blocks", token="with")
+
+
+COUNTER = 0.0
+
+
+def uses_global(x):
+    global COUNTER  # <- error
+    return x * COUNTER
+
+
+def test_global():
+    lowering_error(uses_global, message="`global`", token="global")
+
+
+def nested_def(x):
+    def inner(v):  # <- error
+        return v * 2.0
+    return inner(x)
+
+
+def test_nested_def():
+    lowering_error(nested_def, message="nested function", token="def inner")
+
+
+def recursive(x):
+    if x > 1.0:
+        y = recursive(x - 1.0) * x  # <- error
+    else:
+        y = x
+    return y
+
+
+def test_recursion():
+    lowering_error(recursive, message="recursive call", hint=True, token="recursive(x - 1.0)")
+
+
+# ---- unsupported expressions -----------------------------------------------------------------
+def string_constant(x):
+    label = "weight"  # <- error
+    return x * 2.0
+
+
+def test_string_constant():
+    lowering_error(string_constant, message="constants of type str", hint=True, token='"weight"')
+
+
+def uses_dict(x):
+    d = {"a": x}  # <- error
+    return d["a"]
+
+
+def test_dict():
+    lowering_error(uses_dict, message="dicts", hint=True, token="{")
+
+
+def list_comprehension(x):
+    ys = [x * k for k in range(3)]  # <- error
+    return ys[0]
+
+
+def test_list_comprehension():
+    lowering_error(list_comprehension, message="list comprehensions", hint=True, token="[x * k")
+
+
+def uses_lambda(x):
+    square = lambda v: v * v  # <- error  # noqa: E731
+    return square(x)
+
+
+def test_lambda_inside_the_function():
+    lowering_error(uses_lambda, message="lambdas", hint=True, token="lambda")
+
+
+def unknown_numpy(x):
+    return np.sum(np.linalg.inv(x))  # <- error
+
+
+def test_unknown_numpy_function():
+    lowering_error(unknown_numpy, message="np.linalg.inv", hint=True, token="np.linalg.inv")
+
+
+def sum_over_two_axes(x):
+    return np.sum(np.sum(x, axis=(0, 1)))  # <- error
+
+
+def test_sum_over_a_tuple_of_axes():
+    lowering_error(sum_over_two_axes, message="`axis`", hint="one at a time", token="(0, 1)")
+
+
+# ---- signatures ------------------------------------------------------------------------------
+def keyword_only(x, *, scale=2.0):  # <- error
+    return x * scale
+
+
+def test_keyword_only_arguments():
+    lowering_error(keyword_only, message="keyword-only", hint=True, token="scale")
+
+
+def star_args(x, *rest):  # <- error
+    return x * 2.0
+
+
+def test_star_args():
+    lowering_error(star_args, message="`*args`", hint=True, token="rest")
+
+
+# ---- results ---------------------------------------------------------------------------------
+def array_result(x):
+    return x * 2.0  # <- error
+
+
+def test_non_scalar_return_is_an_error_at_call_time():
+    assert srcdiff.grad(array_result, compile=False)(1.5) == 2.0  # a scalar x is fine
+    call_error(array_result, (np.ones(3),), message="returns a 1-D array", hint="np.sum",
+               token="return")
+
+
+# ---- how the function is called: located at its `def` line ---------------------------------------
+def two_args(x, n):
+    return np.sum(x) * n
+
+
+def test_wrt_names_a_missing_argument():
+    with pytest.raises(SrcdiffError) as info:
+        srcdiff.grad(two_args, wrt="z")
+    text = check_error(info.value, def_line(two_args), message="`z`", token="def two_args")
+    assert "two_args" in text and "x, n" in text
+
+
+def test_wrt_names_an_int_argument():
+    call_error(two_args, (np.ones(3), 3), wrt="n", line=def_line(two_args),
+               message="with respect to `n`", hint=True, token="def two_args")
+
+
+def test_integer_array_for_a_wrt_argument():
+    call_error(two_args, (np.arange(3), 2), wrt=0, line=def_line(two_args),
+               message="with respect to `x`", hint="np.asarray", token="def two_args")
+
+
+def test_list_argument():
+    call_error(two_args, ([1.0, 2.0], 2), wrt=0, line=def_line(two_args),
+               message="`x` is a list", hint="np.asarray", token="def two_args")
+
+
+# ---- things that are not source-level functions -----------------------------------------------
+def test_builtin_passed_to_grad():
+    for fn in (np.sin, math.exp, abs):
+        with pytest.raises(SrcdiffError) as info:
+            srcdiff.grad(fn)
+        text = str(info.value)
+        assert "not a plain Python function" in text
+        assert "\nhint: " in text
+
+
+def test_lambda_passed_to_grad():
+    with pytest.raises(SrcdiffError) as info:
+        srcdiff.grad(lambda x: x * 2.0)
+    text = str(info.value)
+    assert "lambda" in text
+    assert "\nhint: " in text and "def" in text.split("\nhint: ")[1]
+
+
+def test_lambda_on_a_continuation_line_passed_to_grad():
+    with pytest.raises(SrcdiffError) as info:
+        srcdiff.grad(
+            lambda x: x * 2.0)
+    assert "\nhint: " in str(info.value)

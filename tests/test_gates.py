@@ -1,0 +1,621 @@
+"""Every gate srcdiff supports, checked against central finite differences.
+
+`SPEC` is the single table: one row per gate, each with a small module-level
+function using the gate, the argument(s) to differentiate and, per form
+("scalar", "1d", "2d"), a maker of inputs drawn from the gate's domain and away
+from its kinks. Each (row, form, dtype) is checked compiled and with
+`compile=False` (see `conftest.assert_grad_matches_fd`): float64 with
+check_grad's tight defaults, float32 with rtol 2e-2 and check_grad's default
+(float32) step.
+
+The conventions at the kinks (abs at 0, relu at 0, ties of maximum and max) are
+tested exactly at the end of the file.
+"""
+import math
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+import srcdiff
+from srcdiff import calls, nn, rules
+
+from conftest import assert_grad_matches_fd
+
+# ---- module-level constants read by the differentiated code ---------------------------
+SCALE = 1.5
+OFFSET = 0.25
+
+
+# ---- the functions, one (or a few) per gate -----------------------------------------------
+def g_add(x, y):
+    return np.sum(np.sin(x + y))
+
+
+def g_sub(x, y):
+    return np.sum(np.sin(x - y))
+
+
+def g_mul(x, y):
+    return np.sum(np.sin(x * y))
+
+
+def g_div(x, y):
+    return np.sum(np.sin(x / y))
+
+
+def g_pow_const(x):
+    return np.sum(x ** 3.0) + np.sum(x ** 2)
+
+
+def g_const_pow(x):
+    return np.sum(2.0 ** x)
+
+
+def g_pow_pow(x, y):
+    return np.sum(x ** y)
+
+
+def g_neg(x):
+    return np.sum(np.sin(-x))
+
+
+def g_matmul_22(a, b):
+    return np.sum(np.sin(a @ b))
+
+
+def g_matmul_12(a, b):
+    return np.sum(np.sin(a @ b))
+
+
+def g_matmul_21(a, b):
+    return np.sum(np.sin(a @ b))
+
+
+def g_matmul_11(a, b):
+    return np.sin(a @ b)
+
+
+def g_dot(a, b):
+    return np.sum(np.sin(np.dot(a, b)))
+
+
+def g_dot_T(x, y):
+    return np.sum(np.sin(x.T @ y))
+
+
+def g_transpose(x, y):
+    return np.sum(np.sin(np.transpose(x) @ y))
+
+
+def g_reshape_fn(x, y):
+    return np.sum(np.sin(np.reshape(x, (4, 3)) @ y))
+
+
+def g_reshape_method(x, y):
+    return np.sum(np.sin(x.reshape(4, 3) @ y)) + np.sum(np.cos(x.reshape((2, 6))))
+
+
+def g_exp(x):
+    return np.sum(np.exp(x))
+
+
+def g_log(x):
+    return np.sum(np.log(x))
+
+
+def g_sqrt(x):
+    return np.sum(np.sqrt(x))
+
+
+def g_sin(x):
+    return np.sum(np.sin(x))
+
+
+def g_cos(x):
+    return np.sum(np.cos(x))
+
+
+def g_tan(x):
+    return np.sum(np.tan(x))
+
+
+def g_tanh(x):
+    return np.sum(np.tanh(x))
+
+
+def g_abs(x):
+    return np.sum(np.abs(x) * x)
+
+
+def g_log1p(x):
+    return np.sum(np.log1p(x))
+
+
+def g_expm1(x):
+    return np.sum(np.expm1(x))
+
+
+def g_arctan(x):
+    return np.sum(np.arctan(x))
+
+
+def g_sinh(x):
+    return np.sum(np.sinh(x))
+
+
+def g_cosh(x):
+    return np.sum(np.cosh(x))
+
+
+def g_square(x):
+    return np.sum(np.square(x) * x)
+
+
+def g_maximum(x, y):
+    return np.sum(np.sin(np.maximum(x, y)))
+
+
+def g_minimum(x, y):
+    return np.sum(np.sin(np.minimum(x, y)))
+
+
+def g_where(x, y):
+    return np.sum(np.where(x > y, x * y, np.sin(x) - y))
+
+
+def g_math_exp(x):
+    return math.exp(x) * x
+
+
+def g_math_log(x):
+    return math.log(x) * x
+
+
+def g_math_sqrt(x):
+    return math.sqrt(x) * x
+
+
+def g_math_sin(x):
+    return math.sin(x) * x
+
+
+def g_math_cos(x):
+    return math.cos(x) * x
+
+
+def g_math_tanh(x):
+    return math.tanh(x) * x
+
+
+def g_sum(x):
+    a = np.sum(x, axis=0)
+    b = np.sum(x, axis=0, keepdims=True)
+    c = np.sum(x, axis=1)
+    d = np.sum(x, axis=1, keepdims=True)
+    e = np.sum(x, axis=-1)
+    f = np.sum(x, axis=-1, keepdims=True)
+    return (np.sum(np.sin(a)) + np.sum(np.cos(b)) + np.sum(np.sin(2.0 * c)) + np.sum(d * d)
+            + np.sum(np.tanh(e)) + np.sum(np.sin(f) * f) + np.sin(np.sum(x, axis=None)) + x.sum())
+
+
+def g_mean(x):
+    a = np.mean(x, axis=0)
+    b = np.mean(x, axis=0, keepdims=True)
+    c = np.mean(x, axis=1)
+    d = np.mean(x, axis=1, keepdims=True)
+    e = np.mean(x, axis=-1)
+    f = np.mean(x, axis=-1, keepdims=True)
+    return (np.sum(np.sin(a)) + np.sum(np.cos(b)) + np.sum(np.sin(2.0 * c)) + np.sum(d * d)
+            + np.sum(np.tanh(e)) + np.sum(np.sin(f) * f) + np.sin(np.mean(x, axis=None)) + x.mean())
+
+
+def g_max(x):
+    a = np.max(x, axis=0)
+    b = np.max(x, axis=0, keepdims=True)
+    c = np.max(x, axis=1)
+    d = np.max(x, axis=1, keepdims=True)
+    e = np.max(x, axis=-1)
+    f = np.max(x, axis=-1, keepdims=True)
+    return (np.sum(np.sin(a)) + np.sum(np.cos(b)) + np.sum(np.sin(2.0 * c)) + np.sum(d * d)
+            + np.sum(np.tanh(e)) + np.sum(np.sin(f) * f) + np.sin(np.max(x, axis=None)) + x.max())
+
+
+def g_min(x):
+    a = np.min(x, axis=0)
+    b = np.min(x, axis=0, keepdims=True)
+    c = np.min(x, axis=1)
+    d = np.min(x, axis=1, keepdims=True)
+    e = np.min(x, axis=-1)
+    f = np.min(x, axis=-1, keepdims=True)
+    return (np.sum(np.sin(a)) + np.sum(np.cos(b)) + np.sum(np.sin(2.0 * c)) + np.sum(d * d)
+            + np.sum(np.tanh(e)) + np.sum(np.sin(f) * f) + np.sin(np.min(x, axis=None)) + x.min())
+
+
+def g_reduce_1d(x):
+    return np.sin(np.sum(x)) + np.mean(x * x) + np.max(x) * 2.0 - np.min(x) * np.max(x, axis=0)
+
+
+def g_shape_k(x):
+    return np.sum(np.sin(x)) * x.shape[1] / x.shape[0] + np.sum(x * x) * x.shape[-1]
+
+
+def g_shape_unpack(x, y):
+    n, m = x.shape
+    return np.sum(np.sin(x.reshape(m, n) @ y)) / n + m * np.sum(x)
+
+
+def g_index_first(x):
+    return np.sum(np.sin(x[0])) + np.sum(x[1] * x[1])
+
+
+def g_index_ij(x, i, j):
+    return np.sin(x[i, j]) * x[j, i] + x[0, 3]
+
+
+def g_index_col(x):
+    return np.sum(np.sin(x[:, 2])) + np.sum(x[:, 0] * x[:, 1])
+
+
+def g_slice(x):
+    return np.sum(np.sin(x[1:3])) + np.sum(x[:2] * x[2:4])
+
+
+def g_slice_step(x):
+    return np.sum(np.sin(x[::2])) + np.sum(np.cos(x[1::2]))
+
+
+def g_globals(x):
+    return np.sum(np.sin(SCALE * x + OFFSET))
+
+
+def helper_mul_tanh(a, b):
+    return a * np.tanh(b)
+
+
+def g_user_call(x, y):
+    return np.sum(helper_mul_tanh(x, y) + helper_mul_tanh(y, x) * x)
+
+
+def g_relu(x):
+    return np.sum(nn.relu(x) * x)
+
+
+def g_sigmoid(x):
+    return np.sum(nn.sigmoid(x))
+
+
+def g_softmax(x):
+    return np.sum(np.sin(3.0 * nn.softmax(x)))
+
+
+def g_log_softmax(x):
+    return np.sum(np.sin(nn.log_softmax(x)))
+
+
+def g_logsumexp(x):
+    return np.sum(np.sin(nn.logsumexp(x, axis=-1))) + nn.logsumexp(x)
+
+
+def g_softmax_cross_entropy(z, y):
+    return nn.softmax_cross_entropy(z, y)
+
+
+# ---- input makers: each returns a tuple of float64 values (or ints) -------------------
+def real(*shapes, low=-1.5, high=1.5):
+    return lambda rng: tuple(_draw(rng.uniform(low, high, size=s)) for s in shapes)
+
+
+def positive(*shapes, low=0.5, high=2.0):
+    return real(*shapes, low=low, high=high)
+
+
+def nonzero(*shapes, low=0.3, high=1.5):
+    """Magnitudes in [low, high] with random signs: away from the kink at 0."""
+    return lambda rng: tuple(_draw(rng.choice([-1.0, 1.0], size=s) * rng.uniform(low, high, size=s))
+                             for s in shapes)
+
+
+def separated(shape):
+    """(x, y) with |x - y| >= 0.3 entrywise: no ties for maximum/minimum/where."""
+    def make(rng):
+        x = rng.uniform(-1.5, 1.5, size=shape)
+        y = x + rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.3, 1.0, size=shape)
+        return _draw(x), _draw(y)
+    return make
+
+
+def distinct(shape):
+    """Entries at least 0.2 apart: no ties for max/min reductions."""
+    def make(rng):
+        n = int(np.prod(shape))
+        values = rng.permutation(n) * 0.25 - 0.125 * n + rng.uniform(-0.02, 0.02, size=n)
+        return (values.reshape(shape),)
+    return make
+
+
+def with_ints(maker, *ints):
+    return lambda rng: maker(rng) + tuple(ints)
+
+
+def cross_entropy_inputs(shape):
+    def make(rng):
+        z = rng.uniform(-2.0, 2.0, size=shape)
+        y = rng.uniform(0.1, 1.0, size=shape)
+        return z, y / np.sum(y, axis=-1, keepdims=True)
+    return make
+
+
+def _draw(value):
+    return float(value) if np.ndim(value) == 0 else value
+
+
+S, V, M = (), (5,), (3, 4)
+
+
+@dataclass
+class Gate:
+    """One row of the spec table."""
+    name: str
+    fn: object
+    wrt: object = 0
+    forms: dict = field(default_factory=dict)
+
+
+SPEC = [
+    # arithmetic
+    Gate("add", g_add, (0, 1), {"scalar": real(S, S), "1d": real(V, V)}),
+    Gate("sub", g_sub, (0, 1), {"scalar": real(S, S), "1d": real(V, V)}),
+    Gate("mul", g_mul, (0, 1), {"scalar": real(S, S), "1d": real(V, V)}),
+    Gate("div", g_div, (0, 1), {"scalar": lambda r: real(S)(r) + nonzero(S, low=0.5)(r),
+                                "1d": lambda r: real(V)(r) + nonzero(V, low=0.5)(r)}),
+    Gate("pow-array-const", g_pow_const, 0, {"scalar": positive(S), "1d": positive(V)}),
+    Gate("pow-const-array", g_const_pow, 0, {"scalar": real(S), "1d": real(V)}),
+    Gate("pow-array-array", g_pow_pow, (0, 1), {"scalar": positive(S, S), "1d": positive(V, V)}),
+    Gate("neg", g_neg, 0, {"scalar": real(S), "1d": real(V)}),
+    # linear algebra and layout
+    Gate("matmul-(n,m)@(m,k)", g_matmul_22, (0, 1), {"2d": real((3, 4), (4, 2))}),
+    Gate("matmul-(n,)@(n,m)", g_matmul_12, (0, 1), {"2d": real((3,), (3, 4))}),
+    Gate("matmul-(n,m)@(m,)", g_matmul_21, (0, 1), {"2d": real((3, 4), (4,))}),
+    Gate("matmul-(n,)@(n,)", g_matmul_11, (0, 1), {"1d": real(V, V)}),
+    Gate("np.dot", g_dot, (0, 1), {"2d": real((3, 4), (4, 2))}),
+    Gate(".T", g_dot_T, (0, 1), {"2d": real((3, 4), (3, 2))}),
+    Gate("np.transpose", g_transpose, (0, 1), {"2d": real((3, 4), (3, 2))}),
+    Gate("np.reshape", g_reshape_fn, (0, 1), {"2d": real((3, 4), (3, 2))}),
+    Gate(".reshape", g_reshape_method, (0, 1), {"2d": real((3, 4), (3, 2))}),
+    # elementwise
+    Gate("exp", g_exp, 0, {"scalar": real(S), "1d": real(V)}),
+    Gate("log", g_log, 0, {"scalar": positive(S), "1d": positive(V)}),
+    Gate("sqrt", g_sqrt, 0, {"scalar": positive(S), "1d": positive(V)}),
+    Gate("sin", g_sin, 0, {"scalar": real(S), "1d": real(V)}),
+    Gate("cos", g_cos, 0, {"scalar": real(S), "1d": real(V)}),
+    Gate("tan", g_tan, 0, {"scalar": real(S, low=-1.0, high=1.0), "1d": real(V, low=-1.0, high=1.0)}),
+    Gate("tanh", g_tanh, 0, {"scalar": real(S), "1d": real(V)}),
+    Gate("abs", g_abs, 0, {"scalar": nonzero(S), "1d": nonzero(V)}),
+    Gate("log1p", g_log1p, 0, {"scalar": real(S, low=-0.5, high=2.0), "1d": real(V, low=-0.5, high=2.0)}),
+    Gate("expm1", g_expm1, 0, {"scalar": real(S), "1d": real(V)}),
+    Gate("arctan", g_arctan, 0, {"scalar": real(S), "1d": real(V)}),
+    Gate("sinh", g_sinh, 0, {"scalar": real(S), "1d": real(V)}),
+    Gate("cosh", g_cosh, 0, {"scalar": real(S), "1d": real(V)}),
+    Gate("square", g_square, 0, {"scalar": real(S), "1d": real(V)}),
+    Gate("maximum", g_maximum, (0, 1), {"scalar": separated(S), "1d": separated(V)}),
+    Gate("minimum", g_minimum, (0, 1), {"scalar": separated(S), "1d": separated(V)}),
+    Gate("where", g_where, (0, 1), {"scalar": separated(S), "1d": separated(V)}),
+    # math on scalars
+    Gate("math.exp", g_math_exp, 0, {"scalar": real(S)}),
+    Gate("math.log", g_math_log, 0, {"scalar": positive(S)}),
+    Gate("math.sqrt", g_math_sqrt, 0, {"scalar": positive(S)}),
+    Gate("math.sin", g_math_sin, 0, {"scalar": real(S)}),
+    Gate("math.cos", g_math_cos, 0, {"scalar": real(S)}),
+    Gate("math.tanh", g_math_tanh, 0, {"scalar": real(S)}),
+    # reductions: axis 0, 1, -1, None, keepdims True/False (None + keepdims=True is rejected)
+    Gate("sum", g_sum, 0, {"2d": distinct(M)}),
+    Gate("mean", g_mean, 0, {"2d": distinct(M)}),
+    Gate("max", g_max, 0, {"2d": distinct(M)}),
+    Gate("min", g_min, 0, {"2d": distinct(M)}),
+    Gate("reductions-1d", g_reduce_1d, 0, {"1d": distinct(V)}),
+    # shapes and indexing
+    Gate("x.shape[k]", g_shape_k, 0, {"2d": real(M)}),
+    Gate("n, m = x.shape", g_shape_unpack, (0, 1), {"2d": real(M, (3, 2))}),
+    Gate("x[0]", g_index_first, 0, {"1d": real(V), "2d": real(M)}),
+    Gate("x[i, j]", g_index_ij, 0, {"2d": with_ints(real(M), 1, 2)}),
+    Gate("x[:, k]", g_index_col, 0, {"2d": real(M)}),
+    Gate("x[1:3]", g_slice, 0, {"1d": real(V)}),
+    Gate("x[::2]", g_slice_step, 0, {"1d": real(V)}),
+    # names resolved statically
+    Gate("module-globals", g_globals, 0, {"scalar": real(S), "1d": real(V)}),
+    Gate("user-function", g_user_call, (0, 1), {"scalar": real(S, S), "1d": real(V, V)}),
+    # srcdiff.nn
+    Gate("nn.relu", g_relu, 0, {"scalar": nonzero(S), "1d": nonzero(V)}),
+    Gate("nn.sigmoid", g_sigmoid, 0, {"scalar": real(S), "1d": real(V)}),
+    Gate("nn.softmax", g_softmax, 0, {"1d": real(V), "2d": real(M)}),
+    Gate("nn.log_softmax", g_log_softmax, 0, {"1d": real(V), "2d": real(M)}),
+    Gate("nn.logsumexp", g_logsumexp, 0, {"1d": real(V), "2d": real(M)}),
+    Gate("nn.softmax_cross_entropy", g_softmax_cross_entropy, (0, 1),
+         {"1d": cross_entropy_inputs(V), "2d": cross_entropy_inputs(M)}),
+]
+
+
+def convert(value, dtype):
+    """Float inputs in `dtype` (float32 scalars as np.float32); ints stay ints."""
+    if isinstance(value, int):
+        return value
+    if np.ndim(value) == 0:
+        return float(value) if dtype == "float64" else np.float32(value)
+    return np.asarray(value, dtype=dtype)
+
+
+def inputs(gate, form, dtype):
+    rng = np.random.default_rng(zlib.crc32(f"{gate.name}/{form}".encode()))
+    return tuple(convert(v, dtype) for v in gate.forms[form](rng))
+
+
+TOLERANCES = {
+    "float64": dict(rtol=1e-5, atol=1e-7, agree_rtol=1e-10),
+    "float32": dict(rtol=2e-2, atol=1e-3, agree_rtol=1e-5),
+}
+
+CASES = [pytest.param(gate, form, dtype, id=f"{gate.name}-{form}-{dtype}")
+         for gate in SPEC for form in gate.forms for dtype in ("float64", "float32")]
+
+
+@pytest.mark.parametrize("gate, form, dtype", CASES)
+def test_gate_matches_finite_differences(gate, form, dtype):
+    args = inputs(gate, form, dtype)
+    grads = assert_grad_matches_fd(gate.fn, args, gate.wrt, **TOLERANCES[dtype])
+    positions = gate.wrt if isinstance(gate.wrt, tuple) else (gate.wrt,)
+    for position, g in zip(positions, grads):
+        x = args[position]
+        assert np.shape(g) == np.shape(x)
+        if isinstance(x, np.ndarray):
+            assert g.dtype == x.dtype, f"d{position}: dtype {g.dtype}, argument {x.dtype}"
+
+
+def test_spec_covers_every_gate_once():
+    names = [gate.name for gate in SPEC]
+    assert len(names) == len(set(names))
+    for gate in SPEC:
+        assert gate.forms, gate.name
+        assert set(gate.forms) <= {"scalar", "1d", "2d"}
+
+
+# ---- the conventions at non-differentiable points, exactly ----------------------------------
+def abs_sum(x):
+    return np.sum(np.abs(x))
+
+
+def abs_scalar(x):
+    return abs(x)
+
+
+def relu_sum(x):
+    return np.sum(nn.relu(x))
+
+
+def maximum_sum(x, y):
+    return np.sum(np.maximum(x, y))
+
+
+def minimum_sum(x, y):
+    return np.sum(np.minimum(x, y))
+
+
+def max_scalar(x, y):
+    return max(x, y)
+
+
+def vector_max(x):
+    return np.max(x)
+
+
+def vector_min(x):
+    return np.min(x)
+
+
+def row_max(x):
+    return np.sum(np.max(x, axis=1))
+
+
+MODES = pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "python"])
+
+
+@MODES
+def test_abs_at_zero_has_zero_derivative(compiled):
+    x = np.array([0.0, 2.0, -3.0, 0.0])
+    np.testing.assert_array_equal(srcdiff.grad(abs_sum, compile=compiled)(x), [0.0, 1.0, -1.0, 0.0])
+    assert srcdiff.grad(abs_scalar, compile=compiled)(0.0) == 0.0
+    assert srcdiff.grad(abs_scalar, compile=compiled)(-2.0) == -1.0
+
+
+@MODES
+def test_relu_at_zero_has_zero_derivative(compiled):
+    x = np.array([0.0, 1.5, -0.5, 0.0])
+    np.testing.assert_array_equal(srcdiff.grad(relu_sum, compile=compiled)(x), [0.0, 1.0, 0.0, 0.0])
+
+
+@MODES
+def test_maximum_and_minimum_split_a_tie_evenly(compiled):
+    x = np.array([1.0, 2.0, -1.0])
+    y = np.array([1.0, 0.0, -1.0])
+    for fn, dx, dy in ((maximum_sum, [0.5, 1.0, 0.5], [0.5, 0.0, 0.5]),
+                       (minimum_sum, [0.5, 0.0, 0.5], [0.5, 1.0, 0.5])):
+        gx, gy = srcdiff.grad(fn, wrt=(0, 1), compile=compiled)(x, y)
+        np.testing.assert_array_equal(gx, dx, err_msg=fn.__name__)
+        np.testing.assert_array_equal(gy, dy, err_msg=fn.__name__)
+    assert srcdiff.grad(max_scalar, wrt=(0, 1), compile=compiled)(0.75, 0.75) == (0.5, 0.5)
+
+
+@MODES
+def test_max_reduction_shares_a_tie_equally(compiled):
+    x = np.array([1.0, 3.0, 3.0, 0.0])
+    np.testing.assert_array_equal(srcdiff.grad(vector_max, compile=compiled)(x), [0.0, 0.5, 0.5, 0.0])
+    y = np.array([-2.0, 5.0, -2.0, 4.0])
+    np.testing.assert_array_equal(srcdiff.grad(vector_min, compile=compiled)(y), [0.5, 0.0, 0.5, 0.0])
+    rows = np.array([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, 2.0], [0.0, 1.0, -1.0, 0.5]])
+    np.testing.assert_array_equal(srcdiff.grad(row_max, compile=compiled)(rows),
+                                  [[0, 0.5, 0.5, 0], [0.25] * 4, [0, 1, 0, 0]])
+
+
+# ---- the call tables and the rule table agree --------------------------------------------
+def call_gates():
+    """(callee description, gate) for every entry of the tables in srcdiff.calls."""
+    found = []
+    tables = [("ELEMENTWISE", calls.ELEMENTWISE), ("BINARY", calls.BINARY),
+              ("REDUCTIONS", calls.REDUCTIONS), ("CREATION", calls.CREATION), ("LIKE", calls.LIKE),
+              ("METHODS", calls.METHODS)]
+    tables += [(f"DISPATCH[{i}]", table) for i, (table, _) in enumerate(calls.DISPATCH)]
+    for label, table in tables:
+        for callee, gate in table.items():
+            found.append((f"{label}: {getattr(callee, '__name__', callee)}", gate))
+    # the scalar casts lower to the gates of the same name, and len() to "dim"
+    found += [("SCALAR_CASTS: float", "float"), ("SCALAR_CASTS: int", "int"),
+              ("SCALAR_CASTS: len", "dim")]
+    # builtin min/max and array attributes
+    found += [("builtins.min", "minimum"), ("builtins.max", "maximum"), ("x.T", "transpose"),
+              ("x.size", "size"), ("x.ndim", "ndim")]
+    return found
+
+
+def test_every_call_table_gate_has_a_rule():
+    assert set(calls.SCALAR_CASTS) == {float, int, len}
+    missing = [(callee, gate) for callee, gate in call_gates()
+               if gate not in rules.RULES and gate not in rules.NON_DIFFERENTIABLE
+               and gate not in rules.SWEEP_GATES]
+    assert not missing, f"gates without an adjoint rule: {missing}"
+
+
+def test_rule_sets_are_disjoint():
+    assert not (set(rules.RULES) & rules.NON_DIFFERENTIABLE)
+    assert not (set(rules.RULES) & rules.SWEEP_GATES)
+    assert not (rules.NON_DIFFERENTIABLE & rules.SWEEP_GATES)
+
+
+def test_spec_rows_exercise_their_gate():
+    """Sanity of the table itself: each row's function is lowered to a graph with its gate."""
+    from srcdiff.frontend import lower
+    from srcdiff.graph import Op
+
+    expected = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "neg": "neg",
+                "np.dot": "matmul", ".T": "transpose", "np.transpose": "transpose",
+                "np.reshape": "reshape", ".reshape": "reshape", "maximum": "maximum",
+                "minimum": "minimum", "where": "where", "sum": "sum", "mean": "mean", "max": "max",
+                "min": "min", "nn.relu": "relu", "nn.sigmoid": "sigmoid", "nn.softmax": "softmax",
+                "nn.log_softmax": "log_softmax", "nn.logsumexp": "logsumexp",
+                "nn.softmax_cross_entropy": "softmax_cross_entropy"}
+    for name in ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "abs", "log1p", "expm1",
+                 "arctan", "sinh", "cosh", "square"):
+        expected[name] = name
+    for name in ("exp", "log", "sqrt", "sin", "cos", "tanh"):
+        expected["math." + name] = name
+
+    def gates_of(block):
+        for stmt in block:
+            if isinstance(stmt, Op):
+                yield stmt.gate
+            for attr in ("body", "orelse", "test_block"):
+                yield from gates_of(getattr(stmt, attr, None) or [])
+
+    for gate in SPEC:
+        if gate.name in expected:
+            assert expected[gate.name] in set(gates_of(lower(gate.fn).body)), gate.name
