@@ -16,7 +16,8 @@ write it without any AD tool:
   dL/dalpha_k = sum_i r_ik - n softmax(alpha)_k,
   dL/dmu_kj = sum_i r_ik (x_ij - mu_kj) / sigma_kj^2.
 * rnn: backpropagation through time storing all hidden states; the small
-  32x32 products are written as loops (faster than BLAS calls at this size).
+  32x32 products are written as loops (faster than BLAS calls at this size),
+  all as vectorizable axpys (no fastmath, results bit-identical).
 
 Each ``*_forward(*args)`` takes the workload's arguments in the order of its
 source function and returns a float; each ``*_grad(*args)`` returns a tuple of
@@ -384,6 +385,7 @@ def rnn_grad(Wx, Wh, b, xs, target):
     gb = np.zeros(H)
     dh = np.empty(H)
     da = np.empty(H)
+    WhT = np.ascontiguousarray(Wh.T)
     for j in range(H):
         dh[j] = hs[T, j] - target[j]
     for t in range(T - 1, -1, -1):
@@ -397,11 +399,16 @@ def rnn_grad(Wx, Wh, b, xs, target):
                 gWx[p, j] += xv * da[j]
         for p in range(H):
             hv = hs[t, p]
-            acc = 0.0
             for j in range(H):
                 gWh[p, j] += hv * da[j]
-                acc += Wh[p, j] * da[j]
-            dh[p] = acc
+        # dh = Wh @ da, written as axpys over the rows of Wh^T: vectorizes
+        # without fastmath (a dot-product reduction would not), ~25% faster.
+        for p in range(H):
+            dh[p] = 0.0
+        for j in range(H):
+            dj = da[j]
+            for p in range(H):
+                dh[p] += WhT[j, p] * dj
     return gWx, gWh, gb
 
 

@@ -23,7 +23,8 @@ returns ``(peer, "")`` or ``(None, note)`` when the package cannot be
 imported; the libraries are imported only inside the loaders.  A peer's
 ``grad(workload, inputs)`` and ``forward(workload, inputs)`` return
 zero-argument callables; the gradient callable returns NumPy float64 arrays
-in the order of ``workload.wrt``.
+in the order of ``workload.wrt``, the forward callable a scalar (a float, or
+for JAX a ready 0-d array: ``float()`` of it is left out of the timing).
 """
 
 import importlib
@@ -323,7 +324,9 @@ class JaxPeer(Peer):
     def forward(self, workload, inputs):
         bound, arrays, _ = self._bind(workload, inputs)
         f = self.jax.jit(bound)
-        return lambda: float(f(*arrays))
+        # A 0-d device array, not float(): float() on a JAX scalar costs ~25 µs,
+        # more than the whole neuron forward.  The caller converts when checking.
+        return lambda: f(*arrays).block_until_ready()
 
     def functions(self):
         jax, jnp, lax = self.jax, self.jnp, self.lax

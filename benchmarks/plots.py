@@ -73,7 +73,8 @@ def scaling_plot(result, workload_name, path):
     ax.set_xticklabels([str(x) for x in xs])
     ax.minorticks_off()
     ax.set_xlabel(wl.size_name)
-    ax.set_ylabel("time per call [s]  (median, log scale)")
+    clock = result.get("settings", {}).get("clock", "wall")
+    ax.set_ylabel(f"time per call [s]  (median, {clock} clock, log scale)")
     ax.set_title(f"{workload_name}: gradient time vs size\n{wl.title}; float64, 1 thread",
                  fontsize=11)
     ax.grid(True, which="major", alpha=0.3)
@@ -124,8 +125,10 @@ def speedup_plot(result, path, quick=False):
     ax.set_xticks(x)
     ax.set_xticklabels([g[0] for g in groups], fontsize=9)
     ax.set_ylabel("speed-up over PyTorch eager  (× faster, log scale)")
+    clock = result.get("settings", {}).get("clock", "wall")
     ax.set_title("Gradient speed-up over PyTorch eager (higher is better)\n"
-                 "one representative size per workload; float64, 1 thread", fontsize=11)
+                 f"one representative size per workload; float64, 1 thread, {clock}-clock medians",
+                 fontsize=11)
     ax.grid(True, axis="y", which="major", alpha=0.3)
     ymax = max(v for _, d in groups for v in d.values() if np.isfinite(v))
     ymin = min(v for _, d in groups for v in d.values() if np.isfinite(v))

@@ -144,6 +144,7 @@ def machine_info():
     info = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "load_average_at_start": load,
+        "busy_cpus_at_start": foreign_cpu_load(),
         "cpu_model": cpu,
         "logical_cores": os.cpu_count(),
         "usable_cores": affinity,
@@ -219,13 +220,17 @@ def _short_exc(exc):
 
 
 def run_size(wl, size, systems, cfg, log):
-    """All systems on one (workload, size).  Returns the list of records."""
+    """All systems on one (workload, size).  Returns (records, inputs).
+
+    Phase 1, per system: prepare + first gradient call (the "first call"
+    time), check against the reference, prepare + first forward call.
+    Phase 2: all gradients and forwards that passed are timed together,
+    interleaved (:func:`timing.measure_many`).  Phase 3: peak memory.
+    """
     inputs = wl.make_inputs(size, np.random.default_rng(cfg["seed"]))
     label = wl.size_label(size)
-    records = []
-    ref_grads = None
-    ref_value = None
-    ref_time = None
+    records, timed = [], []          # timed: (rec, grad_fn, fwd_fn)
+    ref_grads = ref_value = None
     for idx, system in enumerate(systems):
         is_ref = idx == 0
         rec = {"workload": wl.name, "size": list(size) if isinstance(size, tuple) else size,
@@ -234,7 +239,7 @@ def run_size(wl, size, systems, cfg, log):
                "first_call_s": None, "forward_first_call_s": None, "peak_mem_bytes": None,
                "grad_error": None, "grad_over_forward": None, "ratio_to_handwritten": None}
         records.append(rec)
-        # --- first call: prepare + call once, check ---------------------------
+        # --- prepare + first gradient call, check -----------------------------------
         try:
             t0 = time.perf_counter()
             grad_fn = system.prepare(wl, inputs)
@@ -264,7 +269,7 @@ def run_size(wl, size, systems, cfg, log):
                 rec["status"] = "FAILED"
                 rec["message"] = why or f"rel. error {err:.2e} > {RTOL:g}"
                 continue
-        # --- forward: prepare + first call, value check --------------------------
+        # --- prepare + first forward call, value check --------------------------------
         fwd_fn = None
         try:
             t0 = time.perf_counter()
@@ -282,22 +287,45 @@ def run_size(wl, size, systems, cfg, log):
         except Exception as exc:
             rec["message"] = "forward: " + _short_exc(exc)
             fwd_fn = None
-        # --- timing ----------------------------------------------------------------
-        try:
-            m = timing.measure(grad_fn, target=cfg["target"], min_samples=cfg["min_samples"])
-            rec["grad"] = m.as_dict()
-            if fwd_fn is not None:
-                mf = timing.measure(fwd_fn, target=cfg["target"], min_samples=cfg["min_samples"])
-                rec["forward"] = mf.as_dict()
-                rec["grad_over_forward"] = m.median / mf.median if mf.median > 0 else None
-            if is_ref:
-                ref_time = m.median
-            if ref_time:
-                rec["ratio_to_handwritten"] = m.median / ref_time
-            rec["peak_mem_bytes"] = timing.peak_memory(grad_fn)
-        except Exception as exc:
+            if cfg["verbose"]:
+                traceback.print_exc()
+        timed.append((rec, grad_fn, fwd_fn))
+
+    # --- interleaved timing ---------------------------------------------------------
+    fns = {}
+    for k, (rec, grad_fn, fwd_fn) in enumerate(timed):
+        fns[(k, "grad")] = grad_fn
+        if fwd_fn is not None:
+            fns[(k, "forward")] = fwd_fn
+    try:
+        ms = timing.measure_many(fns, target=cfg["target"], min_samples=cfg["min_samples"],
+                                 clock=cfg["clock"])
+    except Exception as exc:
+        for rec, _, _ in timed:
             rec["status"] = "ERROR"
             rec["message"] = "timing: " + _short_exc(exc)
+        ms = {}
+        if cfg["verbose"]:
+            traceback.print_exc()
+    ref_time = None
+    for k, (rec, grad_fn, fwd_fn) in enumerate(timed):
+        m, mf = ms.get((k, "grad")), ms.get((k, "forward"))
+        if m is None:
+            continue
+        rec["grad"] = m.as_dict()
+        if mf is not None:
+            rec["forward"] = mf.as_dict()
+            rec["grad_over_forward"] = m.median / mf.median if mf.median > 0 else None
+        if rec["status"] == "ref":
+            ref_time = m.median
+        if ref_time:
+            rec["ratio_to_handwritten"] = m.median / ref_time
+        # --- peak memory of one gradient call ---------------------------------------
+        try:
+            rec["peak_mem_bytes"] = timing.peak_memory(grad_fn)
+        except Exception as exc:
+            rec["message"] = "memory: " + _short_exc(exc)
+    for rec in records:
         log(text_row_line(rec, cfg))
     return records, inputs
 
@@ -308,13 +336,31 @@ def text_row_line(rec, cfg):
     return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
 
 
-def _busy_warning(load, cores):
+def foreign_cpu_load(duration=0.5):
+    """CPUs kept busy by other processes, measured from /proc/stat while we sleep; None if unknown."""
+    def read():
+        with open("/proc/stat") as fh:
+            vals = [int(v) for v in fh.readline().split()[1:]]
+        idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+        return sum(vals[:8]), idle
+    try:
+        t0, i0 = read()
+        time.sleep(duration)
+        t1, i1 = read()
+    except (OSError, ValueError, IndexError):
+        return None
+    if t1 <= t0:
+        return None
+    return round((1.0 - (i1 - i0) / (t1 - t0)) * (os.cpu_count() or 1), 2)
+
+
+def _busy_warning(busy_cpus, cores):
     """A warning if other processes already keep the CPUs busy (timings will be noisy)."""
-    if not load or not cores:
+    if busy_cpus is None or not cores:
         return ""
-    if load[0] > 0.5:
-        return (f"1-minute load average is {load[0]:.2f} on {cores} cores before starting: other "
-                f"processes are using the CPU, timings will be slower and noisier than on an idle machine")
+    if busy_cpus > 0.3:
+        return (f"other processes kept {busy_cpus:.1f} of {cores} CPUs busy just before starting: "
+                f"wall-clock timings will be slower and noisier than on an idle machine")
     return ""
 
 
@@ -331,6 +377,12 @@ def main(argv=None):
     ap.add_argument("--no-plots", action="store_true", help="do not draw plots")
     ap.add_argument("--target", type=float, default=None,
                     help="seconds per timing measurement (default 0.2, quick 0.02)")
+    ap.add_argument("--clock", choices=("auto",) + timing.CLOCKS, default="auto",
+                    help="clock for the reported times: wall, or cpu = process CPU time, which leaves "
+                         "out the time the process was not scheduled; auto (default) = wall on an idle "
+                         "machine, cpu when other processes keep a CPU busy at start. Both are stored in the JSON")
+    ap.add_argument("--strict", action="store_true",
+                    help="exit with status 1 if any gradient is FAILED or any system raised an ERROR")
     ap.add_argument("--verbose", action="store_true", help="print tracebacks of errors")
     args = ap.parse_args(argv)
 
@@ -352,7 +404,11 @@ def main(argv=None):
         "verbose": args.verbose,
         "widths": [14, 12, 12, 10, 10, 8, 8, 10, 10, 6, 6],
     }
-    print(f"srcdiff benchmarks ({'quick' if args.quick else 'normal'} mode, one thread per system, float64)")
+    info = machine_info()
+    busy = _busy_warning(info["busy_cpus_at_start"], info["logical_cores"])
+    cfg["clock"] = args.clock if args.clock != "auto" else ("cpu" if busy else "wall")
+    print(f"srcdiff benchmarks ({'quick' if args.quick else 'normal'} mode, one thread per system, "
+          f"float64, {cfg['clock']} clock)")
 
     # --- which systems are there -------------------------------------------------
     systems, skipped = [], {}
@@ -372,15 +428,15 @@ def main(argv=None):
     versions = {s.name: s.version() for s in systems}
     print("systems: " + ", ".join(f"{s.name} ({versions[s.name]})" for s in systems))
 
-    info = machine_info()
     print(f"machine: {info['cpu_model']}, {info['logical_cores']} logical cores; "
           f"python {info['python']}, numpy {info['versions']['numpy']}")
-    busy = _busy_warning(info["load_average_at_start"], info["logical_cores"])
     if busy:
-        print("warning: " + busy)
+        print("warning: " + busy + ("; reporting process CPU time (--clock auto)" if args.clock == "auto"
+                                    else "; consider --clock cpu" if cfg["clock"] == "wall" else ""))
 
     records, ref_checks, startups = [], [], []
     for wl in selected:
+        t_wl = time.perf_counter()
         print()
         print(f"== {wl.name}: {wl.title}" + (f"  [{wl.notes}]" if wl.notes else ""))
         print("  ".join(h.ljust(w) for h, w in zip(COLUMNS, cfg["widths"])).rstrip())
@@ -399,7 +455,9 @@ def main(argv=None):
                       f"finite differences vs hand-written grad rel. diff {chk['finite_difference']:.1e}"
                       + ("" if chk["finite_difference"] < FD_TOL else "  <-- CHECK"))
         # --- start-up in a new process (warm caches) --------------------------------
-        if not args.no_startup:
+        # (quick mode: only for the first workload; it is ~1 s per process and
+        #  dominated by the numba start-up, which is the same for every workload)
+        if not args.no_startup and not (args.quick and startups):
             size = wl.representative_for(args.quick)
             for s in systems:
                 if not s.measure_startup:
@@ -414,6 +472,7 @@ def main(argv=None):
                           f"prepare + first grad {fmt_time(st['first_grad_s'])})")
                 except Exception as exc:
                     print(f"   start-up ({s.name}): ERROR {_short_exc(exc)}")
+        print(f"   ({wl.name} done in {time.perf_counter() - t_wl:.1f} s)")
 
     elapsed = time.perf_counter() - t_start
     try:
@@ -430,7 +489,7 @@ def main(argv=None):
         "systems": versions,
         "skipped_systems": skipped,
         "settings": {"rtol": RTOL, "forward_rtol": FWD_RTOL, "seed": SEED,
-                     "target_s_per_measurement": cfg["target"], "min_samples": cfg["min_samples"],
+                     "target_s_per_measurement": cfg["target"], "clock": cfg["clock"], "min_samples": cfg["min_samples"],
                      "noise_threshold": timing.NOISE_THRESHOLD},
         "elapsed_s": elapsed,
         "records": records,
@@ -465,7 +524,7 @@ def main(argv=None):
     for p in plot_paths:
         print(f"wrote {p}")
     print(f"total time {elapsed:.1f} s")
-    return 0
+    return 1 if (args.strict and n_bad) else 0
 
 
 # ---------------------------------------------------------------------------
@@ -480,10 +539,11 @@ def markdown_report(result, plot_paths, out_dir):
         f"- CPU: {info['cpu_model']} ({info['logical_cores']} logical cores, "
         f"{info['usable_cores']} usable); every system pinned to one thread",
         f"- {info['platform']}, Python {info['python']}",
-        f"- load average (1, 5, 15 min) at start {info.get('load_average_at_start')}, "
-        f"at end {info.get('load_average_at_end')}"
-        + (" -- the machine was shared with other work, expect noise" if _busy_warning(
-            info.get("load_average_at_start"), info["logical_cores"]) else ""),
+        f"- CPUs busy with other processes just before the run: {info.get('busy_cpus_at_start')} "
+        f"of {info['logical_cores']}; load average (1, 5, 15 min) at start "
+        f"{info.get('load_average_at_start')}, at end {info.get('load_average_at_end')}"
+        + (" -- the machine was shared with other work" if _busy_warning(
+            info.get("busy_cpus_at_start"), info["logical_cores"]) else ""),
         "- versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v),
         f"- systems: " + ", ".join(f"{k} ({v})" if v else k for k, v in result["systems"].items()),
     ]
@@ -493,15 +553,19 @@ def markdown_report(result, plot_paths, out_dir):
     lines += [
         f"- gradients checked against the hand-written numba gradient, "
         f"max|g - g_ref| / max|g_ref| <= {s['rtol']:g}; a wrong gradient is FAILED and not timed",
-        f"- times are medians over about {s['target_s_per_measurement']} s of repeated calls "
-        f"(at least {s['min_samples']} samples, after a warm-up call); "
+        f"- times are medians over about {s['target_s_per_measurement']} s of repeated calls per "
+        f"system (at least {s['min_samples']} samples, after a warm-up call; samples of all systems "
+        f"interleaved in rounds), on the **{s['clock']}** clock"
+        + (" (process CPU time: leaves out time the process was not scheduled; the JSON also has "
+           "wall-clock medians)" if s["clock"] == "cpu" else " (the JSON also has CPU-time medians)")
+        + "; "
         f"*noisy* = (p75 - p25) / median > {s['noise_threshold']}",
         f"- total run time {result['elapsed_s']:.0f} s",
         "",
         "Columns: *grad* / *forward* = median time of one gradient / objective call; "
         "*grad/fwd* = the system's gradient over its own forward; *vs hand* = gradient time over "
         "the hand-written numba gradient; *first call* = preparation (tracing/compiling/cache loading) "
-        "plus the first gradient call in this process; *peak mem* = peak bytes allocated during one "
+        "plus the first gradient call in this process (wall clock); *peak mem* = peak bytes allocated during one "
         "gradient call as seen by tracemalloc (NumPy and numba arrays are traced; values marked * are "
         "PyTorch/XLA, whose allocators tracemalloc cannot see: lower bounds only).",
         "",

@@ -24,8 +24,8 @@ A *system* is anything that can produce the gradient of a workload:
             ...
 
         def prepare_forward(self, workload, inputs):
-            # -> zero-argument callable returning the objective as a float,
-            #    or None (the forward columns are then left empty).
+            # -> zero-argument callable returning the objective as a scalar
+            #    (anything float() accepts), or None (forward columns left empty).
             ...
 
 ``inputs`` is the dict from ``workload.make_inputs``; ``workload.args(inputs)``
@@ -121,39 +121,39 @@ class PeerSystem(System):
 
 
 # ===========================================================================
-# >>> SRCDIFF GOES HERE <<<
-# Owner of srcdiff: uncomment this class (adapting the srcdiff.grad call to
-# the real API) and the SrcdiffSystem() entry in SYSTEMS below.  Nothing else
-# in the benchmark suite needs to change: checking, timing, memory, start-up,
-# tables, JSON and plots all pick it up by name.
-# ===========================================================================
-#
-# class SrcdiffSystem(System):
-#     name = "srcdiff"
-#     measure_startup = True      # also time a new process with a warm cache
-#     memory_traced = True        # numba/NumPy allocations are seen by tracemalloc
-#
-#     def available(self):
-#         try:
-#             import srcdiff
-#         except Exception as exc:
-#             return False, f"srcdiff not importable ({exc})"
-#         if not hasattr(srcdiff, "grad"):
-#             return False, "srcdiff.grad not implemented yet"
-#         return True, ""
-#
-#     def version(self):
-#         import srcdiff
-#         return getattr(srcdiff, "__version__", "")
-#
-#     def prepare(self, workload, inputs):
-#         import srcdiff
-#         g = srcdiff.grad(workload.source, wrt=workload.wrt)   # <- the real API
-#         args = workload.args(inputs)
-#         return lambda: g(*args)       # -> tuple of arrays in workload.wrt order
-#
-#     def prepare_forward(self, workload, inputs):
-#         return None                   # or srcdiff's compiled primal, if it has one
+class SrcdiffSystem(System):
+    """srcdiff: the workload's plain source, differentiated and compiled (or run as NumPy)."""
+
+    measure_startup = True
+    memory_traced = True
+
+    def __init__(self, compiled=True):
+        self.compiled = compiled
+        self.name = "srcdiff" if compiled else "srcdiff (compile=False)"
+        self.measure_startup = compiled
+
+    def available(self):
+        try:
+            import srcdiff  # noqa: F401
+        except Exception as exc:
+            return False, f"srcdiff not importable ({exc})"
+        return True, ""
+
+    def version(self):
+        import srcdiff
+        return srcdiff.__version__
+
+    def prepare(self, workload, inputs):
+        import srcdiff
+        g = srcdiff.grad(workload.source, wrt=tuple(workload.wrt), compile=self.compiled)
+        args = workload.args(inputs)
+        return lambda: g(*args)
+
+    def prepare_forward(self, workload, inputs):
+        import srcdiff
+        g = srcdiff.grad(workload.source, wrt=tuple(workload.wrt), compile=self.compiled)
+        args = workload.args(inputs)
+        return lambda: g.forward(*args)
 
 
 # ===========================================================================
@@ -163,7 +163,8 @@ class PeerSystem(System):
 
 SYSTEMS = [
     HandwrittenSystem(),
-    # SrcdiffSystem(),                 # <<< ADD SRCDIFF HERE
+    SrcdiffSystem(),
+    SrcdiffSystem(compiled=False),
     PeerSystem("pytorch", peers.torch_peer, memory_traced=False),
     PeerSystem("autograd", peers.autograd_peer, memory_traced=True),
     PeerSystem("jax", peers.jax_peer, memory_traced=False),

@@ -1,8 +1,10 @@
 """Timing, memory and start-up measurement helpers.
 
-* :func:`measure` -- median wall time of a zero-argument callable, after a
-  warm-up, with an adaptive repeat count (about ``target`` seconds spent per
-  measurement), the inter-quartile spread and a "noisy" flag.
+* :func:`measure_many` / :func:`measure` -- median time of zero-argument
+  callables after a warm-up, with an adaptive repeat count (about ``target``
+  seconds per callable), interleaved between callables, on the wall clock
+  and on the process CPU-time clock, with the inter-quartile spread and a
+  "noisy" flag.
 * :func:`peak_memory` -- peak bytes allocated during one call, as seen by
   ``tracemalloc``.  NumPy registers its data allocations with tracemalloc, and
   so do numba's runtime (NRT) array allocations, so NumPy, HIPS autograd and
@@ -30,12 +32,27 @@ NOISE_THRESHOLD = 0.2
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-class Measurement:
-    """Per-call times of one callable, in seconds."""
+CLOCKS = ("wall", "cpu")
 
-    def __init__(self, per_call, number):
-        self.per_call = np.asarray(per_call, dtype=float)
+
+class Measurement:
+    """Per-call times of one callable, in seconds, on two clocks.
+
+    ``wall`` is ``time.perf_counter``; ``cpu`` is ``time.process_time``, the
+    CPU time of all threads of this process.  With every library pinned to one
+    thread the two agree on an idle machine; on a machine shared with other
+    work, ``cpu`` leaves out the time this process was not scheduled.
+    ``clock`` selects which one ``median``/``p25``/``p75``/``spread`` refer to.
+    """
+
+    def __init__(self, wall, cpu, number, clock="wall"):
+        if clock not in CLOCKS:
+            raise ValueError(f"clock must be one of {CLOCKS}")
+        self.wall = np.asarray(wall, dtype=float)
+        self.cpu = np.asarray(cpu, dtype=float)
         self.number = number          # calls per sample
+        self.clock = clock
+        self.per_call = self.wall if clock == "wall" else self.cpu
         self.median = float(np.median(self.per_call))
         self.p25, self.p75 = (float(v) for v in np.percentile(self.per_call, [25, 75]))
         self.min = float(self.per_call.min())
@@ -55,58 +72,78 @@ class Measurement:
 
     def as_dict(self):
         return {
+            "clock": self.clock,
             "median_s": self.median,
             "p25_s": self.p25,
             "p75_s": self.p75,
             "min_s": self.min,
             "spread": self.spread,
             "noisy": self.noisy,
+            "wall_median_s": float(np.median(self.wall)),
+            "cpu_median_s": float(np.median(self.cpu)),
             "samples": self.samples,
             "calls_per_sample": self.number,
         }
 
 
-def measure(fn, target=0.2, min_samples=3, max_samples=200, min_sample_time=None, warmup=1):
-    """Median per-call time of ``fn()``.
+def measure_many(fns, target=0.2, min_samples=3, max_samples=200, rounds=10, warmup=1,
+                 slow_call=1.0, clock="wall"):
+    """Median per-call times of several zero-argument callables (``{key: fn}``).
 
-    After ``warmup`` untimed calls, one timed call estimates the cost.  Fast
-    callables are batched ``number`` calls per sample so that a sample lasts
-    at least ``min_sample_time`` (default ``target / 50``), keeping timer
-    overhead negligible; the number of samples is then chosen so that the
-    whole measurement takes about ``target`` seconds, clamped to
-    ``[min_samples, max_samples]``.  The garbage collector is off while timing,
-    as in :mod:`timeit`.
+    For each callable, after ``warmup`` untimed calls, one timed call
+    estimates its cost.  Fast callables are batched ``number`` calls per
+    sample so that a sample lasts at least ``target / 50`` (timer overhead
+    negligible); the number of samples is chosen so that each callable gets
+    about ``target`` seconds, clamped to ``[min_samples, max_samples]``
+    (callables slower than ``slow_call`` seconds get at most 3 as minimum).
+
+    The samples are taken in ``rounds`` round-robin passes over all the
+    callables, so that on a machine shared with other work a burst of
+    foreign load slows every system a little instead of one system a lot.
+    The garbage collector is off while timing, as in :mod:`timeit`.
+    Returns ``{key: Measurement}``.
     """
-    if min_sample_time is None:
-        min_sample_time = target / 50.0
-    for _ in range(warmup):
+    wall_clock, cpu_clock = time.perf_counter, time.process_time
+    plan = {}
+    for key, fn in fns.items():
+        for _ in range(warmup):
+            fn()
+        t0 = wall_clock()
         fn()
-    clock = time.perf_counter
+        est = max(wall_clock() - t0, 1e-9)
+        number = max(1, int(target / 50.0 / est))
+        lo = min(3, min_samples) if est > slow_call else min_samples
+        n = min(max(int(target / (est * number)), lo), max_samples)
+        plan[key] = (number, n)
+    walls = {key: [] for key in fns}
+    cpus = {key: [] for key in fns}
     gc_was_enabled = gc.isenabled()
     gc.collect()
     gc.disable()
     try:
-        t0 = clock()
-        fn()
-        est = max(clock() - t0, 1e-9)
-        number = max(1, int(min_sample_time / est))
-        n_samples = int(target / (est * number))
-        n_samples = min(max(n_samples, min_samples), max_samples)
-        per_call = []
-        for _ in range(n_samples):
-            if number == 1:
-                t0 = clock()
-                fn()
-                per_call.append(clock() - t0)
-            else:
-                t0 = clock()
-                for _ in range(number):
-                    fn()
-                per_call.append((clock() - t0) / number)
+        for r in range(rounds):
+            for key, fn in fns.items():
+                number, n = plan[key]
+                todo = n * (r + 1) // rounds - n * r // rounds
+                for _ in range(todo):
+                    c0 = cpu_clock()
+                    t0 = wall_clock()
+                    for _ in range(number):
+                        fn()
+                    t1 = wall_clock()
+                    c1 = cpu_clock()
+                    walls[key].append((t1 - t0) / number)
+                    cpus[key].append((c1 - c0) / number)
     finally:
         if gc_was_enabled:
             gc.enable()
-    return Measurement(per_call, number)
+    return {key: Measurement(walls[key], cpus[key], plan[key][0], clock) for key in fns}
+
+
+def measure(fn, target=0.2, min_samples=3, max_samples=200, warmup=1, clock="wall"):
+    """:func:`measure_many` for a single callable; returns its Measurement."""
+    return measure_many({0: fn}, target=target, min_samples=min_samples, max_samples=max_samples,
+                        rounds=1, warmup=warmup, clock=clock)[0]
 
 
 def timed_call(fn):
@@ -117,8 +154,11 @@ def timed_call(fn):
 
 
 def peak_memory(fn):
-    """Peak bytes newly allocated (as traced by tracemalloc) during one call of ``fn()``."""
-    gc.collect()
+    """Peak bytes newly allocated (as traced by tracemalloc) during one call of ``fn()``.
+
+    (No ``gc.collect()`` first: with PyTorch and JAX loaded it costs ~0.2 s,
+    and memory allocated before the call does not count anyway.)
+    """
     already = tracemalloc.is_tracing()
     if not already:
         tracemalloc.start()
