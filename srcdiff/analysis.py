@@ -350,7 +350,8 @@ def _recomputable(op, tys, plan, local_ops, decide):
 # ---- forward liveness for the gradient -------------------------------------------------
 def liveness(graph, plan, with_value):
     """Ids of forward statements the gradient must run."""
-    live_names = set(n for n in plan.needed if not plan.in_loop.get(n))
+    # loop indices are set again by the reverse loops; in-loop values are recomputed or taped
+    live_names = {n for n in plan.needed if not plan.in_loop.get(n) and n not in plan.indices}
     for names in plan.taped.values():
         live_names |= set(names)
     if with_value:
@@ -375,8 +376,8 @@ def _keeps(stmt, live_names, kept):
     if isinstance(stmt, Op):
         target = stmt.args[0] if stmt.gate in STORES else stmt.out
         return target in live_names
-    if isinstance(stmt, For) and stmt.index in live_names:
-        return True
+    if isinstance(stmt, (For, While)) and stmt.counter and stmt.counter in live_names:
+        return True     # the backward pops its trip count
     if isinstance(stmt, (For, While, If)):
         return any(id(s) in kept for child in children(stmt) for s, _ in walk(child))
-    return isinstance(stmt, Return)
+    return False    # the returned value is live only when asked for (see `liveness`)

@@ -6,6 +6,7 @@ import ast
 import re
 
 from .analysis import analyse
+from .optimize import hoist_invariant_reads, promote_scatters
 from .errors import SrcdiffError
 from .graph import Const
 from .reverse import COMMENT, Sweep, assign
@@ -62,7 +63,10 @@ def gradient_body(graph, tys, wrt, with_value, plan, sweep, single):
         body.append(assign(sweep.adj(result), Sym(1.0)))
         sweep.initialized.add(result)
     locals_top = sweep._locals(graph.body) | set(graph.params)
-    body += sweep.backward(graph.body, locals_top)
+    backward = sweep.backward(graph.body, locals_top)
+    promote_scatters(backward, names=sweep.names)
+    hoist_invariant_reads(backward)
+    body += backward
     grads = [final_gradient(sweep, graph.params[i], tys[graph.params[i]]) for i in wrt]
     grads_node = grads[0] if single else ast.Tuple(grads, ast.Load())
     value = Sweep.sym(result).node

@@ -9,6 +9,8 @@ Conventions at non-differentiable points (documented in the README):
 `abs'(0) = 0`; `relu'(0) = 0`; `maximum`/`minimum` split a tie 1/2 : 1/2;
 `max`/`min` reductions share the gradient equally among tied entries.
 """
+import ast
+
 from .sym import helper, if_else, np_
 
 RULES = {}
@@ -29,6 +31,15 @@ def rule(*gates):
     return register
 
 
+def same(x, y):
+    return ast.dump(x.node) == ast.dump(y.node)
+
+
+def is_number(x):
+    return isinstance(x.node, ast.Constant) or (
+        isinstance(x.node, ast.UnaryOp) and isinstance(x.node.operand, ast.Constant))
+
+
 def choose(ty, test, a, b):
     """`a if test else b`, elementwise for arrays."""
     return np_.where(test, a, b) if ty.out.ndim else if_else(test, a, b)
@@ -47,6 +58,8 @@ def sub(op, ty, g, z, x, y):
 
 @rule("mul")
 def mul(op, ty, g, z, x, y):
+    if same(x, y):                       # x * x
+        return 2.0 * g * x, None
     return g * y, g * x
 
 
@@ -68,6 +81,8 @@ def relu(op, ty, g, z, x):
 # ---- arithmetic ----------------------------------------------------------------
 @rule("div")
 def div(op, ty, g, z, x, y):
+    if is_number(x):                     # z = c / y: dz/dy = -c / y**2 = -z * z / c, no division
+        return None, -g * z * z / x
     return g / y, -g * z / y
 
 

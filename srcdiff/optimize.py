@@ -1,0 +1,137 @@
+"""Post-pass on the generated backward: keep loop-invariant scatters in registers.
+
+Inside a reverse loop, `dpos[i, 0] += g` with `i` fixed by an outer loop is a
+read-modify-write through memory on every iteration; LLVM cannot keep it in a
+register because other updates of `dpos` (say `dpos[j, 0] += ...`) might alias
+it. When the loop never reads the array except through such `+=` updates, the
+sum is accumulated in a local scalar and added once after the loop. Addition
+commutes, so the result is the same.
+"""
+import ast
+
+
+def promote_scatters(stmts, names):
+    """Rewrite every loop in `stmts` (recursively, innermost first), in place."""
+    for stmt in stmts:
+        for field in ("body", "orelse"):
+            inner = getattr(stmt, field, None)
+            if isinstance(inner, list):
+                promote_scatters(inner, names)
+    out = []
+    for stmt in stmts:
+        if isinstance(stmt, ast.For):
+            before, after = _promote(stmt, names)
+            out.extend(before + [stmt] + after)
+        else:
+            out.append(stmt)
+    stmts[:] = out
+
+
+def _promote(loop, names):
+    assigned = {n.id for n in ast.walk(loop) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    updates = {}
+    for node in loop.body:
+        if _is_scatter(node) and _invariant(node.target, assigned):
+            updates.setdefault(ast.unparse(node.target), []).append(node)
+    before, after = [], []
+    for key, nodes in sorted(updates.items()):
+        array = nodes[0].target.value.id
+        if _other_uses(loop, array, nodes):
+            continue
+        local = names.fresh(_local_name(nodes[0].target))
+        for node in nodes:
+            node.target = ast.Name(local, ast.Store())
+        before.append(ast.Assign([ast.Name(local, ast.Store())], ast.Constant(0.0)))
+        target = ast.parse(key, mode="eval").body
+        target.ctx = ast.Store()
+        after.append(ast.AugAssign(target, ast.Add(), ast.Name(local, ast.Load())))
+    return before, after
+
+
+def _is_scatter(node):
+    return (isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add)
+            and isinstance(node.target, ast.Subscript) and isinstance(node.target.value, ast.Name))
+
+
+def _invariant(target, assigned):
+    index = target.slice
+    parts = index.elts if isinstance(index, ast.Tuple) else [index]
+    for part in parts:
+        if isinstance(part, ast.Slice) or not isinstance(part, (ast.Name, ast.Constant)):
+            return False
+        if isinstance(part, ast.Name) and part.id in assigned:
+            return False
+    return True
+
+
+def _other_uses(loop, array, promoted):
+    """True if `array` appears in the loop other than as the target of a `+=` scatter."""
+    allowed = {id(n.target.value) for n in ast.walk(loop) if _is_scatter(n)}
+    allowed |= {id(n.target.value) for n in promoted}
+    return any(isinstance(n, ast.Name) and n.id == array and id(n) not in allowed
+               for n in ast.walk(loop))
+
+
+def _local_name(target):
+    index = target.slice
+    parts = index.elts if isinstance(index, ast.Tuple) else [index]
+    words = [str(p.value) if isinstance(p, ast.Constant) else p.id for p in parts]
+    return "_".join([target.value.id] + words)
+
+
+def hoist_invariant_reads(stmts, loop_indices=()):
+    """Move `t = a[i, 0]` out of a loop when `i` is an enclosing loop's index, in place.
+
+    numba cannot tell that the adjoint arrays written in the loop do not overlap
+    `a`, so without this the read is repeated after every write. Only reads whose
+    indices are constants or enclosing loop indices are moved: they are valid even
+    when the loop runs zero times.
+    """
+    out = []
+    for stmt in stmts:
+        if isinstance(stmt, ast.For):
+            inner_indices = tuple(loop_indices) + (stmt.target.id,)
+            hoist_invariant_reads(stmt.body, inner_indices)
+            out.extend(_hoist(stmt, loop_indices))
+            out.append(stmt)
+        else:
+            for field in ("body", "orelse"):
+                inner = getattr(stmt, field, None)
+                if isinstance(inner, list):
+                    hoist_invariant_reads(inner, loop_indices)
+            out.append(stmt)
+    stmts[:] = out
+
+
+def _hoist(loop, outer_indices):
+    stores = [n for n in ast.walk(loop) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
+    assigned = {n.id for n in stores}
+    counts = {}
+    for n in stores:
+        counts[n.id] = counts.get(n.id, 0) + 1
+    written = {t.value.id for t in _assignment_targets(loop)
+               if isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name)}
+    moved = []
+    for stmt in list(loop.body):
+        if not (isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name)):
+            continue
+        value = stmt.value
+        if not (isinstance(value, ast.Subscript) and isinstance(value.value, ast.Name)):
+            continue
+        parts = value.slice.elts if isinstance(value.slice, ast.Tuple) else [value.slice]
+        fixed = all(isinstance(p, ast.Constant) or (isinstance(p, ast.Name) and p.id in outer_indices)
+                    for p in parts)
+        name = stmt.targets[0].id
+        if fixed and value.value.id not in written and value.value.id not in assigned \
+                and counts.get(name) == 1:
+            loop.body.remove(stmt)
+            moved.append(stmt)
+    return moved
+
+
+def _assignment_targets(loop):
+    for n in ast.walk(loop):
+        if isinstance(n, ast.Assign):
+            yield from n.targets
+        elif isinstance(n, ast.AugAssign):
+            yield n.target
