@@ -76,7 +76,7 @@ def load(source, compiled):
                       "without an on-disk cache")
         return _load_in_memory(source, compiled)
     module = sys.modules.get(name)
-    if module is None:
+    if module is None or getattr(module, "__file__", None) != str(path):
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)

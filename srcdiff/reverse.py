@@ -44,7 +44,7 @@ class Sweep:
         self.uses_tape = bool(plan.taped)
         self.prereserved = set()
         self.depth = 0
-        self.defs = _def_counts(graph.body)
+        self.first_defs = _first_defs(graph.body)
         self.tape = names.fresh("tape") if self.uses_tape else "tape"
         self.top = names.fresh("top") if self.uses_tape else "top"
 
@@ -300,13 +300,13 @@ class Sweep:
         out = []
         if op.gate not in NON_DIFFERENTIABLE and self._has_adjoint(op.out):
             out = self.apply_rule(op)
-        if op.out in self.plan.mutable and not _self_update(op) and self._may_be_reused(op.out):
+        if op.out in self.plan.mutable and not _self_update(op) and self._may_be_reused(op):
             out.append(assign(self.adj(op.out), self.zero(op.out)))
         return out
 
-    def _may_be_reused(self, name):
+    def _may_be_reused(self, op):
         """False when undoing this assignment leaves no earlier value to give an adjoint to."""
-        return self.depth > 0 or self.defs.get(name, 0) > 1
+        return self.depth > 0 or self.first_defs.get(op.out) is not op
 
     def _has_adjoint(self, name):
         return name in self.plan.mutable or name in self.initialized
@@ -416,12 +416,12 @@ def may_broadcast(arg_ty, ty):
     return arg_ty.ndim < ty.out.ndim or any(o.ndim for o in others)
 
 
-def _def_counts(block):
-    counts = {}
+def _first_defs(block):
+    first = {}
     for op, _ in _walk_ops(block):
         if op.out is not None:
-            counts[op.out] = counts.get(op.out, 0) + 1
-    return counts
+            first.setdefault(op.out, op)
+    return first
 
 
 def _self_update(op):

@@ -1,0 +1,546 @@
+"""Differential fuzzing of srcdiff's gradients (programs from tests/fuzz_programs.py).
+
+Every generated program is written to its own module file (srcdiff reads the source),
+imported, and its gradient is checked:
+
+- srcdiff (compile=False, and numba-compiled for a fixed subset) against central finite
+  differences of the plain Python function (float64, eps 1e-6; rtol 1e-4 with an atol
+  scaled by the gradient's magnitude). When they differ, finite differences are taken
+  again with eps 1e-5: if the two finite differences disagree with each other the point
+  is numerically unstable (a branch or kink within eps) and the program is skipped, not
+  failed;
+- compiled and compile=False against each other (1e-9 relative to the gradient's scale);
+- `value_and_grad`'s value against the function's value, and its gradient against `grad`'s;
+- for straight-line programs (no loops, in-place writes, copies or math.*), HIPS autograd
+  running the same source with `autograd.numpy` as `np` (when autograd is importable).
+
+A SrcdiffError for a generated program is reported as such: the generator must stay
+inside the documented subset, so it is a generator bug unless srcdiff is wrong to
+reject the program.
+
+Sizes:
+- normal suite: 175 programs with compile=False plus 25 programs also compiled (numba
+  compiles every program, ~1-5 s each), deterministic (derandomized Hypothesis);
+- long mode: `SRCDIFF_FUZZ_EXAMPLES=N python -m pytest -m fuzz tests/test_fuzz.py`
+  (N programs with compile=False, N/100 compiled, random seeds);
+- campaign: `python tests/test_fuzz.py --seconds 1500 --jobs 2 --out DIR` runs seeded
+  programs for a time budget and writes every failure (with its source) to DIR instead
+  of stopping at the first one; `--seed S` re-runs one program.
+
+The regression tests at the end are minimised reproducers of bugs the fuzzer found.
+"""
+import argparse
+import contextlib
+import importlib.util
+import json
+import math
+import os
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import srcdiff
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fuzz_programs import DEFAULT_WEIGHTS, program_from_seed  # noqa: E402
+
+try:
+    from hypothesis import HealthCheck, given, settings
+    from fuzz_programs import programs
+except ImportError:  # pragma: no cover
+    given = None
+
+try:
+    import autograd
+except ImportError:  # pragma: no cover
+    autograd = None
+
+EPS = 1e-6
+EPS_CHECK = 1e-5
+RTOL = 1e-4
+MODE_RTOL = 1e-9
+AUTOGRAD_RTOL = 1e-7
+
+CI_PLAIN = 175
+CI_COMPILED = 25
+LONG = int(os.environ.get("SRCDIFF_FUZZ_EXAMPLES", "0") or 0)
+
+
+# =======================================================================================
+# running one program
+# =======================================================================================
+@dataclass
+class Outcome:
+    status: str                 # ok | unstable | invalid | mismatch | mode_mismatch |
+    #                             value_mismatch | autograd_mismatch | srcdiff_error | crash
+    detail: str = ""
+    checks: list = field(default_factory=list)
+
+    @property
+    def failed(self):
+        return self.status not in ("ok", "unstable", "invalid")
+
+
+def load_module(source, name, directory):
+    """Import `source` as module `name` from a real file in `directory`."""
+    path = Path(directory) / f"{name}.py"
+    if not path.exists() or path.read_text() != source:
+        path.write_text(source)
+    existing = sys.modules.get(name)
+    if existing is not None and getattr(existing, "__file__", None) == str(path):
+        return existing
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def fresh(args):
+    return [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+
+
+def finite_differences(fn, args, position, eps):
+    """Central differences of scalar fn(*args) w.r.t. args[position] (args never mutated)."""
+    def value(shifted):
+        call = fresh(args)
+        call[position] = shifted
+        return float(fn(*call))
+
+    x = args[position]
+    if np.ndim(x) == 0:
+        return np.float64((value(float(x) + eps) - value(float(x) - eps)) / (2 * eps))
+    out = np.zeros(np.shape(x))
+    for i in np.ndindex(out.shape):
+        plus, minus = x.copy(), x.copy()
+        plus[i] += eps
+        minus[i] -= eps
+        out[i] = (value(plus) - value(minus)) / (2 * eps)
+    return out
+
+
+class ApiError(Exception):
+    pass
+
+
+def as_float_tuple(result, count):
+    """The gradients of a tuple `wrt` (which must come back as a tuple of that length)."""
+    if not isinstance(result, tuple) or len(result) != count:
+        raise ApiError(f"wrt is a {count}-tuple but the gradient is a {type(result).__name__}"
+                       + (f" of length {len(result)}" if isinstance(result, tuple) else ""))
+    return tuple(np.asarray(g, dtype=np.float64) for g in result)
+
+
+def scale_of(grads):
+    return max([float(np.max(np.abs(g))) if np.size(g) else 0.0 for g in grads] + [0.0])
+
+
+def compare(got, expected, rtol, atol):
+    """(ok, worst excess, report) for two tuples of gradients."""
+    worst, lines = 0.0, []
+    ok = True
+    for k, (g, e) in enumerate(zip(got, expected)):
+        if np.shape(g) != np.shape(e):
+            return False, math.inf, f"gradient {k}: shape {np.shape(g)} != {np.shape(e)}"
+        err = np.abs(g - e)
+        allowed = rtol * np.abs(e) + atol
+        bad = ~(err <= allowed)
+        if np.any(bad):
+            ok = False
+            excess = np.where(bad, err - allowed, -np.inf)
+            flat = int(np.argmax(excess))
+            idx = np.unravel_index(flat, np.shape(e)) if np.ndim(e) else ()
+            worst = max(worst, float(np.max(np.where(bad, err, 0.0))))
+            lines.append(f"gradient {k}: {int(np.sum(bad))} of {np.size(e)} entries differ; worst at "
+                         f"{list(idx)}: got {np.asarray(g)[idx]!r}, expected {np.asarray(e)[idx]!r}")
+    return ok, worst, "\n".join(lines)
+
+
+def fmt(grads):
+    return "\n".join(np.array2string(np.asarray(g), precision=8, max_line_width=120) for g in grads)
+
+
+def srcdiff_gradient(fn, args, wrt, compiled, with_value=False):
+    maker = srcdiff.value_and_grad if with_value else srcdiff.grad
+    return maker(fn, wrt=wrt, compile=compiled)(*fresh(args))
+
+
+def check_program(prog, directory, compiled=False, use_autograd=True):
+    """Run every check on one program; returns an Outcome (never raises for srcdiff bugs)."""
+    module = load_module(prog.source, prog.module_name, directory)
+    fn = module.f
+    args = prog.make_args()
+    names = [p.name for p in prog.params]
+    positions = [names.index(w) for w in prog.wrt]
+    wrt = tuple(prog.wrt)
+    checks = []
+
+    modes = [False, True] if compiled else [False]
+    got = {}
+    before = fresh(args)
+    for mode in modes:
+        label = "compiled" if mode else "compile=False"
+        try:
+            with np.errstate(all="ignore"):
+                g = as_float_tuple(srcdiff_gradient(fn, args, wrt, mode), len(wrt))
+        except srcdiff.SrcdiffError as error:
+            text = str(error)
+            kind = "crash" if text.startswith("running the gradient") else "srcdiff_error"
+            return Outcome(kind, f"{label}: {text}")
+        except Exception as error:
+            return Outcome("crash", f"{label}: {type(error).__name__}: {error}\n"
+                           + traceback.format_exc(limit=-3))
+        got[mode] = g
+        checks.append(label)
+        if not all(np.array_equal(a, b) for a, b in zip(before, args) if isinstance(a, np.ndarray)):
+            return Outcome("crash", f"{label}: the gradient modified its arguments")
+
+    # the function itself, in its domain
+    with np.errstate(all="ignore"):
+        try:
+            value = float(fn(*fresh(args)))
+        except Exception as error:   # a generator bug: the program itself fails
+            return Outcome("invalid", f"the program raises {type(error).__name__}: {error}")
+    if not math.isfinite(value) or abs(value) > 1e8:
+        return Outcome("invalid", f"the program's value is {value}")
+    with np.errstate(all="ignore"):
+        fd = tuple(finite_differences(fn, args, p, EPS) for p in positions)
+    if not all(np.all(np.isfinite(g)) for g in fd):
+        return Outcome("invalid", "finite differences are not finite")
+    scale = scale_of(fd)
+    atol = RTOL * scale + 1e-8 * (1.0 + abs(value))
+
+    # srcdiff vs finite differences (the uncompiled gradient is the reference for the modes)
+    ok, worst, report = compare(got[False], fd, RTOL, atol)
+    if not ok:
+        with np.errstate(all="ignore"):
+            fd2 = tuple(finite_differences(fn, args, p, EPS_CHECK) for p in positions)
+        stable, _, _ = compare(fd2, fd, RTOL * 10, atol * 10)
+        if not stable:
+            return Outcome("unstable", "finite differences change with eps", checks)
+        return Outcome("mismatch", f"compile=False vs finite differences:\n{report}\n"
+                       f"srcdiff:\n{fmt(got[False])}\nfinite differences:\n{fmt(fd)}", checks)
+    if compiled:
+        mode_scale = max(scale_of(got[False]), scale_of(got[True]), 1e-300)
+        ok, _, report = compare(got[True], got[False], MODE_RTOL, MODE_RTOL * mode_scale)
+        if not ok:
+            fd_ok, _, _ = compare(got[True], fd, RTOL, atol)
+            return Outcome("mode_mismatch" if fd_ok else "mismatch",
+                           f"compiled vs compile=False{'' if fd_ok else ' (compiled also != FD)'}:\n"
+                           f"{report}\ncompiled:\n{fmt(got[True])}\ncompile=False:\n{fmt(got[False])}\n"
+                           f"finite differences:\n{fmt(fd)}", checks)
+
+    # value_and_grad (uncompiled): the value and the same gradient
+    try:
+        with np.errstate(all="ignore"):
+            v2, g2 = srcdiff_gradient(fn, args, wrt, False, with_value=True)
+        g2 = as_float_tuple(g2, len(wrt))
+    except srcdiff.SrcdiffError as error:
+        return Outcome("crash", f"value_and_grad: {error}")
+    except Exception as error:
+        return Outcome("crash", f"value_and_grad: {type(error).__name__}: {error}")
+    checks.append("value_and_grad")
+    if not abs(float(v2) - value) <= 1e-9 * (1.0 + abs(value)):
+        return Outcome("value_mismatch", f"value_and_grad value {float(v2)!r} != f(...) {value!r}",
+                       checks)
+    ok, _, report = compare(g2, got[False], MODE_RTOL, MODE_RTOL * max(scale_of(got[False]), 1e-300))
+    if not ok:
+        return Outcome("value_mismatch", f"value_and_grad gradient != grad gradient:\n{report}", checks)
+
+    # autograd on the same source
+    if use_autograd and autograd is not None and prog.straight_line:
+        try:
+            ag_module = load_module(prog.autograd_source(), prog.module_name + "_ag", directory)
+            with np.errstate(all="ignore"):
+                ag = tuple(np.asarray(autograd.grad(ag_module.f, p)(*fresh(args)), dtype=np.float64)
+                           for p in positions)
+        except Exception as error:  # autograd cannot run it: not srcdiff's problem
+            checks.append(f"autograd unavailable ({type(error).__name__})")
+        else:
+            checks.append("autograd")
+            ok, _, report = compare(got[False], ag, AUTOGRAD_RTOL,
+                                    AUTOGRAD_RTOL * max(scale_of(ag), 1e-300) + 1e-12)
+            if not ok:
+                return Outcome("autograd_mismatch", f"srcdiff vs autograd:\n{report}\n"
+                               f"srcdiff:\n{fmt(got[False])}\nautograd:\n{fmt(ag)}", checks)
+    return Outcome("ok", "", checks)
+
+
+def assert_program_ok(prog, directory, compiled):
+    outcome = check_program(prog, directory, compiled=compiled)
+    try:
+        from hypothesis import event
+        event(f"status: {outcome.status}")
+    except Exception:
+        pass
+    if outcome.status == "invalid":
+        pytest.fail(f"generator bug: the generated program is outside its domain: {outcome.detail}\n"
+                    f"{prog.describe()}")
+    if outcome.failed:
+        what = ("srcdiff rejected a generated program (a generator bug unless srcdiff is wrong "
+                "to reject it)" if outcome.status == "srcdiff_error" else f"srcdiff {outcome.status}")
+        pytest.fail(f"{what}:\n{outcome.detail}\n\n{prog.describe()}")
+
+
+@pytest.fixture(scope="session")
+def fuzz_dir(tmp_path_factory):
+    """Folder holding the generated programs' module files."""
+    return tmp_path_factory.mktemp("fuzz-programs")
+
+
+# =======================================================================================
+# the CI-sized run and the long mode
+# =======================================================================================
+if given is not None:
+    CI = dict(deadline=None, derandomize=True, database=None, print_blob=True,
+              suppress_health_check=list(HealthCheck))
+    LONG_SETTINGS = dict(deadline=None, database=None, print_blob=True,
+                         suppress_health_check=list(HealthCheck))
+
+    @settings(max_examples=CI_PLAIN, **CI)
+    @given(prog=programs())
+    def test_fuzz_programs(fuzz_dir, prog):
+        assert_program_ok(prog, fuzz_dir, compiled=False)
+
+    @settings(max_examples=CI_COMPILED, **CI)
+    @given(prog=programs(weights={"matmul": 1}))
+    def test_fuzz_programs_compiled(fuzz_dir, prog):
+        assert_program_ok(prog, fuzz_dir, compiled=True)
+
+    @pytest.mark.fuzz
+    @pytest.mark.skipif(not LONG, reason="set SRCDIFF_FUZZ_EXAMPLES=N for the long fuzzing run")
+    @settings(max_examples=max(LONG, 1), **LONG_SETTINGS)
+    @given(prog=programs())
+    def test_fuzz_long(fuzz_dir, prog):
+        assert_program_ok(prog, fuzz_dir, compiled=False)
+
+    @pytest.mark.fuzz
+    @pytest.mark.skipif(not LONG, reason="set SRCDIFF_FUZZ_EXAMPLES=N for the long fuzzing run")
+    @settings(max_examples=max(LONG // 100, CI_COMPILED), **LONG_SETTINGS)
+    @given(prog=programs())
+    def test_fuzz_long_compiled(fuzz_dir, prog):
+        assert_program_ok(prog, fuzz_dir, compiled=True)
+
+
+def test_generator_is_deterministic():
+    a, b = program_from_seed(12345), program_from_seed(12345)
+    assert a.source == b.source and a.wrt == b.wrt and a.input_seed == b.input_seed
+
+
+# =======================================================================================
+# campaign runner: python tests/test_fuzz.py --seconds N --jobs J --out DIR
+# =======================================================================================
+class Timeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def time_limit(seconds):
+    def handler(signum, frame):
+        raise Timeout()
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def campaign_worker(job, jobs, first_seed, deadline, out_dir, compiled_every, weights, queue):
+    os.environ.setdefault("SRCDIFF_CACHE_DIR", tempfile.mkdtemp(prefix="srcdiff-fuzz-cache-"))
+    directory = tempfile.mkdtemp(prefix="srcdiff-fuzz-progs-")
+    counts = {}
+    seed = first_seed + job
+    log = open(Path(out_dir) / f"failures-{job}.jsonl", "a")
+    while time.time() < deadline:
+        compiled = compiled_every > 0 and seed % compiled_every == 0
+        try:
+            prog = program_from_seed(seed, weights)
+            with time_limit(300 if compiled else 60):
+                outcome = check_program(prog, directory, compiled=compiled)
+        except Timeout:
+            outcome = Outcome("timeout", "the checks took too long")
+        except Exception as error:
+            outcome = Outcome("harness_error", f"{type(error).__name__}: {error}\n"
+                              + traceback.format_exc())
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        counts["compiled"] = counts.get("compiled", 0) + compiled
+        if outcome.status not in ("ok", "unstable"):
+            log.write(json.dumps({"seed": seed, "status": outcome.status, "compiled": compiled,
+                                  "detail": outcome.detail, "source": prog.source,
+                                  "wrt": prog.wrt, "features": sorted(prog.features)}) + "\n")
+            log.flush()
+        seed += jobs
+    log.close()
+    queue.put(counts)
+
+
+def _blocks_of(lines):
+    """(start, end) line ranges of every statement, compound statements with their bodies."""
+    out = []
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("def ", "import ", "#")):
+            continue
+        indent = len(line) - len(line.lstrip())
+        j = i + 1
+        while j < len(lines) and lines[j].strip() and len(lines[j]) - len(lines[j].lstrip()) > indent:
+            j += 1
+        out.append((i, j))
+    return out
+
+
+def _top_level_terms(expr):
+    """Split `a + b + c` at top-level `+` signs."""
+    terms, depth, start = [], 0, 0
+    for k, ch in enumerate(expr):
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif ch == "+" and depth == 0 and expr[k - 1] == " " and expr[k + 1:k + 2] == " ":
+            terms.append(expr[start:k].strip())
+            start = k + 1
+    terms.append(expr[start:].strip())
+    return terms
+
+
+def minimise(prog, directory, compiled=False, statuses=None, log=print):
+    """A smaller program failing the same way (line/block deletion, return terms, wrt)."""
+    import dataclasses
+    first = check_program(prog, directory, compiled=compiled)
+    statuses = statuses or {first.status}
+    if first.status not in statuses:
+        return prog, first
+    best, best_outcome = prog, first
+
+    def interesting(candidate):
+        try:
+            compile(candidate.source, "<candidate>", "exec")
+        except SyntaxError:
+            return None
+        try:
+            with time_limit(120):
+                outcome = check_program(candidate, directory, compiled=compiled)
+        except Exception:
+            return None
+        return outcome if outcome.status in statuses else None
+
+    changed = True
+    while changed:
+        changed = False
+        # wrt: one argument at a time
+        if len(best.wrt) > 1:
+            for w in best.wrt:
+                cand = dataclasses.replace(best, wrt=(w,))
+                out = interesting(cand)
+                if out:
+                    best, best_outcome, changed = cand, out, True
+                    break
+        # delete statements (and compound statements with their bodies), last first
+        lines = best.source.split("\n")
+        for start, end in reversed(_blocks_of(lines)):
+            if lines[start].strip().startswith("return"):
+                continue
+            cand_lines = lines[:start] + lines[end:]
+            cand = dataclasses.replace(best, source="\n".join(cand_lines))
+            out = interesting(cand)
+            if out:
+                best, best_outcome, changed = cand, out, True
+                lines = cand_lines
+                log(f"  {len(best.source)} chars")
+                break
+            # replace a compound statement by its body (dedented)
+            head = lines[start].strip()
+            if head.startswith(("if ", "else", "elif ", "for ", "while ")) and end > start + 1:
+                pad = len(lines[start + 1]) - len(lines[start + 1].lstrip()) - \
+                    (len(lines[start]) - len(lines[start].lstrip()))
+                body = [ln[pad:] for ln in lines[start + 1:end]]
+                cand = dataclasses.replace(best, source="\n".join(lines[:start] + body + lines[end:]))
+                out = interesting(cand)
+                if out:
+                    best, best_outcome, changed = cand, out, True
+                    break
+        if changed:
+            continue
+        # drop terms of the return expression, and of other `a + b` right-hand sides
+        lines = best.source.split("\n")
+        for k, line in enumerate(lines):
+            stripped = line.strip()
+            if stripped.startswith("return "):
+                lhs, rhs = line[:line.index("return ") + 7], stripped[7:]
+            elif " = " in stripped and not stripped.startswith(("if", "for", "while")):
+                lhs, rhs = line[:line.index(" = ") + 3], line[line.index(" = ") + 3:]
+            else:
+                continue
+            terms = _top_level_terms(rhs)
+            if len(terms) < 2:
+                continue
+            for t in range(len(terms)):
+                new = lhs + " + ".join(terms[:t] + terms[t + 1:])
+                cand = dataclasses.replace(best, source="\n".join(lines[:k] + [new] + lines[k + 1:]))
+                out = interesting(cand)
+                if out:
+                    best, best_outcome, changed = cand, out, True
+                    break
+            if changed:
+                break
+    return best, best_outcome
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="srcdiff differential fuzzing campaign")
+    parser.add_argument("--seconds", type=float, default=600)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--compiled-every", type=int, default=100,
+                        help="also compile every k-th program with numba (0: never)")
+    parser.add_argument("--out", default="fuzz-out")
+    parser.add_argument("--weights", default="{}", help="JSON feature weights, e.g. '{\"alias\": 1}'")
+    parser.add_argument("--seed", type=int, default=None, help="run one seed and print its outcome")
+    parser.add_argument("--compiled", action="store_true", help="with --seed: also compile")
+    parser.add_argument("--minimise", action="store_true", help="with --seed: shrink the program")
+    opts = parser.parse_args(argv)
+    weights = json.loads(opts.weights)
+    if opts.seed is not None:
+        os.environ.setdefault("SRCDIFF_CACHE_DIR", tempfile.mkdtemp(prefix="srcdiff-fuzz-cache-"))
+        prog = program_from_seed(opts.seed, weights)
+        directory = tempfile.mkdtemp()
+        if opts.minimise:
+            prog, outcome = minimise(prog, directory, compiled=opts.compiled)
+        else:
+            outcome = check_program(prog, directory, compiled=opts.compiled)
+        print(prog.describe())
+        print(outcome.status, outcome.checks)
+        print(outcome.detail)
+        return 0
+    import multiprocessing as mp
+    Path(opts.out).mkdir(parents=True, exist_ok=True)
+    deadline = time.time() + opts.seconds
+    queue = mp.Queue()
+    workers = [mp.Process(target=campaign_worker,
+                          args=(j, opts.jobs, opts.first_seed, deadline, opts.out,
+                                opts.compiled_every, weights, queue)) for j in range(opts.jobs)]
+    for w in workers:
+        w.start()
+    totals = {}
+    for _ in workers:
+        for k, v in queue.get().items():
+            totals[k] = totals.get(k, 0) + v
+    for w in workers:
+        w.join()
+    print(json.dumps(totals, indent=1, sort_keys=True))
+    (Path(opts.out) / "totals.json").write_text(json.dumps(totals, indent=1, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""NaN reporting, and a cache that stays correct when damaged, unwritable or shared."""
+import os
+import subprocess
+import sys
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import srcdiff
+from srcdiff.compile import write_module
+from robust_models import root_sum, smooth
+
+HERE = Path(__file__).parent
+
+
+@pytest.mark.parametrize("compile", [True, False])
+def test_nans_propagate_by_default(compile):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        grad = srcdiff.grad(root_sum, compile=compile)(np.array([1.0, 0.0, 4.0]))
+    assert grad[0] == 1.0 and np.isinf(grad[1]) and grad[2] == 0.5
+
+
+@pytest.mark.parametrize("compile", [True, False])
+def test_debug_nans_names_the_gate_and_line(compile):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(srcdiff.SrcdiffError) as info:
+            srcdiff.grad(root_sum, compile=compile, debug_nans=True)(np.array([1.0, 0.0, 4.0]))
+    message = str(info.value)
+    assert "gate `sqrt`" in message and "robust_models.py:6" in message, message
+    ok = srcdiff.grad(root_sum, compile=compile, debug_nans=True)(np.array([1.0, 4.0]))
+    assert np.allclose(ok, [1.0, 0.5])
+
+
+def test_unwritable_cache_falls_back_to_memory(tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("SRCDIFF_CACHE_DIR", str(blocker / "cache"))
+    with pytest.warns(UserWarning, match="compiling in memory"):
+        grad = srcdiff.grad(smooth)(np.array([0.5, -1.0]), np.array([2.0, 0.3]))
+    assert np.allclose(grad, srcdiff.grad(smooth, compile=False)(np.array([0.5, -1.0]),
+                                                                  np.array([2.0, 0.3])))
+
+
+def test_damaged_cache_file_is_reported_and_rewritten(tmp_path, monkeypatch):
+    monkeypatch.setenv("SRCDIFF_CACHE_DIR", str(tmp_path))
+    source = srcdiff.grad(smooth).source_for(np.ones(2), np.ones(2))
+    name, path = write_module(source)
+    path.write_text(source[: len(source) // 2])           # truncated
+    with pytest.warns(UserWarning, match="does not match its content hash"):
+        again_name, again_path = write_module(source)
+    assert again_path.read_text() == source and again_name == name
+
+
+def test_cache_folder_is_private_and_clearable(tmp_path, monkeypatch):
+    folder = tmp_path / "private"
+    monkeypatch.setenv("SRCDIFF_CACHE_DIR", str(folder))
+    srcdiff.grad(smooth, compile=False)(np.ones(2), np.ones(2))
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert any(folder.iterdir())
+    srcdiff.clear_cache()
+    assert not [p for p in folder.rglob("*") if p.is_file()]
+
+
+def test_threads_compiling_one_function_agree():
+    x, w = np.linspace(-1, 1, 7), np.linspace(0.5, 2, 7)
+    expected = srcdiff.grad(smooth, compile=False)(x, w)
+    g = srcdiff.grad(smooth)
+    results, errors = [], []
+
+    def work():
+        try:
+            results.append(g(x, w))
+        except Exception as error:   # collected and reported below
+            errors.append(error)
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 8
+    assert all(np.allclose(r, expected) for r in results)
+
+
+def test_processes_compiling_one_function_agree(tmp_path):
+    code = (
+        "import sys, numpy as np, srcdiff\n"
+        f"sys.path.insert(0, {str(HERE)!r})\n"
+        "from robust_models import smooth\n"
+        "x, w = np.linspace(-1, 1, 7), np.linspace(0.5, 2, 7)\n"
+        "print(repr(srcdiff.grad(smooth, wrt=(0, 1))(x, w)[1].tolist()))\n"
+    )
+    env = dict(os.environ, SRCDIFF_CACHE_DIR=str(tmp_path / "shared"))
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outputs]
+    values = {o[0].strip() for o in outputs}
+    assert len(values) == 1
+    x, w = np.linspace(-1, 1, 7), np.linspace(0.5, 2, 7)
+    expected = srcdiff.grad(smooth, wrt=(0, 1), compile=False)(x, w)[1]
+    assert np.allclose(eval(values.pop()), expected)
