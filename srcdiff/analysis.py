@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .errors import SrcdiffError
 from .graph import Const, For, If, Op, Return, While, names_in, walk
-from .rules import NON_DIFFERENTIABLE, RULES, SWEEP_GATES
+from .rules import BROADCASTING, NON_DIFFERENTIABLE, RULES, SWEEP_GATES
 from .sym import Sym
 
 VIEW_GATES = {"index", "transpose", "dim", "size", "ndim"}
@@ -202,7 +202,17 @@ def rule_reads(op, tys, active):
         if c is not None and isinstance(arg, str) and arg in active:
             used |= _names_in_sym(c)
     inputs = {op.args[int(n[5:])] for n in used if n.startswith("__arg")}
+    inputs |= shape_references(op, ty, active)
     return {a for a in inputs if isinstance(a, str)}, "__z" in used
+
+
+def shape_references(op, ty, active):
+    """Inputs whose shape `reverse.fit` reads to undo broadcasting."""
+    from .reverse import may_broadcast
+    if op.gate not in BROADCASTING or ty.out is None or not ty.out.is_array:
+        return set()
+    return {a for a, t in zip(op.args, ty.args) if isinstance(a, str) and a in active
+            and t.is_array and may_broadcast(t, ty)}
 
 
 def _names_in_sym(sym):

@@ -6,7 +6,7 @@ import ast
 import re
 
 from .analysis import analyse
-from .optimize import hoist_invariant_reads, promote_scatters
+from .optimize import fold_zero_then_add, hoist_invariant_reads, promote_scatters
 from .errors import SrcdiffError
 from .graph import Const
 from .reverse import COMMENT, Sweep, assign
@@ -66,6 +66,7 @@ def gradient_body(graph, tys, wrt, with_value, plan, sweep, single):
     backward = sweep.backward(graph.body, locals_top)
     promote_scatters(backward, names=sweep.names)
     hoist_invariant_reads(backward)
+    fold_zero_then_add(backward)
     body += backward
     grads = [final_gradient(sweep, graph.params[i], tys[graph.params[i]]) for i in wrt]
     grads_node = grads[0] if single else ast.Tuple(grads, ast.Load())

@@ -135,3 +135,56 @@ def _assignment_targets(loop):
             yield from n.targets
         elif isinstance(n, ast.AugAssign):
             yield n.target
+
+
+def fold_zero_then_add(stmts):
+    """`d = np.zeros_like(v)` followed by `d += c` becomes `d = c`, in place, in every block.
+
+    Only when `d` is not read in between and `c` is not read again afterwards in the
+    block (so `d` may share `c`'s memory).
+    """
+    for stmt in stmts:
+        for field in ("body", "orelse"):
+            inner = getattr(stmt, field, None)
+            if isinstance(inner, list):
+                fold_zero_then_add(inner)
+    i = 0
+    while i < len(stmts):
+        name = _zeroed_name(stmts[i])
+        if name:
+            j = _first_use(stmts, i + 1, name)
+            if j is not None and _is_add_to(stmts[j], name) and not _mentions(
+                    stmts[j].value, name) and not _reads_later(stmts, j, stmts[j].value):
+                stmts[j] = ast.Assign([ast.Name(name, ast.Store())], stmts[j].value)
+                del stmts[i]
+                continue
+        i += 1
+
+
+def _zeroed_name(stmt):
+    if (isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name)
+            and isinstance(stmt.value, ast.Call) and ast.unparse(stmt.value.func) == "np.zeros_like"):
+        return stmt.targets[0].id
+    return None
+
+
+def _first_use(stmts, start, name):
+    for j in range(start, len(stmts)):
+        if _mentions(stmts[j], name):
+            return j
+    return None
+
+
+def _is_add_to(stmt, name):
+    return (isinstance(stmt, ast.AugAssign) and isinstance(stmt.op, ast.Add)
+            and isinstance(stmt.target, ast.Name) and stmt.target.id == name)
+
+
+def _mentions(node, name):
+    return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(node))
+
+
+def _reads_later(stmts, j, value):
+    names = {n.id for n in ast.walk(value) if isinstance(n, ast.Name)}
+    return any(_mentions(s, n) for s in stmts[j + 1:] for n in names) if isinstance(
+        value, ast.Name) else False

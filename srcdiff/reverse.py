@@ -243,6 +243,7 @@ class Sweep:
         for name in sorted(fresh):
             inits.append(assign(self.adj(name), self.zero(name)))
             self.initialized.add(name)
+            self.owned.add(name)    # a fresh zero array: safe to accumulate into in place
         header = comment(f"reverse of line {region.where.line}: {region.where.text.strip()}")
         self.depth += isinstance(region, (For, While))
         code = BACKWARD_REGION[type(region)](self, region)

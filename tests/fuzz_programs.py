@@ -483,8 +483,12 @@ class Generator:
         return E(f"({a.code} if {cond} else {b.code})", shape, max(a.bound, b.bound))
 
     def x_arctan2(self, sc, shape, depth):
+        # the second argument is kept positive: arctan2 has a kink at the origin, which
+        # zero-filled buffers would otherwise hit exactly
         sa, sb = self.pair_shapes(shape)
-        a, b = self.sub(sc, sa, depth), self.sub(sc, sb, depth)
+        a, b = self.sub(sc, sa, depth), self.positive(sc, sb, depth)
+        if self.ch.chance(0.5):
+            a, b = b, a     # arctan2(p, a) = pi/2 - arctan(a/p) near the positive y axis
         return E(f"np.arctan2({a.code}, {b.code})", shape, 3.2)
 
     def dims_available(self, sc):

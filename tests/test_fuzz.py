@@ -182,6 +182,14 @@ def check_program(prog, directory, compiled=False, use_autograd=True):
     wrt = tuple(prog.wrt)
     checks = []
 
+    # the function itself, in its domain
+    with np.errstate(all="ignore"):
+        try:
+            value = float(fn(*fresh(args)))
+        except Exception as error:   # a generator bug: the program itself fails
+            return Outcome("invalid", f"the program raises {type(error).__name__}: {error}")
+    if not math.isfinite(value) or abs(value) > 1e8:
+        return Outcome("invalid", f"the program's value is {value}")
     modes = [False, True] if compiled else [False]
     got = {}
     before = fresh(args)
@@ -202,14 +210,6 @@ def check_program(prog, directory, compiled=False, use_autograd=True):
         if not all(np.array_equal(a, b) for a, b in zip(before, args) if isinstance(a, np.ndarray)):
             return Outcome("crash", f"{label}: the gradient modified its arguments")
 
-    # the function itself, in its domain
-    with np.errstate(all="ignore"):
-        try:
-            value = float(fn(*fresh(args)))
-        except Exception as error:   # a generator bug: the program itself fails
-            return Outcome("invalid", f"the program raises {type(error).__name__}: {error}")
-    if not math.isfinite(value) or abs(value) > 1e8:
-        return Outcome("invalid", f"the program's value is {value}")
     with np.errstate(all="ignore"):
         fd = tuple(finite_differences(fn, args, p, EPS) for p in positions)
     if not all(np.all(np.isfinite(g)) for g in fd):
@@ -271,6 +271,24 @@ def check_program(prog, directory, compiled=False, use_autograd=True):
                 return Outcome("autograd_mismatch", f"srcdiff vs autograd:\n{report}\n"
                                f"srcdiff:\n{fmt(got[False])}\nautograd:\n{fmt(ag)}", checks)
     return Outcome("ok", "", checks)
+
+
+def signature(outcome):
+    """A short, name-independent description of a failure, for grouping campaign results."""
+    import re
+    text = outcome.detail or ""
+    first = text.splitlines()[0] if text else ""
+    where = ""
+    if outcome.status == "crash":
+        code_lines = [ln.strip() for ln in text.splitlines()
+                      if ln.startswith("    ") and not ln.strip().startswith(("File ", "^", "~"))]
+        where = code_lines[-1] if code_lines else ""
+    key = f"{outcome.status}: {first} @ {where}"
+    key = re.sub(r"\b(d?)(v|t|acc|buf|c|i|j|s|x|h|trips|skip|broke|top|tape)(_?\d+)(_\d+)*\b",
+                 r"\1\2#", key)
+    key = re.sub(r"srcdiff_[0-9a-f]+\.py, line \d+", "srcdiff_#.py", key)
+    key = re.sub(r"-?\d+\.\d+(e-?\d+)?", "#", key)
+    return key[:300]
 
 
 def assert_program_ok(prog, directory, compiled):
@@ -375,6 +393,7 @@ def campaign_worker(job, jobs, first_seed, deadline, out_dir, compiled_every, we
         counts["compiled"] = counts.get("compiled", 0) + compiled
         if outcome.status not in ("ok", "unstable"):
             log.write(json.dumps({"seed": seed, "status": outcome.status, "compiled": compiled,
+                                  "signature": signature(outcome),
                                   "detail": outcome.detail, "source": prog.source,
                                   "wrt": prog.wrt, "features": sorted(prog.features)}) + "\n")
             log.flush()
@@ -428,7 +447,7 @@ def minimise(prog, directory, compiled=False, statuses=None, log=print):
         except SyntaxError:
             return None
         try:
-            with time_limit(120):
+            with time_limit(20):
                 outcome = check_program(candidate, directory, compiled=compiled)
         except Exception:
             return None
