@@ -35,3 +35,18 @@ def mlp_inputs(seed=0, batch=16, sizes=(10, 8, 3), dtype=np.float64):
     X = rng.normal(0.0, 1.0, (batch, n_in))
     Y = np.eye(n_out)[rng.integers(0, n_out, batch)]
     return tuple(a.astype(dtype) for a in (W1, b1, W2, b2, X, Y))
+
+
+def energy(pos):
+    """Lennard-Jones energy: the double loop of the loops issue."""
+    n = pos.shape[0]
+    e = 0.0
+    for i in range(n):
+        for j in range(i + 1, n):
+            dx = pos[i, 0] - pos[j, 0]
+            dy = pos[i, 1] - pos[j, 1]
+            dz = pos[i, 2] - pos[j, 2]
+            r2 = dx * dx + dy * dy + dz * dz
+            s6 = 1.0 / (r2 * r2 * r2)
+            e += 4.0 * (s6 * s6 - s6)
+    return e

@@ -41,7 +41,11 @@ def mlp_source():
     return srcdiff.grad(diff_models.loss, wrt=MLP_WRT).source_for(*diff_models.mlp_inputs())
 
 
-SOURCES = {"neuron": neuron_source, "mlp_loss": mlp_source}
+def energy_source():
+    return srcdiff.grad(diff_models.energy).source_for(np.zeros((4, 3)))
+
+
+SOURCES = {"neuron": neuron_source, "mlp_loss": mlp_source, "lennard_jones": energy_source}
 
 
 @pytest.mark.parametrize("name", sorted(SOURCES))
