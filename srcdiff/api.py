@@ -31,6 +31,7 @@ class Gradient:
         self.defaults = fn.__defaults__ or ()
         self._entries = {}
         self._last = None
+        self._last_gradient = None
         self.__name__ = getattr(fn, "__name__", "gradient")
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
@@ -67,6 +68,13 @@ class Gradient:
             raise SrcdiffError(f"`{self.__name__}` has not been called yet, so no signature is known",
                                hint="call it once, or use .source_for(*example_args)")
         return self._last
+
+    def inspect_llvm(self):
+        """numba's LLVM IR of the compiled gradient, per compiled signature (for profiling)."""
+        if self._last_gradient is None or not hasattr(self._last_gradient, "inspect_llvm"):
+            raise SrcdiffError(f"`{self.__name__}` has no compiled gradient yet",
+                               hint="call it once with compile=True first")
+        return self._last_gradient.inspect_llvm()
 
     def source_for(self, *args, **kwargs):
         """The generated module for the signature of `args` (nothing is compiled)."""
@@ -111,6 +119,7 @@ class Gradient:
             entry = (forward, gradient)
             self._entries[key] = entry
             self._last = source
+            self._last_gradient = gradient
             return entry
 
 

@@ -139,7 +139,7 @@ class Var:
     bound: float
     lo: float = 0.0
     written: bool = False     # a buffer / accumulator that is updated (do not alias it)
-    view: bool = False        # may share storage with another array (no in-place `+=` on it)
+    owns: bool = False        # certainly holds storage nobody else sees (in-place `+=` is safe)
 
 
 @dataclass
@@ -480,7 +480,8 @@ class Generator:
     def x_ternary(self, sc, shape, depth):
         cond = self.scalar_condition(sc, depth)
         a, b = self.sub(sc, shape, depth), self.sub(sc, shape, depth)
-        return E(f"({a.code} if {cond} else {b.code})", shape, max(a.bound, b.bound))
+        return E(f"({a.code} if {cond} else {b.code})", shape, max(a.bound, b.bound),
+                 view=a.view + b.view)
 
     def x_arctan2(self, sc, shape, depth):
         # the second argument is kept positive: arctan2 has a kink at the origin, which
@@ -755,7 +756,11 @@ class Generator:
         name = self.fresh("v")
         code = self.copy_if_view(sc, e)
         out.append(f"{indent}{name} = {code}")
-        sc.vars.append(Var(name, shape, e.bound, e.lo, view=bool(e.view) and code == e.code))
+        shared = bool(e.view) and code == e.code
+        for v in sc.vars:
+            if shared and v.name in e.view:
+                v.owns = False      # it now has an alias
+        sc.vars.append(Var(name, shape, e.bound, e.lo, owns=not shared))
 
     def copy_if_view(self, sc, e):
         """Bind fresh storage when `e` is a view of something that is written later."""
@@ -788,7 +793,7 @@ class Generator:
         if form == 0:
             out.append(f"{indent}{v.name} = {self.tame(e).code} * {old.code}")
             v.bound = self.tame(e).bound * old.bound
-        elif form == 1 and broadcast(e.shape, v.shape) == v.shape and not (v.shape and v.view):
+        elif form == 1 and broadcast(e.shape, v.shape) == v.shape and (v.owns or not v.shape):
             op = self.ch.pick(["+=", "-="])
             # a name (not an element): the array is rebound in srcdiff and, since v holds
             # fresh storage nobody else sees, Python's in-place update agrees
@@ -938,7 +943,16 @@ class Generator:
         self.loop(sc, out, indent, depth, accs, bufs, outer=None, trips=1)
         self.features.add("for")
 
+    @staticmethod
+    def inflate(sc):
+        """Inside a loop, updated values feed back into their own updates: assume they are large
+        (so exp/cosh/products of them get squashed) and grow them only additively."""
+        for v in sc.vars:
+            if v.written:
+                v.bound = max(v.bound, 50.0)
+
     def loop(self, sc, out, indent, depth, accs, bufs, outer, trips):
+        self.inflate(sc)
         index = self.fresh("i")
         header, ix = self.range_header(sc, index, outer)
         L = ix.hi + 1
@@ -955,6 +969,7 @@ class Generator:
             bufs = self.make_buffers(sc, out, indent, depth)
             sc.vars.extend(bufs)
             sc.vars.extend(accs)
+        self.inflate(sc)
         L = self.ch.pick(self.dims_available(sc))
         c = self.fresh("c")
         out.append(f"{indent}{c} = 0")
@@ -1060,18 +1075,12 @@ class Generator:
             out.append(f"{indent}{name} = np.tanh({name}) + {e.code}")
             acc.bound = 1.0 + e.bound
         elif form == 4:
-            out.append(f"{indent}{name} = {name} + {e.code} * {name}" if acc.bound < 1.0 else
-                       f"{indent}{name} = {name} + {e.code} * np.tanh({name})")
-            acc.bound = acc.bound + e.bound * max(1.0, acc.bound) * trips
+            e1 = self.tame(e, 1.0)
+            out.append(f"{indent}{name} = {name} + {e1.code} * np.tanh({name})")
+            acc.bound = acc.bound + e1.bound * trips
         elif form == 5:
-            p = self.positive(sc, e.shape, 1)
-            p = p if p.lo >= 0.5 else E(f"(0.5 + {p.code})", p.shape, p.bound + 0.5, p.lo + 0.5)
-            if acc.bound * p.bound ** trips < 1e3 and p.bound < 3:
-                out.append(f"{indent}{name} *= {p.code}")
-                acc.bound *= p.bound ** min(trips, 8)
-            else:
-                out.append(f"{indent}{name} = {name} + np.sin({e.code})")
-                acc.bound += trips
+            out.append(f"{indent}{name} *= (0.9 + 0.2 * np.tanh({e.code}))")
+            acc.bound *= 1.1 ** min(trips, 64)
         else:
             out.append(f"{indent}{name} += {e.code} * {e.code}")
             acc.bound += e.bound ** 2 * trips
@@ -1104,9 +1113,7 @@ class Generator:
         e = self.tame(self.expr(sc, vshape, depth))
         op = self.ch.pick(["=", "=", "+=", "-=", "*=", "="])
         if op == "*=":
-            p = self.positive(sc, vshape, 1)
-            p = p if p.bound < 3 and p.lo > 0.3 else E("0.5", (), 0.5, 0.5)
-            out.append(f"{indent}{lhs} *= {p.code}")
+            out.append(f"{indent}{lhs} *= (0.9 + 0.2 * np.tanh({e.code}))")
             buf.bound = buf.bound * 3.0 if buf.bound < 100 else buf.bound
             self.features.add("store")
             return

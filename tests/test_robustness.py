@@ -104,3 +104,12 @@ def test_processes_compiling_one_function_agree(tmp_path):
     x, w = np.linspace(-1, 1, 7), np.linspace(0.5, 2, 7)
     expected = srcdiff.grad(smooth, wrt=(0, 1), compile=False)(x, w)[1]
     assert np.allclose(eval(values.pop()), expected)
+
+
+def test_inspect_llvm_shows_the_compiled_gradient():
+    g = srcdiff.grad(smooth)
+    with pytest.raises(srcdiff.SrcdiffError):
+        g.inspect_llvm()
+    g(np.ones(3), np.ones(3))
+    listing = g.inspect_llvm()
+    assert listing and all("define" in text for text in listing.values())
