@@ -108,11 +108,11 @@ class Sweep:
 
     def forward_for(self, loop, saves, live):
         pre = []
-        if saves and self._scalar_pushes_only(loop.body):
-            count = len(self.plan.taped.get(id(loop.body), ()))
-            trips = Sym(ast.Call(ast.Name("len", ast.Load()), [self.range_of(loop).node], []))
-            pre.append(self.reserve(Sym(self.top) + trips * count))
-            self.prereserved.add(id(loop.body))
+        total = self.pushes_of_loop(loop) if saves and id(loop.body) not in self.prereserved else None
+        if total is not None:
+            # the loop's whole tape is known at its entry: allocate it once
+            pre.append(self.reserve(Sym(self.top) + total))
+            self.prereserved |= {id(b) for b in _blocks(loop.body)}
         body = self.forward(loop.body, saves, live)
         if loop.exit:
             if saves and self._needs_counter(loop):
@@ -157,11 +157,32 @@ class Sweep:
     def _needs_counter(self, loop):
         return any(is_active_op(s, self.plan.active) for s, _ in _walk_ops(loop.body))
 
-    def _scalar_pushes_only(self, block):
-        names = self.plan.taped.get(id(block), [])
-        nested = any(self.plan.taped.get(id(b)) for s in block for child in children(s)
-                     for b in _blocks(child))
-        return names and not nested and not any(self.tys[n].is_array for n in names)
+    def pushes_of_loop(self, loop):
+        """The number of tape entries `loop` pushes in all, as an expression, if known at entry."""
+        per_iteration = self._pushes_per_iteration(loop)
+        if not per_iteration or loop.exit:
+            return None
+        trips = Sym(ast.Call(ast.Name("len", ast.Load()), [self.range_of(loop).node], []))
+        return trips * per_iteration if per_iteration != 1 else trips
+
+    def _pushes_per_iteration(self, loop):
+        names = self.plan.taped.get(id(loop.body), [])
+        if any(self.tys[n].is_array for n in names):
+            return None
+        defined = {st.out for st, _ in _walk_ops(loop.body)} | {loop.index} | {
+            st.index for b in _blocks(loop.body) for st in b if isinstance(st, For)}
+        total = len(names)
+        for stmt in loop.body:
+            if not any(self.plan.taped.get(id(b)) for child in children(stmt) for b in _blocks(child)):
+                continue
+            bounds = names_in((stmt.start, stmt.stop)) if isinstance(stmt, For) else None
+            if bounds is None or set(bounds) & defined:
+                return None      # a branch, a `while` or bounds that change: count as it runs
+            inner = self.pushes_of_loop(stmt)
+            if inner is None:
+                return None
+            total = inner + total if total else inner
+        return total
 
     # ---- the tape ------------------------------------------------------------------------
     def reserve(self, size):
