@@ -3,7 +3,6 @@ import copy
 import inspect
 import threading
 
-import numpy as np
 from numpy import ndarray
 
 from .compile import load

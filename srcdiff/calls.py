@@ -222,7 +222,8 @@ def length(lw, node, target):
 
 def inline(lw, callee, node, target):
     """Differentiate through a call to the user's own function by inlining its body."""
-    from .frontend import Lowerer, check_signature, mutable_names, parse
+    from .frontend import Lowerer
+    from .source import check_signature, mutable_names, parse
     if callee in lw.stack:
         lw.fail(f"recursive call to `{callee.__name__}` is not supported", node,
                 hint="rewrite the recursion as a loop")

@@ -8,7 +8,6 @@ import re
 from .analysis import analyse
 from .optimize import fold_zero_then_add, hoist_invariant_reads, promote_scatters
 from .errors import SrcdiffError
-from .graph import Const
 from .reverse import COMMENT, Sweep, assign
 from .sym import Sym, np_
 
