@@ -140,8 +140,9 @@ def _assignment_targets(loop):
 def fold_zero_then_add(stmts):
     """`d = np.zeros_like(v)` followed by `d += c` becomes `d = c`, in place, in every block.
 
-    Only when `d` is not read in between and `c` is not read again afterwards in the
-    block (so `d` may share `c`'s memory).
+    Only when `d` is not read in between and `c` is arithmetic, so a fresh array that
+    nothing else refers to: a name, a helper call (`unbroadcast` may return its input)
+    or a view would let the later in-place `d += ...` change another adjoint.
     """
     for stmt in stmts:
         for field in ("body", "orelse"):
@@ -154,7 +155,7 @@ def fold_zero_then_add(stmts):
         if name:
             j = _first_use(stmts, i + 1, name)
             if j is not None and _is_add_to(stmts[j], name) and not _mentions(
-                    stmts[j].value, name) and not _reads_later(stmts, j, stmts[j].value):
+                    stmts[j].value, name) and isinstance(stmts[j].value, (ast.BinOp, ast.UnaryOp)):
                 stmts[j] = ast.Assign([ast.Name(name, ast.Store())], stmts[j].value)
                 del stmts[i]
                 continue
@@ -183,8 +184,3 @@ def _is_add_to(stmt, name):
 def _mentions(node, name):
     return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(node))
 
-
-def _reads_later(stmts, j, value):
-    names = {n.id for n in ast.walk(value) if isinstance(n, ast.Name)}
-    return any(_mentions(s, n) for s in stmts[j + 1:] for n in names) if isinstance(
-        value, ast.Name) else False
