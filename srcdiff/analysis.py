@@ -45,7 +45,7 @@ def analyse(graph, tys, wrt_names, with_value, names):
     plan = Plan(active, mutable, stored, set())
     plan.needed = needed_values(graph, tys, active)
     plan_tape(graph, tys, plan)
-    plan.live = liveness(graph, plan, with_value)
+    plan.live = liveness(graph, plan, with_value, tys)
     return plan
 
 
@@ -188,8 +188,10 @@ def rule_needs(op, tys, active):
 
 def rule_reads(op, tys, active):
     """(input names the rule of `op` reads, whether it reads the output)."""
-    if op.gate in STORES or op.gate == "index":
-        return set(names_in(op.args[1:] if op.gate == "index" else op.args[2:])), False
+    if op.gate == "index":      # the scatter needs the positions, and the array for its shape
+        return set(names_in(op.args[1:])) | ({op.args[0]} if op.args[0] in active else set()), False
+    if op.gate in STORES:
+        return set(names_in(op.args[2:])), False
     rule = RULES.get(op.gate)
     if rule is None or op.out not in active:
         return set(), False
@@ -358,7 +360,7 @@ def _recomputable(op, tys, plan, local_ops, decide):
 
 
 # ---- forward liveness for the gradient -------------------------------------------------
-def liveness(graph, plan, with_value):
+def liveness(graph, plan, with_value, tys):
     """Ids of forward statements the gradient must run."""
     # loop indices are set again by the reverse loops; in-loop values are recomputed or taped
     live_names = {n for n in plan.needed if not plan.in_loop.get(n) and n not in plan.indices}
@@ -366,6 +368,11 @@ def liveness(graph, plan, with_value):
         live_names |= set(names)
     if with_value:
         live_names |= set(names_in([graph.result]))
+    # adjoints of mutable arrays start as np.zeros_like(the array)
+    live_names |= {n for n in plan.mutable & plan.active if tys[n].is_array}
+    for stmt, _ in walk(graph.body):    # the backward runs these loops `trips` times
+        if isinstance(stmt, (While, For)) and stmt.counter and _contains_active(stmt, plan.active):
+            live_names.add(stmt.counter)
     kept = set()
     changed = True
     while changed:

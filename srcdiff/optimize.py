@@ -75,7 +75,7 @@ def _other_uses(loop, array, promoted):
 def _local_name(target):
     index = target.slice
     parts = index.elts if isinstance(index, ast.Tuple) else [index]
-    words = [str(p.value) if isinstance(p, ast.Constant) else p.id for p in parts]
+    words = [str(p.value).replace("-", "m") if isinstance(p, ast.Constant) else p.id for p in parts]
     return "_".join([target.value.id] + words)
 
 

@@ -239,8 +239,9 @@ class Sweep:
     def backward(self, block, local_names):
         """Reverse statements of `block`; `local_names` are the single assignments it defines."""
         out = []
-        restore = self.pops(block) + [s for op in self.plan.recomputed.get(id(block), [])
-                                      for s in self.forward_op(op, False, None)]
+        pops = self.pops(block)
+        recompute = [s for op in self.plan.recomputed.get(id(block), [])
+                     for s in self.forward_op(op, False, None)]
         line = None
         for stmt in reversed(block):
             if isinstance(stmt, Op):
@@ -254,7 +255,8 @@ class Sweep:
             elif isinstance(stmt, (For, While, If)):
                 out.extend(self.backward_region(stmt, local_names))
                 line = None
-        return (restore + out) if out else []
+        # pops stay even when nothing else does: the blocks reversed later read below them
+        return pops + recompute + out if out else pops
 
     def backward_region(self, region, local_names):
         if not _contains_active(region, self.plan.active):
@@ -357,6 +359,8 @@ class Sweep:
     def scatter(self, op, g, args):
         array = op.args[0]
         out = []
+        if array not in self.plan.active:
+            return out
         if array not in self.plan.mutable and array not in self.initialized:
             out.append(assign(self.adj(array), self.zero(array)))
             self.initialized.add(array)
@@ -372,12 +376,18 @@ class Sweep:
         out = []
         if isinstance(value, str) and value in self.plan.active:
             c = slot.method("copy") if slot_ty.is_array else slot
+            if value == array:   # `b[:] = b`: take the slot's adjoint before clearing it
+                held = self.names.fresh(self.adj(array) + "_slot")
+                out.append(assign(held, c))
+                c = Sym(held)
             c = fit(c, value, self.ty(value), slot_ty)
             out.extend(self.accumulate(value, -c if op.gate == "store_sub" else c))
         if op.gate == "store":
             target = slot.node
             target.ctx = ast.Store()
-            out.append(ast.Assign([target], ast.Constant(0.0)))
+            zero = ast.Assign([target], ast.Constant(0.0))
+            # `b[:] = b`: the slot's adjoint is cleared before it flows back into b itself
+            out = out[:-1] + [zero] + out[-1:] if value == array and out else out + [zero]
         return out
 
     def slot_type(self, op):

@@ -49,6 +49,11 @@ DEFAULT_WEIGHTS = {
     "arith": 6, "div": 2, "unary": 5, "pow": 2, "maxmin": 2, "where": 1, "reduce": 3,
     "matmul": 2, "outer": 1, "transpose": 1, "reshape": 1, "ternary": 1, "arctan2": 1,
     "math": 1,
+    "neg_index": 1,   # negative constant indices (x[-1])
+    "max_stmts": 5,   # top-level statements (at most)
+    "max_depth": 3,   # expression depth (at most)
+    "local_index": 1,  # index/slice reads of local intermediate arrays (not only of arguments
+    #                    and buffers)
 }
 
 LIMIT = 6.0        # operands of *, /, ** are squashed above this bound
@@ -256,6 +261,7 @@ class Generator:
         self.helpers = []           # (name, [(param, shape, bound)], out E template, source)
         self.helper_sources = []
         self.helper_count = 0
+        self.arg_names = set()
         self.uses_math = False
 
     # ---- small utilities ----------------------------------------------------------
@@ -647,12 +653,18 @@ class Generator:
         if (fits or shifted) and self.ch.chance(0.8):
             return self.ch.pick(fits + shifted).code
         k = self.ch.integer(0, length - 1)
-        if self.ch.chance(0.2):
+        if self.W("neg_index") and self.ch.chance(0.2):
             k -= length      # negative index
         return str(k)
 
+    def indexable(self, sc):
+        """Arrays that index and slice reads may use."""
+        if self.W("local_index"):
+            return [v for v in sc.vars if v.shape]
+        return [v for v in sc.vars if v.shape and (v.written or v.name in self.arg_names)]
+
     def index_read(self, sc):
-        arrays = [v for v in sc.vars if v.shape]
+        arrays = self.indexable(sc)
         if not arrays:
             return None
         v = self.ch.pick(arrays)
@@ -662,7 +674,7 @@ class Generator:
     def slice_read(self, sc, shape):
         """A (view) read of an existing array that has exactly `shape`."""
         opts = []
-        for v in sc.vars:
+        for v in self.indexable(sc):
             if len(v.shape) == 2 and len(shape) == 1:
                 a, b = v.shape
                 if b == shape[0]:
@@ -1167,6 +1179,7 @@ class Generator:
         for k in range(nparams):
             shape = self.pick_shape(sc)
             pname = "abc"[k]
+            self.arg_names.add(pname)
             params.append((pname, shape))
             hs.vars.append(Var(pname, shape, 1.0))
             for axis, size in enumerate(shape):
@@ -1208,7 +1221,12 @@ class Generator:
         else:
             return
         name, params, default, out_shape, bound = h
-        args = [self.tame(self.expr(sc, shape, max(depth - 1, 1)), 1.0).code for _, shape in params]
+        exprs = [self.tame(self.expr(sc, shape, max(depth - 1, 1)), 1.0) for _, shape in params]
+        args = [e.code for e in exprs]
+        viewed = {n for e in exprs for n in e.view}
+        for var in sc.vars:   # the helper may return (a view of) an argument
+            if var.name in viewed:
+                var.owns = False
         if default is not None and self.ch.chance(0.5):
             args.append(fmt_const(self.ch.pick([0.2, -0.6])))
         v = self.fresh("t" if in_loop else "v")
@@ -1231,6 +1249,7 @@ class Generator:
             params.append(p)
             sc.vars.append(Var(p.name, shape, max(abs(low), abs(high)), max(low, 0.0)))
             names.append(p.name)
+            self.arg_names.add(p.name)
         if ch.chance(0.4):
             low, high = ch.pick([(-1.0, 1.0), (0.3, 1.5)])
             params.append(Param("s0", "float", (), low, high))
@@ -1265,8 +1284,8 @@ class Generator:
         k = ch.integer(1, len(wrt_pool))
         wrt = tuple(wrt_pool[:k]) if ch.chance(0.6) else tuple(
             sorted({ch.pick(wrt_pool) for _ in range(k)}, key=wrt_pool.index))
-        depth = ch.integer(1, 3)
-        n_stmts = ch.integer(1, 5)
+        depth = ch.integer(1, max(1, self.W("max_depth")))
+        n_stmts = ch.integer(1, max(1, self.W("max_stmts")))
         for _ in range(n_stmts):
             kind = ch.weighted([(self.W("assign"), "assign"), (self.W("reassign"), "reassign"),
                                 (self.W("for"), "for"), (self.W("while"), "while"),

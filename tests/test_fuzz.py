@@ -70,6 +70,8 @@ AUTOGRAD_RTOL = 1e-7
 
 CI_PLAIN = 175
 CI_COMPILED = 25
+# numba compiles every program (seconds each): the compiled subset uses smaller programs
+COMPILED_WEIGHTS = {"max_stmts": 3, "max_depth": 2}
 LONG = int(os.environ.get("SRCDIFF_FUZZ_EXAMPLES", "0") or 0)
 
 
@@ -167,12 +169,28 @@ def fmt(grads):
     return "\n".join(np.array2string(np.asarray(g), precision=8, max_line_width=120) for g in grads)
 
 
-def srcdiff_gradient(fn, args, wrt, compiled, with_value=False):
+def srcdiff_gradient(fn, args, wrt, compiled, with_value=False, keep=None):
     maker = srcdiff.value_and_grad if with_value else srcdiff.grad
-    return maker(fn, wrt=wrt, compile=compiled)(*fresh(args))
+    g = maker(fn, wrt=wrt, compile=compiled)
+    if keep is not None:
+        keep.append(g)
+    return g(*fresh(args))
 
 
-def check_program(prog, directory, compiled=False, use_autograd=True):
+def source_hints(gradient):
+    """Known bad shapes in a generated gradient (to group campaign failures)."""
+    import re
+    try:
+        text = gradient.source.split("def gradient", 1)[-1]
+    except Exception:
+        return ""
+    hints = []
+    if "top" in text and re.search(r"for \w+ in range\([^\n]*\):\n\s+pass\n", text):
+        hints.append("empty reverse loop while the tape is used (pushes never popped?)")
+    return "; ".join(hints)
+
+
+def check_program(prog, directory, compiled=False, use_autograd=True, quick=False):
     """Run every check on one program; returns an Outcome (never raises for srcdiff bugs)."""
     module = load_module(prog.source, prog.module_name, directory)
     fn = module.f
@@ -192,12 +210,13 @@ def check_program(prog, directory, compiled=False, use_autograd=True):
         return Outcome("invalid", f"the program's value is {value}")
     modes = [False, True] if compiled else [False]
     got = {}
+    keep = []
     before = fresh(args)
     for mode in modes:
         label = "compiled" if mode else "compile=False"
         try:
             with np.errstate(all="ignore"):
-                g = as_float_tuple(srcdiff_gradient(fn, args, wrt, mode), len(wrt))
+                g = as_float_tuple(srcdiff_gradient(fn, args, wrt, mode, keep=keep), len(wrt))
         except srcdiff.SrcdiffError as error:
             text = str(error)
             kind = "crash" if text.startswith("running the gradient") else "srcdiff_error"
@@ -225,7 +244,8 @@ def check_program(prog, directory, compiled=False, use_autograd=True):
         stable, _, _ = compare(fd2, fd, RTOL * 10, atol * 10)
         if not stable:
             return Outcome("unstable", "finite differences change with eps", checks)
-        return Outcome("mismatch", f"compile=False vs finite differences:\n{report}\n"
+        hints = source_hints(keep[0]) if keep else ""
+        return Outcome("mismatch", f"compile=False vs finite differences{' [' + hints + ']' if hints else ''}:\n{report}\n"
                        f"srcdiff:\n{fmt(got[False])}\nfinite differences:\n{fmt(fd)}", checks)
     if compiled:
         mode_scale = max(scale_of(got[False]), scale_of(got[True]), 1e-300)
@@ -236,6 +256,9 @@ def check_program(prog, directory, compiled=False, use_autograd=True):
                            f"compiled vs compile=False{'' if fd_ok else ' (compiled also != FD)'}:\n"
                            f"{report}\ncompiled:\n{fmt(got[True])}\ncompile=False:\n{fmt(got[False])}\n"
                            f"finite differences:\n{fmt(fd)}", checks)
+
+    if quick:
+        return Outcome("ok", "", checks)
 
     # value_and_grad (uncompiled): the value and the same gradient
     try:
@@ -331,7 +354,7 @@ if given is not None:
         assert_program_ok(prog, fuzz_dir, compiled=False)
 
     @settings(max_examples=CI_COMPILED, **CI)
-    @given(prog=programs(weights={"matmul": 1}))
+    @given(prog=programs(weights=COMPILED_WEIGHTS))
     def test_fuzz_programs_compiled(fuzz_dir, prog):
         assert_program_ok(prog, fuzz_dir, compiled=True)
 
@@ -435,6 +458,39 @@ def _top_level_terms(expr):
     return terms
 
 
+def _expression_candidates(source):
+    """Sources with one expression replaced by one of its operands (largest expressions first)."""
+    import ast
+    kinds = (ast.Call, ast.BinOp, ast.UnaryOp, ast.IfExp, ast.BoolOp)
+
+    def operands(node):
+        if isinstance(node, ast.Call):
+            return list(node.args)
+        if isinstance(node, ast.BinOp):
+            return [node.left, node.right]
+        if isinstance(node, ast.UnaryOp):
+            return [node.operand]
+        if isinstance(node, ast.IfExp):
+            return [node.body, node.orelse]
+        return list(node.values)
+
+    count = sum(isinstance(n, kinds) for n in ast.walk(ast.parse(source)))
+    for k in range(count):
+        for c in range(len(operands([n for n in ast.walk(ast.parse(source))
+                                     if isinstance(n, kinds)][k]))):
+            tree = ast.parse(source)
+            victim = [n for n in ast.walk(tree) if isinstance(n, kinds)][k]
+            child = operands(victim)[c]
+
+            class Swap(ast.NodeTransformer):
+                def visit(self, n):
+                    return child if n is victim else super().visit(n)
+            try:
+                yield ast.unparse(Swap().visit(tree)) + "\n"
+            except Exception:
+                continue
+
+
 def minimise(prog, directory, compiled=False, statuses=None, log=print):
     """A smaller program failing the same way (line/block deletion, return terms, wrt)."""
     import dataclasses
@@ -450,8 +506,9 @@ def minimise(prog, directory, compiled=False, statuses=None, log=print):
         except SyntaxError:
             return None
         try:
-            with time_limit(20):
-                outcome = check_program(candidate, directory, compiled=compiled)
+            with time_limit(5):
+                outcome = check_program(candidate, directory, compiled=compiled,
+                                        quick=first.status == "mismatch")
         except Exception:
             return None
         return outcome if outcome.status in statuses else None
@@ -515,6 +572,18 @@ def minimise(prog, directory, compiled=False, statuses=None, log=print):
                     break
             if changed:
                 break
+        if changed:
+            continue
+        # replace an expression by one of its operands
+        for text in _expression_candidates(best.source):
+            if len(text) >= len(best.source):
+                continue
+            cand = dataclasses.replace(best, source=text)
+            out = interesting(cand)
+            if out:
+                best, best_outcome, changed = cand, out, True
+                log(f"  {len(best.source)} chars (expression)")
+                break
     return best, best_outcome
 
 
@@ -566,3 +635,143 @@ def main(argv=None):
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# =======================================================================================
+# regression tests: minimised programs from fuzzing (each checks both modes against
+# central finite differences of the plain function)
+# =======================================================================================
+def check_regression(fn, args, wrt=0, rtol=1e-6, atol=1e-8):
+    """srcdiff's gradient of `fn` (compiled and compile=False) vs central differences."""
+    names = list(__import__("inspect").signature(fn).parameters)
+    items = list(wrt) if isinstance(wrt, tuple) else [wrt]
+    positions = [names.index(w) if isinstance(w, str) else w for w in items]
+    expected = tuple(finite_differences(fn, args, p, EPS) for p in positions)
+    problems = []
+    for compiled in (False, True):
+        label = "compiled" if compiled else "compile=False"
+        try:
+            got = srcdiff.grad(fn, wrt=wrt, compile=compiled)(*fresh(args))
+        except Exception as error:
+            problems.append(f"{label}: {type(error).__name__}: {str(error)[:300]}")
+            continue
+        got = got if isinstance(wrt, tuple) else (got,)
+        for k, (g, e) in enumerate(zip(got, expected)):
+            g = np.asarray(g, dtype=np.float64)
+            if g.shape != e.shape or not np.allclose(g, e, rtol=rtol, atol=atol):
+                problems.append(f"{label}: gradient {k}: srcdiff {g!r}, finite differences {e!r}")
+    assert not problems, "\n".join(problems)
+
+
+X3 = np.array([0.3, -0.5, 0.7])
+Y3 = np.array([0.2, 0.4, -0.1])
+X4 = np.array([0.3, -0.5, 0.7, 0.9])
+
+
+# ---- tape pushes without pops: a loop whose reverse body is empty still pushes on the
+# tape, so the loops reversed after it pop the wrong values (silently wrong gradient)
+def reg_tape_push_without_pop(x):
+    s = 0.0
+    for i in range(3):
+        s = np.sin(s) + x[i]
+    b = x.copy()
+    c = 0
+    while c < 3:
+        b[c] -= 0.5
+        c = c + 1
+    return s + np.sum(b * b)
+
+
+def test_regression_tape_push_without_pop():
+    check_regression(reg_tape_push_without_pop, [X4])
+
+
+# ---- an index read of an array whose forward the gradient drops: `dv = np.zeros_like(v)`
+# reads `v`, which the gradient no longer computes (NameError)
+def reg_index_of_dropped_array(x):
+    v = np.sin(x)
+    return v[0]
+
+
+def test_regression_index_of_dropped_array():
+    check_regression(reg_index_of_dropped_array, [X3])
+
+
+def reg_branch_array_dropped(x, y):
+    if x[0] > 0.0:
+        z = x
+    else:
+        z = y
+    return np.dot(z, y)
+
+
+def test_regression_branch_array_dropped():
+    check_regression(reg_branch_array_dropped, [X3, Y3])
+
+
+# ---- the trip counter of a loop the gradient's forward drops is never computed
+# (`for _ in range(trips)`: NameError)
+def reg_while_trips_undefined(s):
+    acc = 0.0
+    c = 0
+    while c < 3:
+        acc += s + 0.5
+        c = c + 1
+    return acc
+
+
+def test_regression_while_trips_undefined():
+    check_regression(reg_while_trips_undefined, [0.3])
+
+
+def reg_break_trips_undefined(x):
+    acc = 0.0
+    for i in range(4):
+        acc += x[i]
+        if x[i] > 0.5:
+            break
+    return acc
+
+
+def test_regression_break_trips_undefined():
+    check_regression(reg_break_trips_undefined, [X4])
+
+
+# ---- an inactive array read into an active variable: the backward scatters into the
+# array's adjoint, which was never created (NameError)
+def reg_scatter_into_inactive_array(x):
+    a = np.zeros(3)
+    a[1] = 2.0
+    s = a[1]
+    for i in range(3):
+        s = s * x[i]
+    return s
+
+
+def test_regression_scatter_into_inactive_array():
+    check_regression(reg_scatter_into_inactive_array, [X3])
+
+
+# ---- a negative constant index inside a loop: the scatter-promotion pass names a local
+# `dx_-1`, and the generated module is a SyntaxError
+def reg_negative_index_in_loop(x):
+    acc = 0.0
+    for i in range(3):
+        acc += x[-1] * acc + x[0]
+    return acc
+
+
+def test_regression_negative_index_in_loop():
+    check_regression(reg_negative_index_in_loop, [X3])
+
+
+# ---- storing an array into itself (`b[:] = b`) loses the gradient: the backward adds
+# db[...] into db and then zeroes db[...]
+def reg_self_store(x):
+    b = x * 1.0
+    b[:] = b
+    return np.sum(b * b)
+
+
+def test_regression_self_store():
+    check_regression(reg_self_store, [X3])
