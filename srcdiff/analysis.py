@@ -369,7 +369,9 @@ def liveness(graph, plan, with_value, tys):
     if with_value:
         live_names |= set(names_in([graph.result]))
     # adjoints of mutable arrays start as np.zeros_like(the array)
+    # and adjoints zeroed before a loop take the shape of their (top-level) value
     live_names |= {n for n in plan.mutable & plan.active if tys[n].is_array}
+    live_names |= {n for n in plan.active if tys[n].is_array and not plan.in_loop.get(n)}
     for stmt, _ in walk(graph.body):    # the backward runs these loops `trips` times
         if isinstance(stmt, (While, For)) and stmt.counter and _contains_active(stmt, plan.active):
             live_names.add(stmt.counter)
