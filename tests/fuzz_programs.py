@@ -49,6 +49,9 @@ DEFAULT_WEIGHTS = {
     "arith": 6, "div": 2, "unary": 5, "pow": 2, "maxmin": 2, "where": 1, "reduce": 3,
     "matmul": 2, "outer": 1, "transpose": 1, "reshape": 1, "ternary": 1, "arctan2": 1,
     "math": 1,
+    "nn": 1,          # srcdiff.nn: relu, sigmoid, softmax, log_softmax, logsumexp, ...
+    "logsoftmax": 1,  # written-out log-softmax (srcdiff fuses it into one gate)
+    "globals": 1,     # module-level numeric constants (C0 = 0.5) used in the code
     "neg_index": 1,   # negative constant indices (x[-1])
     "max_stmts": 5,   # top-level statements (at most)
     "max_depth": 3,   # expression depth (at most)
@@ -59,7 +62,7 @@ DEFAULT_WEIGHTS = {
 LIMIT = 6.0        # operands of *, /, ** are squashed above this bound
 EXP_LIMIT = 2.5    # arguments of exp / sinh / cosh are squashed above this bound
 
-STRAIGHT_LINE_BREAKERS = {"for", "while", "store", "math", "copy", "alias"}
+STRAIGHT_LINE_BREAKERS = {"for", "while", "store", "math", "copy", "alias", "nn"}
 
 
 # ---------------------------------------------------------------------------------------
@@ -262,6 +265,7 @@ class Generator:
         self.helper_sources = []
         self.helper_count = 0
         self.arg_names = set()
+        self.globals = []
         self.uses_math = False
 
     # ---- small utilities ----------------------------------------------------------
@@ -273,7 +277,19 @@ class Generator:
         return self.w.get(name, 0)
 
     def const(self, lo=-2.0, hi=2.0):
-        return self.ch.pick([0.5, 1.5, -0.7, 2.0, 0.3, -1.2, 0.9, 1.1, -0.4, 0.25])
+        return self.ch.pick([0.5, 1.5, -0.7, 2.0, 0.3, -1.2, 0.9, 1.1, -0.4, 0.25, 0.0])
+
+    def const_leaf(self):
+        """A literal, or a module-level numeric constant (srcdiff reads globals as constants)."""
+        if self.W("globals") and self.ch.chance(0.2):
+            if not self.globals or (len(self.globals) < 3 and self.ch.chance(0.3)):
+                name = f"C{len(self.globals)}"
+                self.globals.append((name, self.ch.pick([0.0, 0.5, 1.5, -0.3, 2.0])))
+            name, c = self.ch.pick(self.globals)
+            self.features.add("globals")
+            return E(name, (), abs(c), c if c > 0 else 0.0)
+        c = self.const()
+        return E(fmt_const(c), (), abs(c), c if c > 0 else 0.0)
 
     def dim_code(self, sc, size):
         return sc.dims.get(size, str(size))
@@ -308,6 +324,9 @@ class Generator:
             options += [(self.W("reshape"), "reshape")]
         if shape == () and self.W("math"):
             options += [(self.W("math"), "math")]
+        options += [(self.W("nn"), "nn")]
+        if shape and self.W("logsoftmax"):
+            options += [(self.W("logsoftmax"), "logsoftmax")]
         kind = self.ch.weighted(options)
         return getattr(self, "x_" + kind)(sc, shape, depth - 1)
 
@@ -481,6 +500,10 @@ class Generator:
             sa = shape
         cond = self.condition(sc, sc_shape, depth)
         a, b = self.sub(sc, sa, depth), self.sub(sc, sb, depth)
+        if shape == ():
+            # np.where of scalars is a mutable 0-d array: `acc = w; acc += 1` would then
+            # change w too. `* 1.0` makes it a NumPy scalar (a value, as srcdiff sees it)
+            return E(f"(np.where({cond}, {a.code}, {b.code}) * 1.0)", shape, max(a.bound, b.bound))
         return E(f"np.where({cond}, {a.code}, {b.code})", shape, max(a.bound, b.bound))
 
     def x_ternary(self, sc, shape, depth):
@@ -501,6 +524,85 @@ class Generator:
     def dims_available(self, sc):
         sizes = sorted(set(sc.dims) | {s for v in sc.vars for s in v.shape if s > 1})
         return sizes or [3]
+
+    def x_nn(self, sc, shape, depth):
+        """srcdiff.nn helpers (fused gradient rules)."""
+        self.features.add("nn")
+        forms = ["relu", "sigmoid"]
+        if shape:
+            forms += ["softmax", "log_softmax"]
+        if shape == ():
+            forms += ["logsumexp_all", "sce"]
+        elif len(shape) == 1 or 1 in shape:
+            forms += ["logsumexp"]
+        form = self.ch.pick(forms)
+        if form in ("relu", "sigmoid"):
+            a = self.sub(sc, shape, depth)
+            return E(f"nn.{form}({a.code})", shape, a.bound if form == "relu" else 1.0)
+        if form in ("softmax", "log_softmax"):
+            a = self.tame(self.sub(sc, shape, depth), 5.0)
+            axis = self.ch.pick([None] + [k for k in range(-len(shape), len(shape))
+                                          if shape[k] > 1])
+            kw = "" if axis is None else (f", axis={axis}" if self.ch.chance(0.7) else f", {axis}")
+            if axis is None and self.ch.chance(0.5):
+                kw = f", axis={len(shape) - 1}"
+            bound = 1.0 if form == "softmax" else 5.0 + 2 * a.bound + math.log(max(np.prod(shape), 1))
+            return E(f"nn.{form}({a.code}{kw})", shape, bound)
+        if form == "logsumexp_all":
+            src = self.any_array_shape(sc)
+            a = self.tame(self.sub(sc, src, depth), 5.0)
+            return E(f"nn.logsumexp({a.code})", (), a.bound + math.log(np.prod(src)))
+        if form == "sce":
+            src = self.any_array_shape(sc)
+            z = self.tame(self.sub(sc, src, depth), 5.0)
+            y = self.tame(self.sub(sc, src, depth), 1.0)
+            return E(f"nn.softmax_cross_entropy({z.code}, {y.code})", (),
+                     np.prod(src) * (2 * z.bound + 2))
+        # logsumexp over one axis, as a reduction to `shape`
+        if len(shape) == 1:
+            d = self.ch.pick(self.dims_available(sc))
+            axis = self.ch.pick([0, 1])
+            src = (d, shape[0]) if axis == 0 else (shape[0], d)
+            keep = ""
+        else:
+            axis = self.ch.pick([k for k in range(2) if shape[k] == 1])
+            d = self.ch.pick(self.dims_available(sc))
+            src = tuple(d if k == axis else shape[k] for k in range(2))
+            keep = ", keepdims=True"
+        a = self.tame(self.sub(sc, src, depth), 5.0)
+        return E(f"nn.logsumexp({a.code}, axis={axis}{keep})", shape, a.bound + math.log(d) + 1)
+
+    def x_logsoftmax(self, sc, shape, depth):
+        """`z - np.log(np.sum(np.exp(z), axis, keepdims=True))` of a variable z (srcdiff fuses it)."""
+        self.features.add("logsoftmax")
+        cands = [v for v in sc.vars if v.shape == shape and v.bound <= 5.0]
+        # over an axis of length 1 the result is (almost) exactly 0: comparisons with it
+        # would tie, and srcdiff's fused form is exact where the written-out one is not
+        axes = [k for k in range(len(shape)) if shape[k] > 1]
+        if not cands or not axes:
+            return self.x_unary(sc, shape, depth)
+        z = self.ch.pick(cands).name
+        axis = self.ch.pick(axes)
+        if axis == len(shape) - 1 and self.ch.chance(0.3):
+            axis = -1
+        return E(f"({z} - np.log(np.sum(np.exp({z}), axis={axis}, keepdims=True)))", shape,
+                 12.0)
+
+    def stmt_logsoftmax(self, sc, out, indent, depth):
+        """The stabilised form over two statements: shift by the max, then log-softmax."""
+        shape = self.ch.pick([v.shape for v in sc.vars if len(v.shape) == 2 and max(v.shape) > 1]
+                             or [(3, 2)])
+        z0 = self.tame(self.expr(sc, shape, depth), 5.0)
+        axis = self.ch.pick([k for k in (0, 1) if shape[k] > 1])
+        if axis == 1 and self.ch.chance(0.3):
+            axis = -1
+        z, lp = self.fresh("z"), self.fresh("v")
+        out.append(f"{indent}{z} = {z0.code}")
+        out.append(f"{indent}{z} = {z} - np.max({z}, axis={axis}, keepdims=True)")
+        out.append(f"{indent}{lp} = {z} - np.log(np.sum(np.exp({z}), axis={axis}, keepdims=True))")
+        sc.vars.append(Var(z, shape, 2 * z0.bound))
+        sc.vars.append(Var(lp, shape, 15.0))
+        self.features.add("logsoftmax")
 
     def x_reduce(self, sc, shape, depth):
         fn = self.ch.pick(["sum", "mean", "max", "min", "sum", "mean"])
@@ -609,8 +711,7 @@ class Generator:
             v = self.ch.pick(same)
             return E(v.name, shape, v.bound, v.lo, (v.name,))
         if kind == "const":
-            c = self.const()
-            return E(fmt_const(c), (), abs(c), c if c > 0 else 0.0)
+            return self.const_leaf()
         if kind == "index":
             e = self.index_read(sc)
             if e is not None:
@@ -1290,16 +1391,19 @@ class Generator:
             kind = ch.weighted([(self.W("assign"), "assign"), (self.W("reassign"), "reassign"),
                                 (self.W("for"), "for"), (self.W("while"), "while"),
                                 (self.W("if"), "if"), (self.W("helper"), "helper"),
-                                (self.W("slice_store"), "slice_store"), (self.W("alias"), "alias")])
+                                (self.W("slice_store"), "slice_store"), (self.W("alias"), "alias"),
+                                (self.W("logsoftmax"), "logsoftmax")])
             if kind == "helper":
                 self.call_helper(sc, lines, "    ", depth, in_loop=False)
             else:
                 getattr(self, "stmt_" + kind)(sc, lines, "    ", depth)
         ret = self.return_expr(sc, depth)
         lines.append(f"    return {ret}")
-        header = "import math\nimport numpy as np\n\n\n" if "math" in self.features else \
-            "import numpy as np\n\n\n"
+        header = ("import math\n" if "math" in self.features else "") + "import numpy as np\n" + (
+            "from srcdiff import nn\n" if "nn" in self.features else "") + "\n\n"
         body = "def f(" + ", ".join(p.name for p in params) + "):\n" + "\n".join(lines) + "\n"
+        if self.globals:
+            header += "".join(f"{name} = {value!r}\n" for name, value in self.globals) + "\n\n"
         source = header + "".join(h + "\n\n" for h in self.helper_sources) + body
         seed = ch.integer(0, 2 ** 31 - 1)
         return Program(source, params, wrt, frozenset(self.features), seed, label)
