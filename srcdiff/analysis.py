@@ -13,7 +13,7 @@ use, so the backward never reads a variable that was overwritten since.
 """
 from dataclasses import dataclass, field
 
-from .errors import SrcdiffError
+from .aliases import check_aliasing
 from .graph import Const, For, If, Op, Return, While, names_in, walk
 from .rules import BROADCASTING, NON_DIFFERENTIABLE, RULES, SWEEP_GATES
 from .sym import Sym
@@ -36,7 +36,7 @@ class Plan:
 
 def analyse(graph, tys, wrt_names, with_value, names):
     stored = {s.args[0] for s, _ in walk(graph.body) if isinstance(s, Op) and s.gate in STORES}
-    reject_writes_into(graph, wrt_names)
+    stored |= check_aliasing(graph, tys, wrt_names)
     mutable = mutable_names(graph, stored)
     active = activity(graph, tys, wrt_names, stored)
     copy_reads(graph, tys, active, mutable, names)
@@ -47,15 +47,6 @@ def analyse(graph, tys, wrt_names, with_value, names):
     plan_tape(graph, tys, plan)
     plan.live = liveness(graph, plan, with_value, tys)
     return plan
-
-
-def reject_writes_into(graph, wrt_names):
-    for stmt, _ in walk(graph.body):
-        if isinstance(stmt, Op) and stmt.gate in STORES and stmt.args[0] in wrt_names:
-            name = stmt.args[0]
-            raise SrcdiffError(f"the function writes into `{name}`, which is differentiated", stmt.where,
-                               hint=f"work on a copy: `{name} = {name}.copy()` at the top of the "
-                                    "function (writing into it would also change the caller's array)")
 
 
 # ---- which names are single assignments --------------------------------------------

@@ -9,6 +9,7 @@ from .analysis import analyse
 from .optimize import fold_zero_then_add, hoist_invariant_reads, promote_scatters
 from .errors import SrcdiffError
 from .reverse import COMMENT, Sweep, assign
+from .graph import Op
 from .sym import Sym, np_
 
 RUNTIME_NAMES = (
@@ -53,9 +54,11 @@ def gradient_body(graph, tys, wrt, with_value, plan, sweep, single):
     forward = sweep.forward(graph.body, True, plan.live)
     if sweep.uses_tape:
         body += [assign(sweep.tape, np_.empty(0)), assign(sweep.top, Sym(0))]
+    zeroed = sorted(plan.mutable & plan.active - {graph.result})
+    body += placeholders(graph, tys, plan, [n for n in zeroed if tys[n].is_array])
     body += forward
     body.append(ast.Expr(ast.Constant(COMMENT + "backward")))
-    for name in sorted(plan.mutable & plan.active - {graph.result}):
+    for name in zeroed:
         body.append(assign(sweep.adj(name), sweep.zero(name)))
     result = graph.result
     if isinstance(result, str) and result in plan.active:
@@ -72,6 +75,26 @@ def gradient_body(graph, tys, wrt, with_value, plan, sweep, single):
     value = Sweep.sym(result).node
     body.append(ast.Return(ast.Tuple([value, grads_node], ast.Load()) if with_value else grads_node))
     return body
+
+
+def placeholders(graph, tys, plan, arrays):
+    """Empty arrays for the names assigned only inside a branch or loop.
+
+    The backward starts their adjoints as `np.zeros_like(name)`; when the branch is not
+    taken (or the loop runs no iteration) the name would be unbound, and its adjoint unused.
+    """
+    top = {s.out for s in graph.body if isinstance(s, Op) and id(s) in plan.live}
+    missing = [n for n in arrays if n not in top and n not in graph.params]
+    out = []
+    for name in missing:
+        ty = tys[name]
+        empty = ast.parse(f"np.empty({(0,) * ty.ndim!r}, np.{ty.dtype})", mode="eval").body
+        out.append(assign(name, Sym(empty)))
+    if out:
+        text = ", ".join(f"`{n}`" for n in missing)
+        out.insert(0, ast.Expr(ast.Constant(
+            COMMENT + f"{text}: set only in a branch or loop; empty until then")))
+    return out
 
 
 def final_gradient(sweep, name, ty):

@@ -15,8 +15,8 @@ import numpy as np
 from . import calls, exits
 from .errors import SrcdiffError
 from .graph import Const, For, Graph, If, Op, Return, While
-from .source import (NameAllocator, all_names, check_signature, environment, is_docstring,
-                     mutable_names, parse)
+from .source import (NameAllocator, all_names, assigned_names, check_signature, environment,
+                     is_docstring, mutable_names, parse)
 
 BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow",
           ast.MatMult: "matmul", ast.FloorDiv: "floordiv", ast.Mod: "mod"}
@@ -67,6 +67,7 @@ class Lowerer:
         self.mutable_all = set()
         self.loop_depth = 0
         self.returned = None
+        self.owned = set()             # IR names this function's own assignments write
 
     # ---- errors -------------------------------------------------------
     def fail(self, message, node, hint=None):
@@ -173,7 +174,8 @@ class Lowerer:
             old = self.read(target.id, target)
             value = self.expr(stmt.value, None)
             out = self.define(target.id)
-            self.emit(op, [old, value], {}, stmt, out=out)
+            # NumPy updates an array in place here; aliases.py checks nobody else sees it
+            self.emit(op, [old, value], {"inplace": True}, stmt, out=out)
             self.scope[target.id] = out
         else:
             self.fail("this augmented assignment target is not supported", target)
@@ -198,6 +200,7 @@ class Lowerer:
                       hint="the backward runs the loop in reverse and needs the step's sign")
         index = self.define(stmt.target.id)
         self.scope[stmt.target.id] = index
+        self.own_assigned(stmt.body)
         body, broke = self.loop_body(stmt.body)
         loop = For(index, start, stop, step, body, self.where(stmt), exit=broke)
         if broke:
@@ -222,6 +225,7 @@ class Lowerer:
     def while_loop(self, stmt):
         if stmt.orelse:
             self.fail("`while ... else` is not supported", stmt)
+        self.own_assigned(stmt.body)
         outer, self.block = self.block, []
         test = self.expr(stmt.test, None)
         test_block, self.block = self.block, outer
@@ -237,6 +241,7 @@ class Lowerer:
 
     def if_branch(self, stmt):
         test = self.fixed(self.expr(stmt.test, None), stmt.test)
+        self.own_assigned(stmt.body + stmt.orelse)
         body = self.block_of(stmt.body)
         orelse = self.block_of(stmt.orelse)
         self.block.append(If(test, body, orelse, self.where(stmt)))
@@ -254,12 +259,26 @@ class Lowerer:
     # ---- names ------------------------------------------------------------
     def define(self, name):
         """The IR name a new assignment to user name `name` writes."""
-        if name in self.mutable and name in self.scope:
+        if name in self.mutable and self.scope.get(name) in self.owned:
             return self.scope[name]
         ir = name if name not in self.scope and not self.prefix else self.names.fresh(name)
         if name in self.mutable:
             self.mutable_all.add(ir)
+        self.owned.add(ir)
         return ir
+
+    def own_assigned(self, stmts):
+        """Before a loop or branch: copy the arguments it reassigns into names of their own.
+
+        An argument (or a value passed to an inlined function) keeps its IR name; a loop
+        that reassigns it needs one name for every iteration, distinct from the caller's.
+        """
+        for name in sorted(assigned_names(stmts) & self.mutable):
+            current = self.scope.get(name)
+            if current is not None and current not in self.owned:
+                out = self.define(name)
+                self.emit("copy", [current], {}, stmts[0], out=out)
+                self.scope[name] = out
 
     def read(self, name, node):
         if name in self.scope:

@@ -95,6 +95,19 @@ def mutable_names(body):
     return mutable
 
 
+def assigned_names(stmts):
+    """The plain names assigned anywhere in `stmts` (nested blocks and loop variables included)."""
+    names = set()
+    for stmt in stmts:
+        for node in ast.walk(stmt):
+            for t in assigned_targets(node):
+                if isinstance(t, ast.Name):
+                    names.add(t.id)
+            if isinstance(node, ast.For) and isinstance(node.target, ast.Name):
+                names.add(node.target.id)
+    return names
+
+
 def assigned_targets(stmt):
     if isinstance(stmt, ast.Assign):
         out = []
@@ -112,6 +125,7 @@ class NameAllocator:
     def __init__(self, taken):
         self.taken = set(taken)
         self.temps = 0
+        self.origin = {}      # fresh name -> the name it was made from
 
     def fresh(self, base):
         name, k = base, 0
@@ -119,6 +133,8 @@ class NameAllocator:
             k += 1
             name = f"{base}_{k}"
         self.taken.add(name)
+        if name != base:
+            self.origin[name] = base
         return name
 
     def temp(self):

@@ -918,14 +918,20 @@ class Generator:
         v.lo = 0.0
 
     def stmt_alias(self, sc, out, indent, depth):
-        """y = x; x += e  (y sees the update in Python)."""
+        """Two names for one array, then one of them updated without the other seeing it:
+        `y = x; x = x + e`, or `y = x.copy(); x += e`. (`y = x; x += e` changes `y` too in
+        NumPy: srcdiff rejects reading `y` afterwards, see tests/test_errors.py.)"""
         shape = self.any_array_shape(sc)
         e = self.expr(sc, shape, depth)
         a, b = self.fresh("v"), self.fresh("v")
         out.append(f"{indent}{a} = {e.code} * 1.0")
-        out.append(f"{indent}{b} = {a}")
         e2 = self.expr(sc, shape, depth)
-        out.append(f"{indent}{a} += {e2.code}")
+        if self.ch.chance(0.5):
+            out.append(f"{indent}{b} = {a}")
+            out.append(f"{indent}{a} = {a} + {e2.code}")
+        else:
+            out.append(f"{indent}{b} = {a}.copy()")
+            out.append(f"{indent}{a} += {e2.code}")
         sc.vars.append(Var(b, shape, e.bound + e2.bound))
         self.features.add("alias")
 

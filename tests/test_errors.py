@@ -391,3 +391,64 @@ def test_lambda_on_a_continuation_line_passed_to_grad():
         srcdiff.grad(
             lambda x: x * 2.0)
     assert "\nhint: " in str(info.value)
+
+
+# ---- arrays shared between names (NumPy views and aliases) ------------------------------------
+def alias_then_augmented_assign(x):
+    a = x * 2.0
+    b = a
+    a += x * x
+    return np.sum(b * x)  # <- error
+
+
+def test_alias_read_after_augmented_assign():
+    # NumPy's `a += ...` changes the array `b` also names: a clear error, not another function
+    call_error(alias_then_augmented_assign, (np.ones(3),),
+               message="`b` shares its data with `a`, which line", hint="a = a + ...",
+               token="b * x")
+
+
+def slice_then_write(x):
+    buf = np.zeros(3)
+    head = buf[0:2]
+    buf[0] = x[0] * 2.0
+    return np.sum(head * x[1:])  # <- error
+
+
+def test_slice_read_after_its_array_is_written():
+    call_error(slice_then_write, (np.ones(3),), message="`head` shares its data with `buf`",
+               hint=".copy()", token="head * x[1:]")
+
+
+def write_through_a_view_of_an_argument(x):
+    head = x[0:2]
+    head[0] = 1.0  # <- error
+    return np.sum(x * x)
+
+
+def test_write_through_a_view_into_a_differentiated_argument():
+    call_error(write_through_a_view_of_an_argument, (np.ones(3),),
+               message="writes into `x` through `head`", hint="x = x.copy()", token="head[0]")
+
+
+def rebinding_is_not_aliasing(x):
+    a = x * 2.0
+    b = a
+    a = a + x * x
+    return np.sum(b * x) + np.sum(a)
+
+
+def copy_argument_then_write(x):
+    x = x.copy()
+    for i in range(x.shape[0]):
+        x[i] = x[i] * x[i]
+    return np.sum(x * x)
+
+
+@pytest.mark.parametrize("compile", [False, True])
+def test_copies_and_rebinding_are_accepted(compile):
+    x = np.array([0.3, -0.5, 0.7])
+    assert srcdiff.check_grad(rebinding_is_not_aliasing, x, compile=compile) < 1e-6
+    assert srcdiff.check_grad(copy_argument_then_write, x, compile=compile) < 1e-6
+    np.testing.assert_allclose(srcdiff.grad(copy_argument_then_write, compile=compile)(x),
+                               4 * x ** 3, rtol=1e-12)

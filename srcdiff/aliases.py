@@ -1,0 +1,140 @@
+"""Aliasing: where NumPy shares one array between two names.
+
+A slice `b[0:2]`, `b.T`, `b.reshape(...)` and a plain `r = b` share memory with `b`;
+an element write `b[i] = v` and `a += v` on an array change that memory in place.
+srcdiff gives every name its own value, so a name read after the array it shares was
+changed in place through another name would be differentiated as a different
+function. `check_aliasing` follows which arrays each name may hold, through branches
+and loops, rejects such reads (and writes that reach a differentiated argument),
+and returns every name that may hold an array written in place.
+"""
+from .errors import SrcdiffError
+from .graph import For, If, Op, Return, While, names_in
+
+STORES = {"store", "store_add", "store_sub"}
+SHARING_GATES = {"index", "transpose", "reshape", "copy"}
+
+
+def check_aliasing(graph, tys, wrt_names):
+    """Names that may hold an array changed in place; raises SrcdiffError on an unsafe read."""
+    tracker = Tracker(graph, tys, wrt_names)
+    state = State({p: frozenset([p]) for p in graph.params if tys[p].is_array}, {})
+    tracker.block(graph.body, state)
+    return tracker.written
+
+
+class State:
+    """What each array name may hold, and which names are stale (changed behind their back)."""
+
+    def __init__(self, holds, stale):
+        self.holds, self.stale = holds, stale
+
+    def copy(self):
+        return State(dict(self.holds), dict(self.stale))
+
+    def join(self, other):
+        holds = dict(self.holds)
+        for name, arrays in other.holds.items():
+            holds[name] = holds.get(name, frozenset()) | arrays
+        return State(holds, {**other.stale, **self.stale})
+
+    def same(self, other):
+        return self.holds == other.holds and self.stale.keys() == other.stale.keys()
+
+
+class Tracker:
+    def __init__(self, graph, tys, wrt_names):
+        self.graph, self.tys, self.wrt = graph, tys, set(wrt_names)
+        self.names = getattr(graph, "names", None)
+        self.written = set()
+
+    # ---- regions ----------------------------------------------------------------------
+    def block(self, block, state):
+        for stmt in block:
+            state = REGIONS[type(stmt)](self, stmt, state)
+        return state
+
+    def op(self, op, state):
+        for name in names_in(op.args):
+            self.check_read(name, op, state)
+        if op.gate in STORES:
+            self.changed(op.args[0], op, state)
+            return state
+        out = op.out
+        if out is None or not self.tys[out].is_array:
+            return state
+        if op.params.get("inplace"):
+            self.changed(op.args[0], op, state, keep=(op.args[0], out))
+        source = op.args[0] if op.args else None
+        shares = op.gate in SHARING_GATES and isinstance(source, str) and source in state.holds
+        state.holds[out] = state.holds[source] if shares else frozenset([id(op)])
+        state.stale.pop(out, None)
+        return state
+
+    def for_loop(self, loop, state):
+        for bound in names_in((loop.start, loop.stop)):
+            self.check_read(bound, loop, state)
+        return self.fixpoint(lambda s: self.block(loop.body, s), state)
+
+    def while_loop(self, loop, state):
+        state = self.block(loop.test_block, state)
+        return self.fixpoint(lambda s: self.block(loop.test_block, self.block(loop.body, s)), state)
+
+    def branch(self, branch, state):
+        then = self.block(branch.body, state.copy())
+        orelse = self.block(branch.orelse, state.copy())
+        return then.join(orelse)
+
+    def ret(self, ret, state):
+        for name in names_in([ret.value]):
+            self.check_read(name, ret, state)
+        return state
+
+    def fixpoint(self, body, state):
+        while True:
+            after = state.join(body(state.copy()))
+            if after.same(state):
+                return after
+            state = after
+
+    # ---- reads and writes -------------------------------------------------------------
+    def changed(self, name, op, state, keep=()):
+        arrays = state.holds.get(name, frozenset())
+        for param in sorted(self.wrt & {a for a in arrays if isinstance(a, str)}):
+            via = "" if name == param else f" through `{self.user(name)}`, which shares its data"
+            raise SrcdiffError(f"the function writes into `{param}`{via}, which is differentiated",
+                               op.where, hint=f"work on a copy: `{param} = {param}.copy()` at the "
+                               "top of the function (writing into it would also change the "
+                               "caller's array)")
+        for other, held in state.holds.items():
+            if held & arrays:
+                self.written.add(other)
+                if other != name and other not in keep:
+                    state.stale[other] = (name, op)
+
+    def check_read(self, name, stmt, state):
+        if name not in state.stale:
+            return
+        writer, op = state.stale[name]
+        user, changed = self.user(name), self.user(writer)
+        raise SrcdiffError(
+            f"`{user}` shares its data with `{changed}`, which line {op.where.line} changed in "
+            f"place; in NumPy `{user}` sees that change, and srcdiff does not follow shared data",
+            stmt.where, hint=self.hint(user, changed, op))
+
+    @staticmethod
+    def hint(user, changed, op):
+        if op.params.get("inplace"):
+            return (f"write `{changed} = {changed} + ...` (a new array) instead of `{changed} += ...`,"
+                    f" or make `{user}` a copy: `{user} = {changed}.copy()`")
+        return f"make `{user}` an array of its own where it is created: add `.copy()` there"
+
+    def user(self, name):
+        origin = getattr(self.names, "origin", {})
+        while name in origin:
+            name = origin[name]
+        return name
+
+
+REGIONS = {Op: Tracker.op, For: Tracker.for_loop, While: Tracker.while_loop, If: Tracker.branch,
+           Return: Tracker.ret}
