@@ -7,7 +7,7 @@ since numba's np.max/np.sum lack `axis`/`keepdims`.
 """
 import ast
 
-from .sym import Sym, builtin, helper, if_else, np_, tuple_
+from .sym import Sym, builtin, helper, if_else, np_, number, tuple_
 
 
 class OpTypes:
@@ -124,13 +124,19 @@ def index_expr(layout, args):
     parts = []
     for kind in layout:
         if kind[0] == "at":
-            parts.append(next(it).node)
+            parts.append(index_position(next(it)))
         elif kind[0] == "new":
             parts.append(ast.Constant(None))
         else:
             bounds = [next(it).node if present else None for present in kind[1:]]
             parts.append(ast.Slice(*bounds))
     return Sym(parts[0]) if len(parts) == 1 else Sym(ast.Tuple(parts, ast.Load()))
+
+
+def index_position(operand):
+    """A constant index stays one `ast.Constant` (`x[i, -1]`), as the loop optimisations expect."""
+    value = number(operand)
+    return operand.node if value is None else ast.Constant(value)
 
 
 def index(op, ty, x, *positions):

@@ -2,9 +2,12 @@
 
 `Sym("x") * Sym("g")` is the AST of `x * g`; `np.exp(x)` is spelt `np_.exp(x)`;
 a runtime helper is `helper("unbroadcast", g, x)`. A few peepholes keep the
-generated code clean (`g * 1.0` -> `g`, `-(-g)` -> `g`).
+generated code clean (`g * 1.0` -> `g`, `-(-g)` -> `g`). A negative number is
+built as `-(0.5)` (a unary minus), so `ast.unparse` parenthesises it where
+precedence needs it: `(-0.5) ** 2`, not `-0.5 ** 2`.
 """
 import ast
+import math
 
 
 class Sym:
@@ -14,7 +17,7 @@ class Sym:
         if isinstance(node, str):
             node = ast.Name(node, ast.Load())
         elif isinstance(node, (int, float, bool)):
-            node = ast.Constant(node)
+            node = number_node(node)
         self.node = node
 
     # arithmetic -------------------------------------------------------------
@@ -99,11 +102,29 @@ def lift(value):
     return value if isinstance(value, Sym) else Sym(value)
 
 
-def is_const(value, number):
+def number_node(value):
+    """A number as an AST; a negative one is a unary minus on its magnitude."""
+    if isinstance(value, bool) or not math.copysign(1, value) < 0:
+        return ast.Constant(value)
+    return ast.UnaryOp(ast.USub(), ast.Constant(-value))
+
+
+def number(value):
+    """The number a Python value or a `Sym` of a numeric constant stands for, else None."""
+    if isinstance(value, Sym):
+        node, sign = value.node, 1
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            node, sign = node.operand, -1
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            return sign * node.value
+        return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value == number
-    return (isinstance(value, Sym) and isinstance(value.node, ast.Constant)
-            and type(value.node.value) in (int, float) and value.node.value == number)
+        return value
+    return None
+
+
+def is_const(value, wanted):
+    return number(value) == wanted
 
 
 def call(func_node, *args, **kwargs):
