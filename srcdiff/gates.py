@@ -21,6 +21,11 @@ def binop(symbol):
     return lambda op, ty, x, y: symbol(x, y)
 
 
+def arithmetic(ast_op):
+    """`x <op> y` exactly as written: no peephole may turn `b = x * 1.0` into an alias `b = x`."""
+    return lambda op, ty, x, y: Sym(ast.BinOp(x.node, ast_op(), y.node))
+
+
 def np_call(name):
     return lambda op, ty, *args: getattr(np_, name)(*args)
 
@@ -148,11 +153,9 @@ def dim(op, ty, x):
 
 
 FORWARD = {
-    "add": binop(lambda x, y: x + y), "sub": binop(lambda x, y: x - y),
-    "mul": binop(lambda x, y: x * y), "div": binop(lambda x, y: x / y),
-    "pow": binop(lambda x, y: x ** y), "matmul": matmul,
-    "mod": binop(lambda x, y: Sym(ast.BinOp(x.node, ast.Mod(), y.node))),
-    "floordiv": binop(lambda x, y: Sym(ast.BinOp(x.node, ast.FloorDiv(), y.node))),
+    "add": arithmetic(ast.Add), "sub": arithmetic(ast.Sub), "mul": arithmetic(ast.Mult),
+    "div": arithmetic(ast.Div), "pow": arithmetic(ast.Pow), "matmul": matmul,
+    "mod": arithmetic(ast.Mod), "floordiv": arithmetic(ast.FloorDiv),
     "lt": binop(lambda x, y: x < y), "le": binop(lambda x, y: x <= y),
     "gt": binop(lambda x, y: x > y), "ge": binop(lambda x, y: x >= y),
     "eq": binop(lambda x, y: x.eq(y)),
