@@ -11,7 +11,7 @@ Conventions at non-differentiable points (documented in the README):
 """
 import ast
 
-from .sym import helper, if_else, np_
+from .sym import helper, if_else, np_, number
 
 RULES = {}
 NON_DIFFERENTIABLE = {
@@ -33,11 +33,6 @@ def rule(*gates):
 
 def same(x, y):
     return ast.dump(x.node) == ast.dump(y.node)
-
-
-def is_number(x):
-    return isinstance(x.node, ast.Constant) or (
-        isinstance(x.node, ast.UnaryOp) and isinstance(x.node.operand, ast.Constant))
 
 
 def choose(ty, test, a, b):
@@ -81,7 +76,10 @@ def relu(op, ty, g, z, x):
 # ---- arithmetic ----------------------------------------------------------------
 @rule("div")
 def div(op, ty, g, z, x, y):
-    if is_number(x):                     # z = c / y: dz/dy = -c / y**2 = -z * z / c, no division
+    c = number(x)
+    if c == 0:                           # z = 0 / y does not depend on y
+        return None, None
+    if c is not None:                    # z = c / y: dz/dy = -c / y**2 = -z * z / c, no division
         return None, -g * z * z / x
     return g / y, -g * z / y
 
