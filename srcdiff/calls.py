@@ -7,6 +7,7 @@ import types
 import numpy as np
 
 from . import nn
+from .graph import Const
 
 ELEMENTWISE = {
     np.exp: "exp", np.log: "log", np.sqrt: "sqrt", np.sin: "sin", np.cos: "cos", np.tan: "tan",
@@ -39,7 +40,7 @@ NOT_NUMERIC_MODULES = ("numpy.random", "random")
 def lower_call(lw, node, target):
     """Lower `node` (an ast.Call) and return the operand holding its value."""
     func = node.func
-    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in lw.scope:
+    if isinstance(func, ast.Attribute) and is_computed(lw, func.value):
         return method_call(lw, node, target)
     callee = lw.static_value(func)
     if callee is None:
@@ -63,6 +64,14 @@ def lower_call(lw, node, target):
     lw.fail(f"`{name}` is not supported by srcdiff", func,
             hint="use the NumPy/math functions listed in the README, or write it with them "
                  "in a helper function of your own")
+
+
+def is_computed(lw, node):
+    """True if `node` is a value the function computes (`x`, `np.sin(x)`, `x[0:2]`, `x.T`),
+    not a module or global it names (`np`, `np.random`, `math.pi`)."""
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return not isinstance(node, ast.Name) or node.id in lw.scope
 
 
 def is_library(fn):
@@ -178,9 +187,10 @@ def reshape_call(lw, node, gate, target):
 def method_call(lw, node, target):
     name = node.func.attr
     gate = METHODS.get(name)
-    array = lw.expr(node.func.value, None)
     if gate is None:
-        lw.fail(f"the array method `.{name}()` is not supported", node.func)
+        lw.fail(f"the array method `.{name}()` is not supported", node.func,
+                hint=f"supported methods: {', '.join(f'.{m}()' for m in METHODS)}")
+    array = array_operand(lw, node.func)
     if gate in ("sum", "mean", "max", "min"):
         return reduction(lw, node, gate, target, array=array)
     if gate == "reshape":
@@ -194,8 +204,17 @@ def method_call(lw, node, target):
     return lw.emit(gate, [array], {}, node, target)
 
 
-def array_attribute(lw, node, target):
+def array_operand(lw, node):
+    """The operand of `node.value` in `x.attr` or `x.method(...)`: anything but a plain number."""
     array = lw.expr(node.value, None)
+    if isinstance(array, Const):
+        lw.fail(f"`.{node.attr}` needs an array, and `{ast.unparse(node.value)}` is a number", node,
+                hint="methods and `.T`, `.size`, `.ndim` apply to arrays")
+    return array
+
+
+def array_attribute(lw, node, target):
+    array = array_operand(lw, node)
     if node.attr == "T":
         return lw.emit("transpose", [array], {}, node, target)
     if node.attr == "size":
@@ -237,7 +256,6 @@ def inline(lw, callee, node, target):
     missing = len(params) - len(operands)
     if missing < 0 or missing > len(defaults):
         lw.fail(f"`{callee.__name__}` takes {len(params)} arguments, {len(operands)} given", node)
-    from .graph import Const
     operands += [Const(d) for d in defaults[len(defaults) - missing:]] if missing else []
     sub = Lowerer(callee, where, lw.names, dict(zip(params, operands)), lw.stack + (callee,),
                   prefix=callee.__name__)

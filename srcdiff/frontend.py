@@ -386,7 +386,7 @@ class Lowerer:
         value = self.static_value(node)
         if isinstance(value, float):
             return Const(value)
-        if isinstance(node.value, ast.Name) and node.value.id in self.scope:
+        if calls.is_computed(self, node.value):
             return calls.array_attribute(self, node, target)
         self.fail(f"`{ast.unparse(node)}` is not supported here", node)
 

@@ -365,6 +365,19 @@ def test_report_orders_entries_by_excess():
     assert lines[2].startswith("    w[2]: srcdiff 3,")
 
 
+# ---- methods and attributes on any array expression -----------------------------------------
+def methods_on_expressions(X, w):
+    a = np.tanh(X @ w).mean() + (X * 2.0).max(axis=0).sum() + (X - 1.0).min(axis=1, keepdims=True).sum()
+    b = np.sum((X * w).T.copy() * X.T) + np.exp(X[0:2]).reshape((4, 1)).sum() + np.sin(w).dot(w)
+    return a + b * (X * 1.0).size / (X + 0.0).ndim + X[0].transpose().sum()
+
+
+def test_methods_and_attributes_apply_to_expressions():
+    X = np.array([[0.3, -0.8], [1.1, 0.4], [-0.5, 0.9]])
+    w = np.array([0.7, -0.2])
+    assert_grad_matches_fd(methods_on_expressions, (X, w), wrt=(0, 1))
+
+
 # ---- cache --------------------------------------------------------------------------------
 def test_clear_cache_removes_generated_modules(tmp_path, monkeypatch):
     monkeypatch.setenv("SRCDIFF_CACHE_DIR", str(tmp_path / "cache"))

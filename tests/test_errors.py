@@ -305,6 +305,23 @@ def test_unknown_numpy_function():
     lowering_error(unknown_numpy, message="np.linalg.inv", hint=True, token="np.linalg.inv")
 
 
+def unknown_method_on_expression(x):
+    return np.sin(x).cumsum()[0]  # <- error
+
+
+def test_unknown_method_on_an_expression():
+    lowering_error(unknown_method_on_expression, message="`.cumsum()`", hint=".sum()",
+                   token="np.sin(x).cumsum")
+
+
+def method_on_a_number(x):
+    return (2.0).sum() * np.sum(x)  # <- error
+
+
+def test_method_on_a_number():
+    lowering_error(method_on_a_number, message="is a number", hint="arrays", token="(2.0).sum")
+
+
 def sum_over_two_axes(x):
     return np.sum(np.sum(x, axis=(0, 1)))  # <- error
 
