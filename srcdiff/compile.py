@@ -13,10 +13,13 @@ import warnings
 from pathlib import Path
 
 import numba
+import numpy as np
 
 from . import runtime, tape
 
 VERSION = "0.1.0"
+# NumPy's semantics for float errors: 1/0 is inf, 0/0 is nan, no exception
+JIT_OPTIONS = {"error_model": "numpy"}
 _RUNTIME_DIGEST = None
 
 
@@ -45,7 +48,7 @@ def digest(source):
     if _RUNTIME_DIGEST is None:
         parts = [Path(m.__file__).read_bytes() for m in (runtime, tape)]
         _RUNTIME_DIGEST = hashlib.sha256(b"".join(parts)).hexdigest()
-    key = "\n".join([VERSION, numba.__version__, _RUNTIME_DIGEST, source])
+    key = "\n".join([VERSION, numba.__version__, repr(JIT_OPTIONS), _RUNTIME_DIGEST, source])
     return hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
@@ -95,11 +98,21 @@ def _load_in_memory(source, compiled):
 def _functions(module, compiled, cache):
     """(forward, gradient) of a generated module, jitted once per module when `compiled`."""
     if not compiled:
-        return module.forward, getattr(module, "gradient", None) or module.value_and_gradient
+        gradient = getattr(module, "gradient", None) or module.value_and_gradient
+        return with_numpy_scalars(module.forward), with_numpy_scalars(gradient)
     jitted = module.__dict__.setdefault("__srcdiff_jitted__", {})
     if not jitted:
         for fn_name in ("forward", "gradient", "value_and_gradient"):
             fn = getattr(module, fn_name, None)
             if fn is not None:
-                jitted[fn_name] = numba.njit(cache=cache)(fn)
+                jitted[fn_name] = numba.njit(cache=cache, **JIT_OPTIONS)(fn)
     return jitted["forward"], jitted.get("gradient") or jitted["value_and_gradient"]
+
+
+def with_numpy_scalars(fn):
+    """`fn` taking Python floats as np.float64, so that its arithmetic follows NumPy's
+    semantics (1.0 / 0.0 is inf with a warning, as in the compiled code), not Python's."""
+    def call(*args):
+        return fn(*[np.float64(a) if type(a) is float else a for a in args])
+    call.__wrapped__ = fn
+    return call

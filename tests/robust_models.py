@@ -9,3 +9,19 @@ def root_sum(x):
 
 def smooth(x, w):
     return np.sum(np.tanh(x * w) * x)
+
+
+def quotient(x, y):
+    return x / y
+
+
+def log_of(x):
+    return np.sum(np.log(x))
+
+
+def scalar_log_and_root(x):
+    return np.log(x) + np.sqrt(x)
+
+
+def quotient_sum(x, y):
+    return np.sum(x / y)

@@ -11,7 +11,7 @@ import pytest
 
 import srcdiff
 from srcdiff.compile import write_module
-from robust_models import root_sum, smooth
+from robust_models import log_of, quotient, quotient_sum, root_sum, scalar_log_and_root, smooth
 
 HERE = Path(__file__).parent
 
@@ -113,3 +113,45 @@ def test_inspect_llvm_shows_the_compiled_gradient():
     g(np.ones(3), np.ones(3))
     listing = g.inspect_llvm()
     assert listing and all("define" in text for text in listing.values())
+
+
+# ---- edges of the domain: NumPy's semantics, forward and backward, in both modes -------------
+def numpy_values(fn, *args):
+    with np.errstate(all="ignore"):
+        return fn(*[np.float64(a) if isinstance(a, float) else a for a in args])
+
+
+@pytest.mark.parametrize("compile", [True, False])
+@pytest.mark.parametrize("x, y", [(1.0, 0.0), (-2.0, 0.0), (0.0, 0.0)])
+def test_division_by_zero_follows_numpy(compile, x, y):
+    # d(x/y)/dx = 1/y, d(x/y)/dy = -x/y^2: inf, -inf or nan exactly where NumPy gives them
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        value, (dx, dy) = srcdiff.value_and_grad(quotient, wrt=(0, 1), compile=compile)(x, y)
+        arrays = srcdiff.grad(quotient_sum, wrt=(0, 1), compile=compile)(np.array([x, 1.0]),
+                                                                     np.array([y, 2.0]))
+    expected = numpy_values(lambda a, b: (a / b, 1.0 / b, -a / (b * b)), x, y)
+    np.testing.assert_array_equal([value, dx, dy], expected)
+    np.testing.assert_array_equal(arrays[0], [expected[1], 0.5])
+    np.testing.assert_array_equal(arrays[1], [expected[2], -0.25])
+
+
+@pytest.mark.parametrize("compile", [True, False])
+def test_log_at_zero_follows_numpy(compile):
+    x = np.array([0.0, 1.0, 2.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        value, grad = srcdiff.value_and_grad(log_of, compile=compile)(x)
+    assert value == -np.inf
+    np.testing.assert_array_equal(grad, [np.inf, 1.0, 0.5])
+
+
+@pytest.mark.parametrize("compile", [True, False])
+def test_scalar_log_and_sqrt_at_zero_follow_numpy(compile):
+    # log(0) = -inf, sqrt(0) = 0; both derivatives are +inf there (1/x and 1/(2 sqrt x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        value, grad = srcdiff.value_and_grad(scalar_log_and_root, compile=compile)(0.0)
+        assert srcdiff.grad(scalar_log_and_root, compile=compile)(-1.0) != srcdiff.grad(
+            scalar_log_and_root, compile=compile)(-1.0)    # nan, as NumPy's log and sqrt of -1
+    assert value == -np.inf and grad == np.inf
