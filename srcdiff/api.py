@@ -10,6 +10,7 @@ from .emit import generate
 from .errors import SrcdiffError
 from .frontend import lower
 from .infer import infer, type_of_value
+from .locate import RUNTIME_ERRORS, runtime_error
 from .patterns import fuse_log_softmax
 
 
@@ -47,10 +48,8 @@ class Gradient:
         except FloatingPointError as error:
             raise SrcdiffError(str(error), hint="the forward value there is at the edge of the "
                                "gate's domain (log or sqrt at 0, division by zero, overflow)") from None
-        except (ValueError, IndexError, ZeroDivisionError) as error:
-            raise SrcdiffError(f"running the gradient of `{self.__name__}` failed: {error}",
-                               hint="check that the argument shapes match what the function "
-                                    "expects") from error
+        except RUNTIME_ERRORS as error:
+            raise runtime_error(self, entry[2], args, error) from None
 
     def forward(self, *args, **kwargs):
         """The function's value, computed by the compiled forward."""
@@ -115,7 +114,7 @@ class Gradient:
                 return self._entries[key]
             source, _ = self._generate(args)
             forward, gradient = load(source, self.compile)
-            entry = (forward, gradient)
+            entry = (forward, gradient, source)
             self._entries[key] = entry
             self._last = source
             self._last_gradient = gradient

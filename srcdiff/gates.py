@@ -172,7 +172,7 @@ FORWARD = {
     "zeros": create("zeros"), "ones": create("ones"), "empty": create("empty"),
     "zeros_like": np_call("zeros_like"), "ones_like": np_call("ones_like"),
     "empty_like": np_call("empty_like"), "copy_array": lambda op, ty, x: x.method("copy"),
-    "transpose": lambda op, ty, x: x.T, "reshape": reshape,
+    "transpose": lambda op, ty, x: x.T if ty.out.ndim else x, "reshape": reshape,
     "dim": dim, "size": lambda op, ty, x: x.attr("size"), "ndim": lambda op, ty, x: x.attr("ndim"),
     "int": lambda op, ty, x: builtin("int", x), "float": lambda op, ty, x: builtin("float", x),
     "index": index,

@@ -200,6 +200,7 @@ def create(op, *args):
 
 
 def reshape(op, x, *dims):
+    needs_array(op, x, "`.reshape`")
     return Ty(x.dtype, shape_rank(op, *dims) if op.params["shape"][0] == "tuple" else dims[0].ndim)
 
 
@@ -245,6 +246,12 @@ def store(op, x, value, *positions):
 
 def transpose(op, x):
     return x
+
+
+def needs_array(op, x, what):
+    if not x.ndim:
+        raise SrcdiffError(f"{what} needs an array, and this value is a scalar", op.where,
+                           hint="index with a slice to keep an array: x[0:1] instead of x[0]")
 
 
 TYPE_RULES = {

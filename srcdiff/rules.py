@@ -214,7 +214,7 @@ def outer(op, ty, g, z, x, y):
 
 @rule("transpose")
 def transpose(op, ty, g, z, x):
-    return (g.T,)
+    return (g.T if ty.out.ndim else g,)     # a scalar's .T is the scalar, as in NumPy
 
 
 @rule("reshape")

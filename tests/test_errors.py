@@ -469,3 +469,45 @@ def test_copies_and_rebinding_are_accepted(compile):
     assert srcdiff.check_grad(copy_argument_then_write, x, compile=compile) < 1e-6
     np.testing.assert_allclose(srcdiff.grad(copy_argument_then_write, compile=compile)(x),
                                4 * x ** 3, rtol=1e-12)
+
+
+# ---- shapes that do not fit together, found when the gradient runs ----------------------------
+def dense_layer(W, b, X):
+    h = X @ W
+    z = h + b  # <- error
+    return np.sum(z * z)
+
+
+def matmul_layer(W, X):
+    h = X @ W  # <- error
+    return np.sum(h)
+
+
+@pytest.mark.parametrize("compile", [False, True])
+def test_mismatched_shapes_at_call_time(compile):
+    # the message names the user's line that fails with these shapes, and the shapes
+    for fn, args in ((dense_layer, (np.ones((3, 4)), np.ones(5), np.ones((2, 3)))),
+                     (matmul_layer, (np.ones((3, 4)), np.ones((2, 5))))):
+        g = srcdiff.grad(fn, compile=compile)
+        with pytest.raises(SrcdiffError) as info:
+            g(*args)
+        text = check_error(info.value, marked_line(fn), message="failed on these arguments",
+                           hint="shapes")
+        assert "W: float64[3, 4]" in text and "ValueError" in text
+
+
+def reshape_a_scalar(x):
+    return np.sum((x[0] * 2.0).reshape(1) * x)  # <- error
+
+
+def transpose_a_scalar(x):
+    return np.sum((x[0] * 2.0).T * x)
+
+
+def test_reshape_of_a_scalar():
+    # `.T` of a NumPy scalar is the scalar (accepted); `.reshape` of one is rejected
+    call_error(reshape_a_scalar, (np.ones(3),), message="`.reshape` needs an array",
+               hint="x[0:1]", token="(x[0] * 2.0)")
+    for compile in (False, True):
+        assert srcdiff.check_grad(transpose_a_scalar, np.array([0.3, 0.5, 0.9]),
+                                  compile=compile) < 1e-6

@@ -1,0 +1,75 @@
+"""Where a generated gradient failed at run time, as a line of the user's function.
+
+The generated code carries a `# line N: ...` comment before the statements of each
+user line. When a call fails (shapes that do not broadcast, an index out of range),
+the generated gradient is run again as plain Python (numba's errors carry no line),
+the failing statement is found in the traceback, and the comment above it names
+the user's line.
+"""
+import linecache
+import re
+import warnings
+
+import numpy as np
+
+from .compile import load
+from .errors import SrcdiffError, Where
+
+LINE_COMMENT = re.compile(r"^\s*# (?:reverse of )?line (\d+): ")
+RUNTIME_ERRORS = (ValueError, IndexError, ZeroDivisionError, TypeError, AssertionError)
+
+
+def runtime_error(gradient, source, args, error):
+    """A SrcdiffError for `error`, raised by the generated gradient of `gradient` on `args`."""
+    found = failing_line(source, args, gradient.graph.filename)
+    where, reason = found if found else (gradient.graph.where, error)
+    message = (f"`{gradient.__name__}` failed on these arguments ({describe(gradient.params, args)})"
+               f": {type(reason).__name__}: {reason}")
+    return SrcdiffError(message, where, hint="check that the arguments' shapes fit together as "
+                        "the function expects")
+
+
+def failing_line(source, args, filename):
+    """(Where of the user's line, the error) for running `source`'s gradient in Python."""
+    forward, gradient = load(source, compiled=False)
+    code = getattr(gradient, "__wrapped__", gradient).__code__
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gradient(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
+    except RUNTIME_ERRORS as error:
+        lineno = last_line_in(error.__traceback__, code.co_filename)
+        line = user_line(source.splitlines(), lineno) if lineno else None
+        if line is None:
+            return None
+        text = linecache.getline(filename, line).rstrip("\n")
+        col = len(text) - len(text.lstrip())
+        return Where(filename, line, col, text), error
+    return None
+
+
+def last_line_in(tb, filename):
+    lineno = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            lineno = tb.tb_lineno
+        tb = tb.tb_next
+    return lineno
+
+
+def user_line(generated_lines, lineno):
+    for text in reversed(generated_lines[:lineno]):
+        match = LINE_COMMENT.match(text)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def describe(params, args):
+    parts = []
+    for name, value in zip(params, args):
+        if isinstance(value, np.ndarray):
+            parts.append(f"{name}: {value.dtype}{list(value.shape)}")
+        else:
+            parts.append(f"{name}: {type(value).__name__}")
+    return ", ".join(parts)
