@@ -867,13 +867,18 @@ class Generator:
         shape = self.pick_shape(sc)
         e = self.expr(sc, shape, depth)
         name = self.fresh("v")
-        code = self.copy_if_view(sc, e)
+        code = self.bound_code(sc, e)
         out.append(f"{indent}{name} = {code}")
-        shared = bool(e.view) and code == e.code
-        for v in sc.vars:
-            if shared and v.name in e.view:
-                v.owns = False      # it now has an alias
-        sc.vars.append(Var(name, shape, e.bound, e.lo, owns=not shared))
+        sc.vars.append(Var(name, shape, e.bound, e.lo, owns=code != e.code or not e.view))
+
+    def bound_code(self, sc, e):
+        """The code binding `e` to a new name; what it views loses `owns` (it has an alias)."""
+        code = self.copy_if_view(sc, e)
+        if e.view and code == e.code:
+            for v in sc.vars:
+                if v.name in e.view:
+                    v.owns = False
+        return code
 
     def copy_if_view(self, sc, e):
         """Bind fresh storage when `e` is a view of something that is written later."""
@@ -953,7 +958,7 @@ class Generator:
             if self.ch.chance(0.3):
                 self.stmt_assign(inner, out, indent + "    ", depth)
             e = self.expr(inner, shape, depth)
-            out.append(f"{indent}    {name} = {self.copy_if_view(inner, e)}")
+            out.append(f"{indent}    {name} = {self.bound_code(inner, e)}")
             bound = max(bound, e.bound)
             if accs and self.ch.chance(0.3):
                 acc = self.ch.pick(accs)
@@ -1168,7 +1173,7 @@ class Generator:
             [v.shape for v in sc.vars if v.shape] or [()])
         e = self.expr(sc, shape, depth)
         name = self.fresh("t")
-        out.append(f"{indent}{name} = {self.copy_if_view(sc, e)}")
+        out.append(f"{indent}{name} = {self.bound_code(sc, e)}")
         sc.vars.append(Var(name, shape, e.bound, e.lo))
         if self.ch.chance(0.2):   # reassign it in the same iteration (a mutable local)
             e2 = self.tame(self.expr(sc, shape, 1))
