@@ -3,6 +3,7 @@ import copy
 import inspect
 import threading
 
+from numba.core.errors import NumbaError
 from numpy import ndarray
 
 from .compile import load
@@ -50,6 +51,11 @@ class Gradient:
                                "gate's domain (log or sqrt at 0, division by zero, overflow)") from None
         except RUNTIME_ERRORS as error:
             raise runtime_error(self, entry[2], args, error) from None
+        except NumbaError as error:
+            raise SrcdiffError(f"numba cannot compile the gradient of `{self.__name__}` for these "
+                               f"arguments: {str(error).strip().splitlines()[0]}", self.graph.where,
+                               hint="compile=False runs the same code with NumPy; this is a "
+                                    "srcdiff limitation worth reporting") from error
 
     def forward(self, *args, **kwargs):
         """The function's value, computed by the compiled forward."""
@@ -91,6 +97,10 @@ class Gradient:
         types = []
         for name, value in zip(self.params, args):
             ty = type_of_value(value)
+            if ty is None and isinstance(value, ndarray):
+                raise SrcdiffError(f"argument `{name}` is an array of {value.dtype}; srcdiff takes "
+                                   "arrays of float64, float32, integers and booleans",
+                                   self.graph.where, hint="convert it, e.g. x.astype(np.float64)")
             if ty is None:
                 raise SrcdiffError(f"argument `{name}` is a {type(value).__name__}; srcdiff takes "
                                    "floats, ints and NumPy arrays", self.graph.where,

@@ -86,11 +86,15 @@ def lowering_error(fn, **kwargs):
 
 
 def call_error(fn, args, wrt=0, line=None, **kwargs):
-    """grad(fn) is accepted but calling it with `args` fails."""
-    g = srcdiff.grad(fn, wrt=wrt, compile=False)
-    with pytest.raises(SrcdiffError) as info:
-        g(*args)
-    return check_error(info.value, marked_line(fn) if line is None else line, **kwargs)
+    """grad(fn) is accepted but calling it with `args` fails, the same way in both modes."""
+    texts = []
+    for compile in (False, True):
+        g = srcdiff.grad(fn, wrt=wrt, compile=compile)
+        with pytest.raises(SrcdiffError) as info:
+            g(*args)
+        texts.append(check_error(info.value, marked_line(fn) if line is None else line, **kwargs))
+    assert texts[0] == texts[1], f"the modes disagree:\n{texts[0]}\n---\n{texts[1]}"
+    return texts[0]
 
 
 # ---- control flow ----------------------------------------------------------------------------
@@ -511,3 +515,9 @@ def test_reshape_of_a_scalar():
     for compile in (False, True):
         assert srcdiff.check_grad(transpose_a_scalar, np.array([0.3, 0.5, 0.9]),
                                   compile=compile) < 1e-6
+
+
+@pytest.mark.parametrize("dtype", [np.complex128, np.float16])
+def test_array_of_an_unsupported_dtype(dtype):
+    call_error(two_args, (np.ones(3, dtype), 2), wrt=0, line=def_line(two_args),
+               message=f"an array of {np.dtype(dtype)}", hint="astype", token="def two_args")
