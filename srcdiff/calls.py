@@ -263,7 +263,7 @@ def inline(lw, callee, node, target):
     body, result = sub.lower_function_body(tree)
     lw.block.extend(s for s in body if type(s).__name__ != "Return")
     lw.mutable_all |= sub.mutable_all
-    if target is not None and result != target:
+    if target is not None and not isinstance(result, tuple) and result != target:
         return lw.emit("copy", [result], {}, node, target)
     return result
 

@@ -80,8 +80,7 @@ class Lowerer:
             if isinstance(stmt, ast.Return):
                 if i != len(body) - 1:
                     self.fail("code after `return` is never run", body[i + 1])
-                self.returned = self.expr(stmt.value, None) if stmt.value else self.fail(
-                    "the function must return a value", stmt)
+                self.returned = self.result_of(stmt)
                 self.block.append(Return(self.returned, self.where(stmt)))
             else:
                 self.statement(stmt)
@@ -89,6 +88,19 @@ class Lowerer:
             self.fail("the function has no `return` at its end", node,
                       hint="end the function with `return <scalar>`")
         return self.block, self.returned
+
+    def result_of(self, stmt):
+        """The returned operand; a tuple of operands for an inlined function returning several."""
+        value = stmt.value
+        if value is None:
+            self.fail("the function must return a value", stmt)
+        if isinstance(value, ast.Tuple):
+            if not self.prefix:
+                self.fail("`grad` needs a function returning one scalar; this returns a tuple",
+                          value, hint="return one value (e.g. a weighted sum), or differentiate "
+                                      "each output with its own function")
+            return tuple(self.expr(v, None) for v in value.elts)
+        return self.expr(value, None)
 
     def statement(self, stmt):
         handler = STATEMENTS.get(type(stmt))
@@ -151,8 +163,19 @@ class Lowerer:
                 out = self.define(n.id)
                 self.emit("dim", [array], {"axis": k, "rank": len(names)}, stmt, out=out)
                 self.scope[n.id] = out
+        elif isinstance(value, ast.Call):
+            operands = calls.lower_call(self, value, None)
+            count = len(operands) if isinstance(operands, tuple) else 1
+            if count != len(names):
+                self.fail(f"`{ast.unparse(value.func)}` returns {count} value(s), and {len(names)} "
+                          "names are unpacked", value)
+            for n, o in zip(names, operands):
+                out = self.define(n.id)
+                self.emit("copy", [o], {}, stmt, out=out)
+                self.scope[n.id] = out
         else:
-            self.fail("tuple unpacking needs a tuple of the same length or `x.shape`", value)
+            self.fail("tuple unpacking needs a tuple of the same length, `x.shape` or a call to "
+                      "your own function returning several values", value)
 
     def aug_assign(self, stmt):
         op = BINOPS.get(type(stmt.op))
@@ -321,7 +344,11 @@ class Lowerer:
         if handler is None:
             what = UNSUPPORTED_EXPRESSIONS.get(type(node), f"`{type(node).__name__}` expressions")
             self.fail(f"{what} are not supported", node, hint=EXPRESSION_HINTS.get(type(node)))
-        return handler(self, node, target)
+        operand = handler(self, node, target)
+        if isinstance(operand, tuple):
+            self.fail("this call returns several values", node,
+                      hint="unpack them into names first: `a, b = f(...)`")
+        return operand
 
     def name(self, node, target):
         return self.read(node.id, node)

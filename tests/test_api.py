@@ -386,3 +386,40 @@ def test_clear_cache_removes_generated_modules(tmp_path, monkeypatch):
     srcdiff.clear_cache()
     assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
     assert os.path.isdir(tmp_path / "cache")
+
+
+# ---- your own functions returning several values ----------------------------------------------
+def split_two(x):
+    return x * 2.0, x + 1.0
+
+
+def mean_and_variance(v):
+    m = np.mean(v)
+    d = v - m
+    return m, np.mean(d * d)
+
+
+def uses_tuple_helpers(x):
+    a, b = split_two(x)
+    m, var = mean_and_variance(a * b)
+    return np.sum(a * b) + m * var
+
+
+def leapfrog(y, v, h):
+    for i in range(2):
+        v = v - h * y
+        y = y + h * v
+    return y, v
+
+
+def rollout_with_tuple_steps(y0, v0):
+    y, v = y0, v0
+    for t in range(5):
+        y, v = leapfrog(y, v, 0.1)
+    return np.sum(y * y + v * v)
+
+
+def test_functions_returning_several_values_are_unpacked():
+    x = np.array([0.3, -0.2, 0.5])
+    assert_grad_matches_fd(uses_tuple_helpers, (x,), 0)
+    assert_grad_matches_fd(rollout_with_tuple_steps, (x, x * 0.5), (0, 1))

@@ -521,3 +521,25 @@ def test_reshape_of_a_scalar():
 def test_array_of_an_unsupported_dtype(dtype):
     call_error(two_args, (np.ones(3, dtype), 2), wrt=0, line=def_line(two_args),
                message=f"an array of {np.dtype(dtype)}", hint="astype", token="def two_args")
+
+
+def pair(x):
+    return x * 2.0, x + 1.0
+
+
+def several_values_not_unpacked(x):
+    y = pair(x)  # <- error
+    return np.sum(y)
+
+
+def returns_a_tuple(x):
+    return x, x  # <- error
+
+
+def test_several_values_must_be_unpacked():
+    lowering_error(several_values_not_unpacked, message="returns several values",
+                   hint="a, b = f(...)", token="pair(x)")
+
+
+def test_grad_of_a_function_returning_a_tuple():
+    lowering_error(returns_a_tuple, message="returns a tuple", hint=True, token="x, x")
