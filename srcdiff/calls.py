@@ -6,7 +6,7 @@ import types
 
 import numpy as np
 
-from . import nn
+from . import composites, nn
 from .graph import Const
 
 ELEMENTWISE = {
@@ -32,7 +32,8 @@ CREATION = {np.zeros: "zeros", np.ones: "ones", np.empty: "empty"}
 LIKE = {np.zeros_like: "zeros_like", np.ones_like: "ones_like", np.empty_like: "empty_like",
         np.copy: "copy_array"}
 METHODS = {"copy": "copy_array", "sum": "sum", "mean": "mean", "max": "max", "min": "min",
-           "transpose": "transpose", "reshape": "reshape", "dot": "matmul"}
+           "transpose": "transpose", "reshape": "reshape", "dot": "matmul", "var": "var",
+           "std": "std"}
 AXIS_DEFAULT = {"softmax": -1, "log_softmax": -1}
 NOT_NUMERIC_MODULES = ("numpy.random", "random")
 
@@ -107,6 +108,12 @@ def where(lw, node, gate, target):
 
 
 def reduction(lw, node, gate, target, array=None):
+    array, axis, keepdims = reduction_operands(lw, node, array, AXIS_DEFAULT.get(gate))
+    return lw.emit(gate, [array], {"axis": axis, "keepdims": keepdims}, node, target)
+
+
+def reduction_operands(lw, node, array, default_axis=None):
+    """(array operand, constant axis, keepdims) of `np.f(x, axis, keepdims=...)` or `x.f(...)`."""
     args = list(node.args)
     if array is None:
         if not args:
@@ -118,9 +125,9 @@ def reduction(lw, node, gate, target, array=None):
     unknown = set(options) - {"axis", "keepdims"}
     if unknown or args:
         lw.fail(f"`{ast.unparse(node.func)}`: only `axis` and `keepdims` are supported", node)
-    axis = constant_option(lw, options.get("axis"), AXIS_DEFAULT.get(gate), "axis", (int, type(None)))
+    axis = constant_option(lw, options.get("axis"), default_axis, "axis", (int, type(None)))
     keepdims = constant_option(lw, options.get("keepdims"), False, "keepdims", (bool,))
-    return lw.emit(gate, [array], {"axis": axis, "keepdims": keepdims}, node, target)
+    return array, axis, keepdims
 
 
 def constant_option(lw, node, default, name, kinds):
@@ -193,6 +200,8 @@ def method_call(lw, node, target):
     array = array_operand(lw, node.func)
     if gate in ("sum", "mean", "max", "min"):
         return reduction(lw, node, gate, target, array=array)
+    if gate in ("var", "std"):
+        return composites.variance(lw, node, gate, target, array=array)
     if gate == "reshape":
         shape = node.args[0] if len(node.args) == 1 else ast.Tuple(elts=node.args, ctx=ast.Load())
         args, layout = shape_operands(lw, shape)
@@ -272,5 +281,7 @@ DISPATCH = [
     (ELEMENTWISE, elementwise), (BINARY, binary), (REDUCTIONS, reduction),
     (CREATION, creation), (LIKE, like), ({np.where: "where"}, where),
     ({np.transpose: "transpose"}, transpose_call), ({np.reshape: "reshape"}, reshape_call),
+    (composites.FUNCTIONS, composites.variance), ({np.linalg.norm: "norm"}, composites.norm),
+    ({np.clip: "clip"}, composites.clip),
 ]
 SCALAR_CASTS = {builtins.float: cast("float"), builtins.int: cast("int"), builtins.len: length}

@@ -66,7 +66,8 @@ def gradient_body(graph, tys, wrt, with_value, plan, sweep, single):
         sweep.initialized.add(result)
     locals_top = sweep._locals(graph.body) | set(graph.params)
     backward = sweep.backward(graph.body, locals_top)
-    promote_scatters(backward, names=sweep.names)
+    ranks = {adj: tys[name].ndim for name, adj in sweep.adjoints.items() if name in tys}
+    promote_scatters(backward, names=sweep.names, ranks=ranks)
     hoist_invariant_reads(backward)
     fold_zero_then_add(backward)
     body += backward

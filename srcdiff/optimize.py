@@ -10,28 +10,32 @@ commutes, so the result is the same.
 import ast
 
 
-def promote_scatters(stmts, names):
-    """Rewrite every loop in `stmts` (recursively, innermost first), in place."""
+def promote_scatters(stmts, names, ranks):
+    """Rewrite every loop in `stmts` (recursively, innermost first), in place.
+
+    `ranks` maps array names to their number of dimensions: only `a[i, j] += ...` that
+    picks one element of `a` becomes a scalar local.
+    """
     for stmt in stmts:
         for field in ("body", "orelse"):
             inner = getattr(stmt, field, None)
             if isinstance(inner, list):
-                promote_scatters(inner, names)
+                promote_scatters(inner, names, ranks)
     out = []
     for stmt in stmts:
         if isinstance(stmt, ast.For):
-            before, after = _promote(stmt, names)
+            before, after = _promote(stmt, names, ranks)
             out.extend(before + [stmt] + after)
         else:
             out.append(stmt)
     stmts[:] = out
 
 
-def _promote(loop, names):
+def _promote(loop, names, ranks):
     assigned = {n.id for n in ast.walk(loop) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
     updates = {}
     for node in loop.body:
-        if _is_scatter(node) and _invariant(node.target, assigned):
+        if _is_scatter(node) and _invariant(node.target, assigned) and _picks_element(node, ranks):
             updates.setdefault(ast.unparse(node.target), []).append(node)
     before, after = [], []
     for key, nodes in sorted(updates.items()):
@@ -51,6 +55,12 @@ def _promote(loop, names):
 def _is_scatter(node):
     return (isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add)
             and isinstance(node.target, ast.Subscript) and isinstance(node.target.value, ast.Name))
+
+
+def _picks_element(node, ranks):
+    index = node.target.slice
+    count = len(index.elts) if isinstance(index, ast.Tuple) else 1
+    return count == ranks.get(node.target.value.id)
 
 
 def _invariant(target, assigned):

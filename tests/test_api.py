@@ -423,3 +423,41 @@ def test_functions_returning_several_values_are_unpacked():
     x = np.array([0.3, -0.2, 0.5])
     assert_grad_matches_fd(uses_tuple_helpers, (x,), 0)
     assert_grad_matches_fd(rollout_with_tuple_steps, (x, x * 0.5), (0, 1))
+
+
+# ---- NumPy functions written with srcdiff's own gates: var, std, linalg.norm, clip -------------
+def spreads(x):
+    return (np.var(x) + np.std(x) + np.sum(np.var(x, axis=0)) + x.var()
+            + np.sum(x.std(axis=1, keepdims=True) * x))
+
+
+def norms(x):
+    return (np.linalg.norm(x) + np.sum(np.linalg.norm(x, axis=1))
+            + np.sum(np.linalg.norm(x, axis=0, keepdims=True) * x))
+
+
+def clipped(x):
+    return (np.sum(np.clip(x, -0.5, 0.5) * x) + np.sum(np.clip(x, None, 0.2))
+            + np.sum(np.clip(x, -0.1, None) ** 2))
+
+
+@pytest.mark.parametrize("fn", [spreads, norms, clipped])
+def test_var_std_norm_clip(fn):
+    x = np.random.default_rng(5).normal(size=(4, 3))
+    assert_grad_matches_fd(fn, (x,), 0)
+    value, _ = srcdiff.value_and_grad(fn)(x)
+    assert value == pytest.approx(fn(x), rel=1e-12)
+
+
+# ---- a row of a matrix accumulated in a nested loop (`dp[i] += ...` with p[i] a row) ----------
+def inverse_distances(p):
+    s = 0.0
+    for i in range(p.shape[0]):
+        for j in range(i + 1, p.shape[0]):
+            s += 1.0 / np.linalg.norm(p[i] - p[j])
+    return s
+
+
+def test_rows_accumulated_in_a_nested_loop():
+    p = np.random.default_rng(6).normal(size=(5, 3))
+    assert_grad_matches_fd(inverse_distances, (p,), 0)
