@@ -4,7 +4,7 @@ A slice `b[0:2]`, `b.T`, `b.reshape(...)` and a plain `r = b` share memory with 
 an element write `b[i] = v` and `a += v` on an array change that memory in place.
 srcdiff gives every name its own value, so a name read after the array it shares was
 changed in place through another name would be differentiated as a different
-function. `check_aliasing` follows which arrays each name may hold, through branches
+function. `check_aliasing` follows which names may share data, through branches
 and loops, rejects such reads (and writes that reach a differentiated argument),
 and returns every name that may hold an array written in place.
 """
@@ -18,28 +18,37 @@ SHARING_GATES = {"index", "transpose", "reshape", "copy"}
 def check_aliasing(graph, tys, wrt_names):
     """Names that may hold an array changed in place; raises SrcdiffError on an unsafe read."""
     tracker = Tracker(graph, tys, wrt_names)
-    state = State({p: frozenset([p]) for p in graph.params if tys[p].is_array}, {})
-    tracker.block(graph.body, state)
+    tracker.block(graph.body, State(frozenset(), {}))
     return tracker.written
 
 
 class State:
-    """What each array name may hold, and which names are stale (changed behind their back)."""
+    """Which pairs of names may share data, and which names are stale (changed behind their
+    back, by a write through another name)."""
 
-    def __init__(self, holds, stale):
-        self.holds, self.stale = holds, stale
+    def __init__(self, pairs, stale):
+        self.pairs, self.stale = pairs, stale
 
     def copy(self):
-        return State(dict(self.holds), dict(self.stale))
+        return State(self.pairs, dict(self.stale))
 
     def join(self, other):
-        holds = dict(self.holds)
-        for name, arrays in other.holds.items():
-            holds[name] = holds.get(name, frozenset()) | arrays
-        return State(holds, {**other.stale, **self.stale})
+        return State(self.pairs | other.pairs, {**other.stale, **self.stale})
 
     def same(self, other):
-        return self.holds == other.holds and self.stale.keys() == other.stale.keys()
+        return self.pairs == other.pairs and self.stale.keys() == other.stale.keys()
+
+    def sharing(self, name):
+        """The other names that may share data with `name`."""
+        return {n for pair in self.pairs if name in pair for n in pair if n != name}
+
+    def rebind(self, name, source=None):
+        """`name` now holds a new array, or (with `source`) the array `source` holds."""
+        pairs = {p for p in self.pairs if name not in p}
+        if source is not None and source != name:
+            pairs |= {frozenset((name, n)) for n in self.sharing(source) | {source} if n != name}
+        self.pairs = frozenset(pairs)
+        self.stale.pop(name, None)
 
 
 class Tracker:
@@ -66,9 +75,8 @@ class Tracker:
         if op.params.get("inplace"):
             self.changed(op.args[0], op, state, keep=(op.args[0], out))
         source = op.args[0] if op.args else None
-        shares = op.gate in SHARING_GATES and isinstance(source, str) and source in state.holds
-        state.holds[out] = state.holds[source] if shares else frozenset([id(op)])
-        state.stale.pop(out, None)
+        shares = op.gate in SHARING_GATES and isinstance(source, str) and self.tys[source].is_array
+        state.rebind(out, source if shares else None)
         return state
 
     def for_loop(self, loop, state):
@@ -99,18 +107,16 @@ class Tracker:
 
     # ---- reads and writes -------------------------------------------------------------
     def changed(self, name, op, state, keep=()):
-        arrays = state.holds.get(name, frozenset())
-        for param in sorted(self.wrt & {a for a in arrays if isinstance(a, str)}):
+        sharing = state.sharing(name)
+        for param in sorted(self.wrt & (sharing | {name})):
             via = "" if name == param else f" through `{self.user(name)}`, which shares its data"
             raise SrcdiffError(f"the function writes into `{param}`{via}, which is differentiated",
                                op.where, hint=f"work on a copy: `{param} = {param}.copy()` at the "
                                "top of the function (writing into it would also change the "
                                "caller's array)")
-        for other, held in state.holds.items():
-            if held & arrays:
-                self.written.add(other)
-                if other != name and other not in keep:
-                    state.stale[other] = (name, op)
+        self.written |= sharing | {name}
+        for other in sharing - set(keep):
+            state.stale[other] = (name, op)
 
     def check_read(self, name, stmt, state):
         if name not in state.stale:

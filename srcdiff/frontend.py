@@ -152,7 +152,8 @@ class Lowerer:
         if not all(isinstance(n, ast.Name) for n in names):
             self.fail("only names can be unpacked", target)
         if isinstance(value, ast.Tuple) and len(value.elts) == len(names):
-            operands = [self.expr(v, None) for v in value.elts]
+            # all values are taken before any name is assigned: `a, b = b, a` swaps
+            operands = [self.fixed(self.expr(v, None), v) for v in value.elts]
             for n, o in zip(names, operands):
                 out = self.define(n.id)
                 self.emit("copy", [o], {}, stmt, out=out)
@@ -166,6 +167,8 @@ class Lowerer:
         elif isinstance(value, ast.Call):
             operands = calls.lower_call(self, value, None)
             count = len(operands) if isinstance(operands, tuple) else 1
+            if count == len(names):
+                operands = [self.fixed(o, value) for o in operands]
             if count != len(names):
                 self.fail(f"`{ast.unparse(value.func)}` returns {count} value(s), and {len(names)} "
                           "names are unpacked", value)

@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 
 from conftest import assert_grad_matches_fd
-from regression_models import repeated_sums, reused_adjoint_in_loop
+import srcdiff
+from regression_models import (copied_buffers, repeated_sums, reused_adjoint_in_loop,
+                               swap_in_loop, swap_through_helper, swapped_buffers)
 
 
 def test_adjoints_shared_by_unbroadcast_are_not_changed_in_place():
@@ -16,3 +18,18 @@ def test_adjoints_shared_by_unbroadcast_are_not_changed_in_place():
 def test_loop_carried_array_with_residual_path(wrt):
     x, w = np.array([0.2, -0.4, 0.7]), np.array([1.1, 0.5, -0.8])
     assert_grad_matches_fd(reused_adjoint_in_loop, (x, w), wrt)
+
+
+@pytest.mark.parametrize("fn", [swap_in_loop, swap_through_helper])
+def test_tuple_swap_in_a_loop(fn):
+    # `a, b = b, a` once assigned `a` before reading it for `b` (both got b's value)
+    assert fn(1.0, 10.0) == 122.0
+    assert srcdiff.value_and_grad(fn, compile=False)(1.0, 10.0)[0] == 122.0
+    assert_grad_matches_fd(fn, (1.0, 10.0), (0, 1))
+
+
+def test_double_buffers_are_not_shared_data():
+    # swapped and copied buffers are separate arrays: no aliasing error, right gradients
+    rng = np.random.default_rng(3)
+    assert_grad_matches_fd(swapped_buffers, (rng.normal(size=6), 0.2), (0, 1))
+    assert_grad_matches_fd(copied_buffers, (rng.normal(size=(5, 4)), 0.1), (0, 1))
