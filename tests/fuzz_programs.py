@@ -53,6 +53,7 @@ DEFAULT_WEIGHTS = {
     "logsoftmax": 1,  # written-out log-softmax (srcdiff fuses it into one gate)
     "globals": 1,     # module-level numeric constants (C0 = 0.5) used in the code
     "neg_index": 1,   # negative constant indices (x[-1])
+    "swap": 1,        # tuple assignment swapping two accumulators in a loop
     "max_stmts": 5,   # top-level statements (at most)
     "max_depth": 3,   # expression depth (at most)
     "local_index": 1,  # index/slice reads of local intermediate arrays (not only of arguments
@@ -1183,6 +1184,16 @@ class Generator:
 
     def acc_update(self, sc, out, indent, depth, accs, trips):
         acc = self.ch.pick(accs)
+        partners = [a for a in accs if a is not acc and a.shape == acc.shape]
+        if partners and self.W("swap") and self.ch.chance(0.15):
+            # `a, b = b + e, a`: every value is taken before either name is assigned
+            other = self.ch.pick(partners)
+            e = self.tame(self.expr(sc, acc.shape, 1))
+            extra = f" + {e.code}" if self.ch.chance(0.5) else ""
+            out.append(f"{indent}{acc.name}, {other.name} = {other.name}{extra}, {acc.name}")
+            acc.bound = other.bound = max(acc.bound, other.bound) + e.bound * trips
+            self.features.add("swap")
+            return
         e = self.tame(self.expr(sc, acc.shape if self.ch.chance(0.7) else self.ch.pick(
             operand_shapes(acc.shape)), depth))
         form = self.ch.integer(0, 6)
