@@ -284,4 +284,5 @@ DISPATCH = [
     (composites.FUNCTIONS, composites.variance), ({np.linalg.norm: "norm"}, composites.norm),
     ({np.clip: "clip"}, composites.clip),
 ]
-SCALAR_CASTS = {builtins.float: cast("float"), builtins.int: cast("int"), builtins.len: length}
+SCALAR_CASTS = {builtins.float: cast("float"), builtins.int: cast("int"), builtins.len: length,
+                np.float64: cast("float"), np.float32: cast("float32")}

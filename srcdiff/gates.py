@@ -175,6 +175,7 @@ FORWARD = {
     "transpose": lambda op, ty, x: x.T if ty.out.ndim else x, "reshape": reshape,
     "dim": dim, "size": lambda op, ty, x: x.attr("size"), "ndim": lambda op, ty, x: x.attr("ndim"),
     "int": lambda op, ty, x: builtin("int", x), "float": lambda op, ty, x: builtin("float", x),
+    "float32": lambda op, ty, x: np_.float32(x),
     "index": index,
 }
 for _name in ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "abs", "log1p", "expm1", "sign",

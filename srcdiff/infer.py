@@ -220,8 +220,14 @@ def dim(op, x):
 
 def to_float(op, x):
     if x.ndim:
-        raise SrcdiffError("float() of an array", op.where)
+        raise SrcdiffError("float() of an array", op.where,
+                           hint="cast arrays with x.astype(...) outside the function")
     return FLOAT
+
+
+def to_float32(op, x):
+    to_float(op, x)
+    return Ty("float32", 0)
 
 
 def index(op, x, *positions):
@@ -269,6 +275,6 @@ TYPE_RULES = {
     "sum": reduce, "mean": reduce, "max": reduce, "min": reduce, "logsumexp": reduce,
     "softmax": softmax, "log_softmax": softmax, "softmax_cross_entropy": scalar_of,
     "zeros": create, "ones": create, "empty": create, "reshape": reshape,
-    "dim": dim, "size": integer, "ndim": integer, "int": integer, "float": to_float,
+    "dim": dim, "size": integer, "ndim": integer, "int": integer, "float": to_float, "float32": to_float32,
     "index": index, "store": store, "store_add": store, "store_sub": store,
 }

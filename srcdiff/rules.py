@@ -94,7 +94,7 @@ def neg(op, ty, g, z, x):
     return (-g,)
 
 
-@rule("copy", "copy_array", "float")
+@rule("copy", "copy_array", "float", "float32")
 def identity(op, ty, g, z, x):
     return (g,)
 

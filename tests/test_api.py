@@ -461,3 +461,22 @@ def inverse_distances(p):
 def test_rows_accumulated_in_a_nested_loop():
     p = np.random.default_rng(6).normal(size=(5, 3))
     assert_grad_matches_fd(inverse_distances, (p,), 0)
+
+
+# ---- scalar casts np.float32(...) / np.float64(...) -------------------------------------------
+def float32_accumulation(w, x):
+    s = np.float32(0.0)
+    for i in range(x.shape[0]):
+        s += np.tanh(w[i] * x[i]) * np.float32(0.5)
+    return s + np.float64(1.0) * w[0]
+
+
+def test_numpy_scalar_casts():
+    rng = np.random.default_rng(8)
+    w, x = rng.normal(size=4).astype(np.float32), rng.normal(size=4).astype(np.float32)
+    for compile in (False, True):
+        g = srcdiff.grad(float32_accumulation, compile=compile)(w, x)
+        assert g.dtype == np.float32
+        expected = 0.5 * x / np.cosh(w * x) ** 2
+        expected[0] += 1.0
+        np.testing.assert_allclose(g, expected, rtol=1e-5)
