@@ -443,7 +443,7 @@ class Lowerer:
                 bounds = (p.lower, p.upper, p.step)
                 layout.append(("slice",) + tuple(b is not None for b in bounds))
                 operands.extend(self.expr(b, None) for b in bounds if b is not None)
-            elif isinstance(p, ast.Constant) and p.value is None:
+            elif isinstance(p, ast.Constant) and p.value is None or self.is_newaxis(p):
                 layout.append(("new",))
             elif isinstance(p, ast.Constant) and p.value is Ellipsis:
                 self.fail("`...` in an index is not supported", p, hint="write the `:` out")
@@ -451,6 +451,10 @@ class Lowerer:
                 layout.append(("at",))
                 operands.append(self.expr(p, None))
         return operands, tuple(layout)
+
+    def is_newaxis(self, node):
+        return (isinstance(node, ast.Attribute) and node.attr == "newaxis"
+                and self.static_value(node.value) is np)
 
     def call(self, node, target):
         return calls.lower_call(self, node, target)

@@ -238,7 +238,8 @@ def index(op, x, *positions):
     for t in positions:
         if t.dtype != "int64" or t.ndim:
             raise SrcdiffError("array indices and slice bounds must be integer scalars", op.where,
-                               hint="convert with int(...); indexing with arrays is not supported")
+                               hint="convert with int(...); arrays (masks, index lists) cannot index: "
+                                    "use np.where(mask, x, 0.0), or a loop")
     dropped = sum(1 for p in layout if p[0] == "at")
     added = sum(1 for p in layout if p[0] == "new")
     return Ty(x.dtype, x.ndim - dropped + added)

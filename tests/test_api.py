@@ -480,3 +480,11 @@ def test_numpy_scalar_casts():
         expected = 0.5 * x / np.cosh(w * x) ** 2
         expected[0] += 1.0
         np.testing.assert_allclose(g, expected, rtol=1e-5)
+
+
+def newaxis_outer(x):
+    return np.sum(x[:, np.newaxis] * x[np.newaxis, :]) + np.sum(x[None, :] * x[:, None])
+
+
+def test_np_newaxis_in_indices():
+    assert_grad_matches_fd(newaxis_outer, (np.array([0.3, -0.2, 0.5]),), 0)
