@@ -4,6 +4,7 @@ import inspect
 import threading
 
 from numba.core.errors import NumbaError
+import numpy as np
 from numpy import ndarray
 
 from .compile import load
@@ -118,13 +119,31 @@ class Gradient:
         return generate(graph, tys, self.wrt, self.with_value, graph.names, text,
                         self.debug_nans, self.single), types
 
+    def _keep_0d(self, gradient, args):
+        """`gradient` returning 0-d arrays for the 0-d array arguments (they come out as floats)."""
+        zero_d = {k: args[i].dtype for k, i in enumerate(self.wrt)
+                  if isinstance(args[i], ndarray) and args[i].ndim == 0}
+        if not zero_d:
+            return gradient
+        single, with_value = self.single, self.with_value
+
+        def call(*call_args):
+            result = gradient(*call_args)
+            value, grads = result if with_value else (None, result)
+            grads = [grads] if single else list(grads)
+            for k, dtype in zero_d.items():
+                grads[k] = np.asarray(grads[k], dtype)
+            grads = grads[0] if single else tuple(grads)
+            return (value, grads) if with_value else grads
+        return call
+
     def _build(self, args, key):
         with _BUILD_LOCK:     # threads calling a new signature at once build it once
             if key in self._entries:
                 return self._entries[key]
             source, _ = self._generate(args)
             forward, gradient = load(source, self.compile)
-            entry = (forward, gradient, source)
+            entry = (forward, self._keep_0d(gradient, args), source)
             self._entries[key] = entry
             self._last = source
             self._last_gradient = gradient

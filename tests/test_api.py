@@ -488,3 +488,17 @@ def newaxis_outer(x):
 
 def test_np_newaxis_in_indices():
     assert_grad_matches_fd(newaxis_outer, (np.array([0.3, -0.2, 0.5]),), 0)
+
+
+def sine_times(x, c):
+    return np.sin(x) * c
+
+
+@pytest.mark.parametrize("compile", [False, True])
+def test_0d_array_arguments_get_0d_gradients(compile):
+    g = srcdiff.grad(sine_times, compile=compile)(np.array(1.0), 2.0)
+    assert isinstance(g, np.ndarray) and g.shape == () and g.dtype == np.float64
+    assert g == pytest.approx(2.0 * np.cos(1.0), rel=1e-12)
+    _, (a, b) = srcdiff.value_and_grad(sine_times, wrt=(0, 1), compile=compile)(
+        np.array(1.0, np.float32), 2.0)
+    assert a.shape == () and a.dtype == np.float32 and isinstance(b, float)
