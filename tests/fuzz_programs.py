@@ -54,6 +54,8 @@ DEFAULT_WEIGHTS = {
     "globals": 1,     # module-level numeric constants (C0 = 0.5) used in the code
     "neg_index": 1,   # negative constant indices (x[-1])
     "swap": 1,        # tuple assignment swapping two accumulators in a loop
+    "clip": 1,        # np.clip with constant bounds (either may be None)
+    "spread": 1,      # np.var / .var() / np.linalg.norm among the reductions
     "max_stmts": 5,   # top-level statements (at most)
     "max_depth": 3,   # expression depth (at most)
     "local_index": 1,  # index/slice reads of local intermediate arrays (not only of arguments
@@ -254,6 +256,17 @@ def fmt_const(c):
 # ---------------------------------------------------------------------------------------
 # the generator
 # ---------------------------------------------------------------------------------------
+def reduced_bound(fn, bound, count):
+    """A bound on np.<fn> of `count` values bounded by `bound`."""
+    if fn == "sum":
+        return bound * count
+    if fn == "var":
+        return bound * bound
+    if fn == "norm":
+        return bound * math.sqrt(count)
+    return bound
+
+
 class Generator:
     def __init__(self, ch, weights=None):
         self.ch = ch
@@ -325,7 +338,7 @@ class Generator:
             options += [(self.W("reshape"), "reshape")]
         if shape == () and self.W("math"):
             options += [(self.W("math"), "math")]
-        options += [(self.W("nn"), "nn")]
+        options += [(self.W("nn"), "nn"), (self.W("clip"), "clip")]
         if shape and self.W("logsoftmax"):
             options += [(self.W("logsoftmax"), "logsoftmax")]
         kind = self.ch.weighted(options)
@@ -605,14 +618,31 @@ class Generator:
         sc.vars.append(Var(lp, shape, 15.0))
         self.features.add("logsoftmax")
 
+    def x_clip(self, sc, shape, depth):
+        a = self.sub(sc, shape, depth)
+        lo, hi = sorted(self.ch.pick([(-0.5, 0.5), (-1.0, 0.3), (0.0, 1.2)]))
+        lo_code, hi_code = fmt_const(lo), fmt_const(hi)
+        if self.ch.chance(0.2):
+            lo_code = "None"
+        elif self.ch.chance(0.2):
+            hi_code = "None"
+        self.features.add("clip")
+        bound = max(abs(lo), abs(hi)) if hi_code != "None" and lo_code != "None" else a.bound
+        return E(f"np.clip({a.code}, {lo_code}, {hi_code})", shape, bound)
+
     def x_reduce(self, sc, shape, depth):
         fn = self.ch.pick(["sum", "mean", "max", "min", "sum", "mean"])
-        method = self.ch.chance(0.25)
+        if self.W("spread") and self.ch.chance(0.15):
+            fn = self.ch.pick(["var", "norm"])
+            self.features.add(fn)
+        method = self.ch.chance(0.25) and fn != "norm"
         if shape == ():
             src_shape = self.any_array_shape(sc)
             x = self.sub(sc, src_shape, depth)
             count = int(np.prod(src_shape))
-            bound = x.bound * (count if fn == "sum" else 1)
+            bound = reduced_bound(fn, x.bound, count)
+            if fn == "norm":   # + 1.5: never the zero vector, where the norm has no gradient
+                return E(f"np.linalg.norm({x.code} + 1.5)", shape, bound + 1.5 * count)
             code = f"{x.code}.{fn}()" if method and x.code.isidentifier() else f"np.{fn}({x.code})"
             return E(code, shape, bound)
         # choose which axis of the source is reduced
@@ -631,13 +661,15 @@ class Generator:
             keep = True
         x = self.sub(sc, src_shape, depth)
         count = src_shape[axis]
-        bound = x.bound * (count if fn == "sum" else 1)
+        bound = reduced_bound(fn, x.bound, count)
         ax = self.ch.pick([str(axis), str(axis - 2)]) if self.ch.chance(0.3) else str(axis)
-        kw = f"axis={ax}" if self.ch.chance(0.7) else ax
+        kw = f"axis={ax}" if self.ch.chance(0.7) or fn == "norm" else ax
         if keep:
             kw += ", keepdims=True"
         elif self.ch.chance(0.15):
             kw += ", keepdims=False"
+        if fn == "norm":
+            return E(f"np.linalg.norm({x.code} + 1.5, {kw})", shape, bound + 1.5 * count)
         if method and x.code.isidentifier():
             return E(f"{x.code}.{fn}({kw})", shape, bound)
         return E(f"np.{fn}({x.code}, {kw})", shape, bound)
