@@ -109,7 +109,8 @@ class Tracker:
     def changed(self, name, op, state, keep=()):
         sharing = state.sharing(name)
         for param in sorted(self.wrt & (sharing | {name})):
-            via = "" if name == param else f" through `{self.user(name)}`, which shares its data"
+            user = self.user(name)
+            via = "" if user == param else f" through `{user}`, which shares its data"
             raise SrcdiffError(f"the function writes into `{param}`{via}, which is differentiated",
                                op.where, hint=f"work on a copy: `{param} = {param}.copy()` at the "
                                "top of the function (writing into it would also change the "
