@@ -176,6 +176,12 @@ def compare(got, expected, rtol, atol):
     return ok, worst, "\n".join(lines)
 
 
+def distance(got, expected):
+    """The largest absolute difference between two tuples of gradients."""
+    return max(float(np.max(np.abs(np.asarray(g) - e))) if np.size(e) else 0.0
+               for g, e in zip(got, expected))
+
+
 def fmt(grads):
     return "\n".join(np.array2string(np.asarray(g), precision=8, max_line_width=120) for g in grads)
 
@@ -320,9 +326,9 @@ def check_program(prog, directory, compiled=False, use_autograd=True, quick=Fals
             ok, _, report = compare(got[False], ag, AUTOGRAD_RTOL,
                                     AUTOGRAD_RTOL * max(scale_of(ag), 1e-300) + 1e-12)
             ag_fd, _, _ = compare(ag, fd, RTOL, atol)
-            if not ok and not ag_fd:
-                # autograd disagrees with finite differences (e.g. its np.where does not
-                # sum a broadcast operand back): autograd's problem, srcdiff matched them
+            if not ok and (not ag_fd or distance(got[False], fd) < distance(ag, fd)):
+                # autograd is further from finite differences than srcdiff (e.g. its np.where
+                # does not sum a broadcast operand back): autograd's problem
                 checks[-1] = "autograd disagrees with finite differences"
             elif not ok:
                 return Outcome("autograd_mismatch", f"srcdiff vs autograd:\n{report}\n"
