@@ -103,3 +103,13 @@ def _functions(module, compiled, cache):
             if fn is not None:
                 jitted[fn_name] = numba.njit(cache=cache)(fn)
     return jitted["forward"], jitted.get("gradient") or jitted["value_and_gradient"]
+
+
+def restricted(dispatcher):
+    """A dispatcher running the overloads `dispatcher` has compiled so far, and raising
+    TypeError for other argument types instead of compiling them."""
+    fixed = numba.njit(dispatcher.py_func)
+    for result in dispatcher.overloads.values():
+        fixed.add_overload(result)
+    fixed.disable_compile()
+    return fixed
