@@ -2,7 +2,9 @@
 
 The tape is one growable float64 array with a cursor `k`: scalars are stored
 inline by the generated code; arrays are stored as their flat data followed by
-their dimensions, so a pop reads the dimensions first, then the data.
+their dimensions, so a pop reads the dimensions first, then the data. A popped
+array is a view of the tape: the backward never writes into the tape or into
+the forward values it reads, so nothing needs copying.
 """
 import numpy as np
 from numba.extending import register_jitable
@@ -38,7 +40,7 @@ def _pop_dims(tape, k, ndim):
 def pop_array1(tape, k):
     """The 1-D array stored last before cursor k, and the cursor below it."""
     dims_at, start = _pop_dims(tape, k, 1)
-    return tape[start:dims_at].copy(), start
+    return tape[start:dims_at], start
 
 
 @register_jitable
@@ -46,7 +48,7 @@ def pop_array2(tape, k):
     """The 2-D array stored last before cursor k, and the cursor below it."""
     dims_at, start = _pop_dims(tape, k, 2)
     shape = (int(tape[dims_at]), int(tape[dims_at + 1]))
-    return tape[start:dims_at].copy().reshape(shape), start
+    return tape[start:dims_at].reshape(shape), start
 
 
 @register_jitable
@@ -54,7 +56,7 @@ def pop_array3(tape, k):
     """The 3-D array stored last before cursor k, and the cursor below it."""
     dims_at, start = _pop_dims(tape, k, 3)
     shape = (int(tape[dims_at]), int(tape[dims_at + 1]), int(tape[dims_at + 2]))
-    return tape[start:dims_at].copy().reshape(shape), start
+    return tape[start:dims_at].reshape(shape), start
 
 
 @register_jitable
