@@ -32,6 +32,7 @@ class Plan:
     recomputed: dict = field(default_factory=dict)   # block id -> [ops recomputed at its reverse start]
     live: set = field(default_factory=set)           # ids of forward statements the gradient runs
     in_loop: dict = field(default_factory=dict)      # name -> True if defined inside a loop
+    aliased: set = field(default_factory=set)        # ids of copies that may bind the same array
 
 
 def analyse(graph, tys, wrt_names, with_value, names):
@@ -46,6 +47,7 @@ def analyse(graph, tys, wrt_names, with_value, names):
     plan.needed = needed_values(graph, tys, active)
     plan_tape(graph, tys, plan)
     plan.live = liveness(graph, plan, with_value, tys)
+    plan.aliased = needless_copies(graph, plan)
     return plan
 
 
@@ -313,11 +315,11 @@ def _plan_block(block, tys, plan, depth):
     if depth:
         for name in local_ops:
             plan.in_loop[name] = True
-        decide = {}
         order = [s.out for s in block if isinstance(s, Op) and s.out in local_ops]
-        for name in reversed(order):
-            if name in plan.needed:
-                decide[name] = _recomputable(local_ops[name], tys, plan, local_ops, decide)
+        # a block that tapes anything runs in the gradient's forward: tape its costly
+        # values there too rather than computing them a second time
+        taping = not all(_decide(order, local_ops, tys, plan, set(plan.needed), False).values())
+        decide = _decide(order, local_ops, tys, plan, plan.needed, taping)
         for name in order:
             if name in decide:
                 kind = "recompute" if decide[name] else "tape"
@@ -338,7 +340,24 @@ def _plan_block(block, tys, plan, depth):
             _plan_block(stmt.orelse, tys, plan, depth)
 
 
-def _recomputable(op, tys, plan, local_ops, decide):
+# values that cost more to compute again than to store and load
+COSTLY = {"exp", "log", "log1p", "expm1", "sqrt", "sin", "cos", "tan", "tanh", "sinh", "cosh",
+          "arctan", "arctan2", "pow", "sigmoid", "sum", "mean", "max", "min", "logsumexp",
+          "matmul"}
+
+
+def _decide(order, local_ops, tys, plan, needed, taping):
+    """name -> True (recompute) or False (tape) for the needed values of one block;
+    `needed` grows by the values recomputing takes. With `taping`, costly ones are taped."""
+    decide = {}
+    for name in reversed(order):
+        if name in needed:
+            decide[name] = _recomputable(local_ops[name], tys, plan, local_ops, decide, needed,
+                                         taping)
+    return decide
+
+
+def _recomputable(op, tys, plan, local_ops, decide, needed, taping):
     """True if the reverse sweep can recompute `op` from values it has at block start."""
     if op.gate in STORES or op.gate in ("copy", "copy_array") and any(
             a in plan.mutable for a in names_in(op.args)):
@@ -347,16 +366,45 @@ def _recomputable(op, tys, plan, local_ops, decide):
         return False
     if tys[op.out].is_array and op.gate not in VIEW_GATES:
         return False
+    if taping and op.gate in COSTLY:
+        return False
     for a in names_in(op.args):
         if a in plan.mutable:
             return False
-        if a in local_ops:
-            plan.needed.add(a)
-            if a not in decide:
-                decide[a] = _recomputable(local_ops[a], tys, plan, local_ops, decide)
-        else:
-            plan.needed.add(a)
+        needed.add(a)
+        if a in local_ops and a not in decide:
+            decide[a] = _recomputable(local_ops[a], tys, plan, local_ops, decide, needed, taping)
     return True
+
+
+# ---- copies that need not copy -------------------------------------------------------
+def needless_copies(graph, plan):
+    """Ids of `copy_array` ops whose array is never written while the copy is read.
+
+    A copy's value is read later in its block and, by the backward, either from the
+    tape (pushed at the end of its block, for values inside loops) or at the end of
+    the forward (for values of the function body). So no write into any array after
+    the copy in its block, nested blocks included, means the copy can be the array.
+    """
+    aliased = set()
+    for block in _all_blocks(graph.body):
+        for pos, stmt in enumerate(block):
+            if not (isinstance(stmt, Op) and stmt.gate == "copy_array") or stmt.out in plan.mutable:
+                continue
+            if (plan.in_loop.get(stmt.out) or block is graph.body) and not _writes(block[pos + 1:]):
+                aliased.add(id(stmt))
+    return aliased
+
+
+def _all_blocks(block):
+    yield block
+    for stmt in block:
+        for child in children(stmt):
+            yield from _all_blocks(child)
+
+
+def _writes(block):
+    return any(isinstance(s, Op) and s.gate in STORES for s, _ in walk(block))
 
 
 # ---- forward liveness for the gradient -------------------------------------------------

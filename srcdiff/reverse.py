@@ -102,6 +102,8 @@ class Sweep:
             op_node = ast.Add() if op.gate == "store_add" else ast.Sub()
             return [ast.AugAssign(target, op_node, args[1].node)]
         value = FORWARD[op.gate](op, ty, *args)
+        if id(op) in self.plan.aliased:
+            value = args[0]                # nothing writes into the array while the copy is read
         if op.gate == "index" and op.args[0] in self.plan.stored_arrays and ty.out.is_array:
             value = value.method("copy")   # a view would change when the array is written
         return [ast.Assign([ast.Name(op.out, ast.Store())], value.node)]
@@ -275,7 +277,10 @@ class Sweep:
 
     def backward_for(self, loop):
         body = self.backward(loop.body, self._locals(loop.body)) or [ast.Pass()]
-        return [ast.For(ast.Name(loop.index, ast.Store()), self.reversed_range(loop).node, body, [])]
+        node = ast.For(ast.Name(loop.index, ast.Store()), self.reversed_range(loop).node, body, [])
+        if not loop.exit:   # optimize.run_forwards may run it in forward order
+            node.forward_range = self.range_of(loop).node
+        return [node]
 
     def reversed_range(self, loop):
         start, stop = self.sym(loop.start), self.sym(loop.stop)

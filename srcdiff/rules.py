@@ -249,8 +249,9 @@ def max_(op, ty, g, z, x):
     if ty.args[0].ndim == 0:
         return (g,)
     axis = op.params["axis"]
-    mask = helper("tie_mask_all", x, z) if axis is None else helper("tie_mask", x, z, axis)
-    return (spread(op, ty, g, x) * mask,)
+    if axis is None:
+        return (helper("tie_share_all", g, x, z),)
+    return (spread(op, ty, g, x) * helper("tie_mask", x, z, axis),)
 
 
 @rule("logsumexp")

@@ -23,7 +23,8 @@ __all__ = [
     "unbroadcast",
     "sum_over", "sum_over_keep", "mean_over", "mean_over_keep",
     "max_over", "max_over_keep", "min_over", "min_over_keep",
-    "spread", "spread_all", "tie_mask", "tie_mask_all",
+    "spread", "spread_all", "tie_mask", "tie_mask_all", "tie_share_all",
+    "add_tie_share_all", "add_outer",
     "softmax_over", "log_softmax_over", "logsumexp_over_keep",
     "softmax_all", "log_softmax_all", "logsumexp_all",
     "reserve", "range_last", "as_dtype_of",
@@ -113,6 +114,23 @@ def tie_mask_all(x, m):
     """1/count where x equals the scalar m, else 0."""
     eq = x == m
     return (eq / max(np.sum(eq), 1)).astype(x.dtype)
+
+
+def tie_share_all(g, x, m):
+    """g shared equally among the entries of x equal to the scalar m (g * 0 elsewhere)."""
+    eq = x == m
+    share = 1.0 / max(int(np.sum(eq)), 1)
+    return np.where(eq, g * share, g * 0.0)
+
+
+def add_tie_share_all(d, g, x, m):
+    """d += tie_share_all(g, x, m), in place."""
+    d += tie_share_all(g, x, m)
+
+
+def add_outer(d, x, y):
+    """d += np.outer(x, y), in place."""
+    d += np.outer(x, y)
 
 
 def _shift_over(z, axis):
@@ -534,6 +552,59 @@ def _tie_mask_all_ol(x, m):
         m1 = np.empty(1, x.dtype)
         m1[0] = m
         return _tie_k(_flat(x), m1, (1, x.size, 1)).reshape(x.shape)
+    return impl
+
+
+@register_jitable
+def _tie_share_k(d, g, x, m):
+    """Flat d += g / count where flat x equals m (count of such entries), g * 0 elsewhere."""
+    count = 0
+    for i in range(x.size):
+        if x[i] == m:
+            count += 1
+    share = g * (1.0 / max(count, 1))
+    zero = g * 0.0
+    for i in range(x.size):
+        d[i] += share if x[i] == m else zero
+
+
+@overload(tie_share_all)
+def _tie_share_all_ol(g, x, m):
+    _require_array("tie_share_all", x=x)
+    dtype = np.float32 if x.dtype == types.float32 and g == types.float32 else np.float64
+
+    def impl(g, x, m):
+        out = np.zeros(x.size, dtype)
+        _tie_share_k(out, g, _flat(x), m)
+        return out.reshape(x.shape)
+    return impl
+
+
+@overload(add_tie_share_all)
+def _add_tie_share_all_ol(d, g, x, m):
+    _require_array("add_tie_share_all", d=d, x=x)
+    if d.layout == "C":
+        return lambda d, g, x, m: _tie_share_k(d.reshape(d.size), g, _flat(x), m)
+
+    def impl(d, g, x, m):
+        share = tie_share_all(g, x, m)
+        for index in np.ndindex(d.shape):
+            d[index] += share[index]
+    return impl
+
+
+@overload(add_outer)
+def _add_outer_ol(d, x, y):
+    _require_array("add_outer", d=d, x=x, y=y)
+
+    def impl(d, x, y):
+        if d.shape != (x.size, y.size):
+            raise ValueError("add_outer: shapes do not match")
+        for i in range(x.size):
+            xi = x[i]
+            row = d[i]
+            for j in range(y.size):
+                row[j] += xi * y[j]
     return impl
 
 
