@@ -159,36 +159,55 @@ class Sweep:
     def _needs_counter(self, loop):
         return any(is_active_op(s, self.plan.active) for s, _ in _walk_ops(loop.body))
 
-    def pushes_of_loop(self, loop):
-        """The number of tape entries `loop` pushes in all, as an expression, if known at entry."""
-        per_iteration = self._pushes_per_iteration(loop)
+    def pushes_of_loop(self, loop, defined=frozenset()):
+        """The number of tape entries `loop` pushes in all, as an expression, if known at entry.
+
+        `defined` are the names set inside the enclosing loops counted with it.
+        """
+        per_iteration = self._pushes_per_iteration(loop, defined)
         if not per_iteration or loop.exit:
             return None
         trips = Sym(ast.Call(ast.Name("len", ast.Load()), [self.range_of(loop).node], []))
         return trips * per_iteration if per_iteration != 1 else trips
 
-    def _pushes_per_iteration(self, loop):
+    def _pushes_per_iteration(self, loop, defined):
         names = self.plan.taped.get(id(loop.body), [])
-        if any(self.tys[n].is_array for n in names):
-            return None
-        defined = {st.out for st, _ in _walk_ops(loop.body)} | {loop.index} | {
+        defined = set(defined) | {st.out for st, _ in _walk_ops(loop.body)} | {loop.index} | {
             st.index for b in _blocks(loop.body) for st in b if isinstance(st, For)}
-        total = len(names)
+        total = len([n for n in names if not self.tys[n].is_array])
+        for name in names:
+            if self.tys[name].is_array:
+                size = self._size_at_entry(name, loop.body, defined)
+                if size is None:
+                    return None
+                total = size + total if total else size
         for stmt in loop.body:
             if not any(self.plan.taped.get(id(b)) for child in children(stmt) for b in _blocks(child)):
                 continue
             bounds = names_in((stmt.start, stmt.stop)) if isinstance(stmt, For) else None
             if bounds is None or set(bounds) & defined:
                 return None      # a branch, a `while` or bounds that change: count as it runs
-            inner = self.pushes_of_loop(stmt)
+            inner = self.pushes_of_loop(stmt, defined)
             if inner is None:
                 return None
             total = inner + total if total else inner
         return total
 
+    def _size_at_entry(self, name, block, defined):
+        """Tape entries of array `name` as an expression valid before the loop, if there is one:
+        for a copy of an array the loop never rebinds (writes keep its size)."""
+        op = next((s for s in block if isinstance(s, Op) and s.out == name), None)
+        if op is None or op.gate != "copy_array" or not isinstance(op.args[0], str) \
+                or op.args[0] in defined:
+            return None
+        return Sym(op.args[0]).attr("size") + self.tys[name].ndim
+
     # ---- the tape ------------------------------------------------------------------------
     def reserve(self, size):
-        return assign(self.tape, helper("reserve", Sym(self.tape), size))
+        """Grow the tape to hold `size` entries; the test is inline, so no call while it fits."""
+        tape = Sym(self.tape)
+        grow = assign(self.tape, helper("reserve", tape, size))
+        return ast.If((size > tape.attr("shape")[0]).node, [grow], [])
 
     def pushes(self, block):
         names = self.plan.taped.get(id(block), [])

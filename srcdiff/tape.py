@@ -21,7 +21,8 @@ def push_array(tape, k, a):
     """Store array `a` (flat data, then its dims) at tape[k:]; return the new cursor."""
     flat = np.ascontiguousarray(a).ravel()
     n = flat.shape[0]
-    tape[k:k + n] = flat
+    for i in range(n):    # a loop: cheaper than slice assignment for the small arrays taped
+        tape[k + i] = flat[i]
     for d in range(a.ndim):
         tape[k + n + d] = a.shape[d]
     return k + n + a.ndim
