@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from .errors import SrcdiffError
 from .graph import Const, For, If, Op, Return, While, names_in, walk
 from .rules import BROADCASTING, NON_DIFFERENTIABLE, RULES, SWEEP_GATES
+from .infer import INT
 from .sym import Sym
 
 VIEW_GATES = {"index", "transpose", "dim", "size", "ndim"}
@@ -33,6 +34,7 @@ class Plan:
     live: set = field(default_factory=set)           # ids of forward statements the gradient runs
     in_loop: dict = field(default_factory=dict)      # name -> True if defined inside a loop
     aliased: set = field(default_factory=set)        # ids of copies that may bind the same array
+    shape_of: dict = field(default_factory=dict)     # array read for its shape only -> dim names
 
 
 def analyse(graph, tys, wrt_names, with_value, names):
@@ -44,7 +46,8 @@ def analyse(graph, tys, wrt_names, with_value, names):
     mutable = mutable_names(graph, stored)
     active = activity(graph, tys, wrt_names, stored)
     plan = Plan(active, mutable, stored, set())
-    plan.needed = needed_values(graph, tys, active)
+    plan.shape_of = read_shapes(graph, tys, active, mutable, names)
+    plan.needed = needed_values(graph, tys, active, plan.shape_of)
     plan_tape(graph, tys, plan)
     plan.live = liveness(graph, plan, with_value, tys)
     plan.aliased = needless_copies(graph, plan)
@@ -182,23 +185,35 @@ def activity(graph, tys, wrt_names, stored):
 
 
 # ---- copies of mutable values at their point of use ----------------------------------
-def rule_needs(op, tys, active):
+def rule_needs(op, tys, active, shape_of=None):
     """Names whose values the adjoint rule of `op` reads (for its active inputs)."""
-    inputs, output = rule_reads(op, tys, active)
+    inputs, output = rule_reads(op, tys, active, shape_of)
     return inputs | ({op.out} if output else set())
 
 
-def rule_reads(op, tys, active):
-    """(input names the rule of `op` reads, whether it reads the output)."""
+def rule_reads(op, tys, active, shape_of=None):
+    """(input names the rule of `op` reads, whether it reads the output).
+
+    An input read only for its shape counts as its dims `shape_of[input]` when given.
+    """
+    inputs, output, shaped = _reads(op, tys, active)
+    for a in shaped:
+        inputs |= set(shape_of[a]) if shape_of and a in shape_of else {a}
+    return inputs, output
+
+
+def _reads(op, tys, active):
+    """(input values the rule of `op` reads, whether it reads the output, inputs whose
+    shape it reads to undo broadcasting)."""
     if op.gate == "index":      # the scatter needs the positions, and the array for its shape
-        return set(names_in(op.args[1:])) | ({op.args[0]} if op.args[0] in active else set()), False
+        return set(names_in(op.args[1:])) | ({op.args[0]} if op.args[0] in active else set()), \
+            False, set()
     if op.gate in STORES:
-        return set(names_in(op.args[2:])), False
+        return set(names_in(op.args[2:])), False, set()
     rule = RULES.get(op.gate)
     if rule is None or op.out not in active:
-        return set(), False
-    from .gates import OpTypes
-    ty = OpTypes([type_of(a, tys) for a in op.args], tys.get(op.out))
+        return set(), False, set()
+    ty = op_types(op, tys)
     probes = [Sym(f"__arg{i}") for i in range(len(op.args))]
     contributions = rule(op, ty, Sym("__g"), Sym("__z"), *probes)
     used = set()
@@ -206,8 +221,13 @@ def rule_reads(op, tys, active):
         if c is not None and isinstance(arg, str) and arg in active:
             used |= _names_in_sym(c)
     inputs = {op.args[int(n[5:])] for n in used if n.startswith("__arg")}
-    inputs |= shape_references(op, ty, active)
-    return {a for a in inputs if isinstance(a, str)}, "__z" in used
+    inputs = {a for a in inputs if isinstance(a, str)}
+    return inputs, "__z" in used, shape_references(op, ty, active)
+
+
+def op_types(op, tys):
+    from .gates import OpTypes
+    return OpTypes([type_of(a, tys) for a in op.args], tys.get(op.out))
 
 
 def shape_references(op, ty, active):
@@ -274,12 +294,48 @@ def _retarget_args(stmt, needs, tys, mutable, names, out, before):
     stmt.args = tuple(args)
 
 
+# ---- arrays inside loops read only for their shape ----------------------------------------
+def read_shapes(graph, tys, active, mutable, names):
+    """Give each array defined in a loop whose shape, but not value, the backward reads
+    (to undo broadcasting) its dims as scalars, inserted after it: {array: dim names}.
+    The tape then holds the dims, not the array."""
+    values, shapes = set(), set()
+    for stmt, _ in walk(graph.body):
+        if isinstance(stmt, Op) and is_active_op(stmt, active):
+            inputs, output, shaped = _reads(stmt, tys, active)
+            values |= inputs | ({stmt.out} if output else set())
+            shapes |= shaped
+    shape_of = {}
+    for stmt, loops in walk(graph.body):
+        if loops and isinstance(stmt, Op) and stmt.out in shapes - values - mutable \
+                and stmt.gate not in VIEW_GATES:
+            shape_of[stmt.out] = tuple(names.fresh(f"{stmt.out}_n{k}")
+                                       for k in range(tys[stmt.out].ndim))
+            for dim in shape_of[stmt.out]:
+                tys[dim] = INT
+    _insert_dims(graph.body, shape_of)
+    return shape_of
+
+
+def _insert_dims(block, shape_of):
+    out = []
+    for stmt in block:
+        out.append(stmt)
+        if isinstance(stmt, Op) and stmt.out in shape_of:
+            for k, dim in enumerate(shape_of[stmt.out]):
+                out.append(Op(dim, "dim", (stmt.out,), {"axis": k, "rank": len(shape_of[stmt.out])},
+                              stmt.where))
+        for child in children(stmt):
+            _insert_dims(child, shape_of)
+    block[:] = out
+
+
 # ---- what the backward reads -----------------------------------------------------------
-def needed_values(graph, tys, active):
+def needed_values(graph, tys, active, shape_of):
     needed = set()
     for stmt, loops in walk(graph.body):
         if isinstance(stmt, Op) and is_active_op(stmt, active):
-            needed |= rule_needs(stmt, tys, active)
+            needed |= rule_needs(stmt, tys, active, shape_of)
     for stmt, loops in walk(graph.body):
         if isinstance(stmt, (For, If, While)) and _contains_active(stmt, active):
             if isinstance(stmt, For):
@@ -368,6 +424,8 @@ def _recomputable(op, tys, plan, local_ops, decide, needed, taping):
         return False
     if taping and op.gate in COSTLY:
         return False
+    if op.gate == "dim" and op.args[0] in plan.shape_of:
+        return False       # the array's shape, taped instead of the array
     for a in names_in(op.args):
         if a in plan.mutable:
             return False

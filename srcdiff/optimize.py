@@ -1,4 +1,10 @@
-"""Post-pass on the generated backward: keep loop-invariant scatters in registers.
+"""Post-passes on the generated backward (ast in, ast out, each in place).
+
+- `promote_scatters`: keep loop-invariant scatters in registers (below);
+- `hoist_invariant_reads`: move reads that do not change out of a loop;
+- `accumulate_in_place`: `d += f(...)` without a temporary where f has an in-place form;
+- `fold_zero_then_add`: `d = zeros; d += c` becomes `d = c`;
+- `run_forwards`: inner loops whose iterations commute run counting up.
 
 Inside a reverse loop, `dpos[i, 0] += g` with `i` fixed by an outer loop is a
 read-modify-write through memory on every iteration; LLVM cannot keep it in a

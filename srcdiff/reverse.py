@@ -15,7 +15,7 @@ from .gates import FORWARD, OpTypes, index_expr
 from .graph import Const, For, If, Op, Return, While, names_in
 from .infer import const_type
 from .rules import BROADCASTING, NON_DIFFERENTIABLE, RULES
-from .sym import Sym, helper, np_
+from .sym import Sym, helper, np_, tuple_
 
 COMMENT = "__srcdiff_comment__"
 
@@ -79,7 +79,7 @@ class Sweep:
         """Forward statements of `block`; with `saves`, tape pushes and only live statements."""
         out, line = [], None
         for stmt in block:
-            if live is not None and id(stmt) not in live:
+            if live is not None and id(stmt) not in live or not saves and self._taped_dim(stmt):
                 continue
             if stmt.where.line != line and isinstance(stmt, Op):
                 line = stmt.where.line
@@ -90,6 +90,10 @@ class Sweep:
         if saves:
             out.extend(self.pushes(block))
         return out
+
+    def _taped_dim(self, stmt):
+        """A dim the gradient tapes for the backward, and the forward alone does not need."""
+        return isinstance(stmt, Op) and stmt.gate == "dim" and stmt.args[0] in self.plan.shape_of
 
     def forward_op(self, op, saves, live):
         args = [self.sym(a) for a in op.args]
@@ -371,7 +375,7 @@ class Sweep:
             if c is None or not isinstance(arg, str) or arg not in self.plan.active:
                 continue
             if op.gate in BROADCASTING and may_broadcast(arg_ty, ty):
-                c = fit(c, arg, arg_ty, ty.out)
+                c = fit(c, arg, arg_ty, ty.out, self.plan.shape_of.get(arg))
             if arg == op.out:
                 self_term = c if self_term is None else self_term + c
                 continue
@@ -456,12 +460,15 @@ def copy_as_load(node):
     return clone
 
 
-def fit(c, arg, arg_ty, out_ty):
-    """Undo broadcasting: sum the contribution `c` down to the shape of `arg`."""
+def fit(c, arg, arg_ty, out_ty, dims=None):
+    """Undo broadcasting: sum the contribution `c` down to the shape of `arg` (given by the
+    names `dims` when the backward has its shape but not its value)."""
     if out_ty is None or not out_ty.is_array:
         return c
     if not arg_ty.is_array:
         return np_.sum(c)
+    if dims:
+        return helper("unbroadcast_to", c, tuple_([Sym(d) for d in dims]))
     return helper("unbroadcast", c, Sym(arg))
 
 

@@ -20,7 +20,7 @@ from numba.extending import overload, register_jitable
 from numba.np.numpy_support import as_dtype
 
 __all__ = [
-    "unbroadcast",
+    "unbroadcast", "unbroadcast_to",
     "sum_over", "sum_over_keep", "mean_over", "mean_over_keep",
     "max_over", "max_over_keep", "min_over", "min_over_keep",
     "spread", "spread_all", "tie_mask", "tie_mask_all", "tie_share_all",
@@ -44,6 +44,11 @@ def unbroadcast(g, like):
         lead + i for i, n in enumerate(like.shape)
         if n == 1 and g.shape[lead + i] != 1)
     return np.sum(g, axis=axes).reshape(like.shape)
+
+
+def unbroadcast_to(g, shape):
+    """Sum g over the axes along which `shape` was broadcast to g's shape."""
+    return unbroadcast(g, np.empty(shape, dtype=bool))
 
 
 def sum_over(x, axis):
@@ -481,6 +486,19 @@ def _unbroadcast_ol(g, like):
     else:
         def impl(g, like):
             return _unbroadcast_nb(g, like.shape)
+    return impl
+
+
+@overload(unbroadcast_to)
+def _unbroadcast_to_ol(g, shape):
+    _require_array("unbroadcast_to", g=g)
+    if not isinstance(shape, types.UniTuple) or g.ndim < len(shape):
+        raise TypingError("unbroadcast_to: shape must be a tuple of at most g.ndim ints")
+
+    def impl(g, shape):
+        if g.shape == shape:
+            return g
+        return _unbroadcast_nb(g, shape)
     return impl
 
 
