@@ -492,8 +492,10 @@ def _unbroadcast_ol(g, like):
 @overload(unbroadcast_to)
 def _unbroadcast_to_ol(g, shape):
     _require_array("unbroadcast_to", g=g)
-    if not isinstance(shape, types.UniTuple) or g.ndim < len(shape):
+    if not isinstance(shape, types.UniTuple) or g.ndim < shape.count:
         raise TypingError("unbroadcast_to: shape must be a tuple of at most g.ndim ints")
+    if g.ndim > shape.count:
+        return lambda g, shape: _unbroadcast_nb(g, shape)
 
     def impl(g, shape):
         if g.shape == shape:
