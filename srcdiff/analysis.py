@@ -305,6 +305,9 @@ def read_shapes(graph, tys, active, mutable, names):
             inputs, output, shaped = _reads(stmt, tys, active)
             values |= inputs | ({stmt.out} if output else set())
             shapes |= shaped
+            if stmt.gate in STORES:     # the store's backward fits the slot to the value's shape
+                values |= set(names_in(stmt.args[1:2]))
+    shapes -= _used_in_nested_blocks(graph.body)   # their adjoint may start as zeros_like
     shape_of = {}
     for stmt, loops in walk(graph.body):
         if loops and isinstance(stmt, Op) and stmt.out in shapes - values - mutable \
@@ -315,6 +318,19 @@ def read_shapes(graph, tys, active, mutable, names):
                 tys[dim] = INT
     _insert_dims(graph.body, shape_of)
     return shape_of
+
+
+def _used_in_nested_blocks(block):
+    """Names used inside a block nested in the block that defines them."""
+    defined_in, used_in = {}, {}
+    for b in _all_blocks(block):
+        for stmt in b:
+            if isinstance(stmt, Op):
+                if stmt.out is not None:
+                    defined_in[stmt.out] = id(b)
+                for a in names_in(stmt.args):
+                    used_in.setdefault(a, set()).add(id(b))
+    return {n for n, blocks in used_in.items() if blocks - {defined_in.get(n)}}
 
 
 def _insert_dims(block, shape_of):

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from conftest import assert_grad_matches_fd
-from regression_models import repeated_sums, reused_adjoint_in_loop
+from regression_models import (repeated_sums, reused_adjoint_in_loop, shape_read_and_nested_add,
+                               shape_read_in_loop)
 
 
 def test_adjoints_shared_by_unbroadcast_are_not_changed_in_place():
@@ -16,3 +17,11 @@ def test_adjoints_shared_by_unbroadcast_are_not_changed_in_place():
 def test_loop_carried_array_with_residual_path(wrt):
     x, w = np.array([0.2, -0.4, 0.7]), np.array([1.1, 0.5, -0.8])
     assert_grad_matches_fd(reused_adjoint_in_loop, (x, w), wrt)
+
+
+@pytest.mark.parametrize("f", [shape_read_in_loop, shape_read_and_nested_add])
+def test_arrays_in_loops_read_for_their_shape_and_value(f):
+    # an array whose shape undoes a broadcast is taped as its dims only when nothing in the
+    # backward reads its value (a nested loop's adjoint set-up, a store into a slot)
+    x, w = np.array([0.2, -0.4, 0.7]), np.array([1.1, 0.5, -0.8])
+    assert_grad_matches_fd(f, (x, w), (0, 1))
