@@ -579,11 +579,17 @@ def _tie_mask_all_ol(x, m):
 def _tie_share_k(d, g, x, m):
     """Flat d += g / count where flat x equals m (count of such entries), g * 0 elsewhere."""
     count = 0
+    first = 0
     for i in range(x.size):
         if x[i] == m:
+            if count == 0:
+                first = i
             count += 1
-    share = g * (1.0 / max(count, 1))
     zero = g * 0.0
+    if count == 1 and zero == 0.0:     # one maximum, a finite g: adding zeros changes nothing
+        d[first] += g
+        return
+    share = g * (1.0 / max(count, 1))
     for i in range(x.size):
         d[i] += share if x[i] == m else zero
 
@@ -603,6 +609,8 @@ def _tie_share_all_ol(g, x, m):
 @overload(add_tie_share_all)
 def _add_tie_share_all_ol(d, g, x, m):
     _require_array("add_tie_share_all", d=d, x=x)
+    if d.ndim == 1 and x.ndim == 1:
+        return lambda d, g, x, m: _tie_share_k(d, g, x, m)
     if d.layout == "C":
         return lambda d, g, x, m: _tie_share_k(d.reshape(d.size), g, _flat(x), m)
 

@@ -7,7 +7,7 @@ array is a view of the tape: the backward never writes into the tape or into
 the forward values it reads, so nothing needs copying.
 """
 import numpy as np
-from numba.extending import register_jitable
+from numba.extending import overload, register_jitable
 
 
 @register_jitable
@@ -16,16 +16,26 @@ def wins(x, y):
     return (x > y) * 1.0 + (x == y) * 0.5
 
 
-@register_jitable
 def push_array(tape, k, a):
     """Store array `a` (flat data, then its dims) at tape[k:]; return the new cursor."""
     flat = np.ascontiguousarray(a).ravel()
     n = flat.shape[0]
-    for i in range(n):    # a loop: cheaper than slice assignment for the small arrays taped
-        tape[k + i] = flat[i]
-    for d in range(a.ndim):
-        tape[k + n + d] = a.shape[d]
+    tape[k:k + n] = flat
+    tape[k + n:k + n + a.ndim] = a.shape
     return k + n + a.ndim
+
+
+@overload(push_array)
+def _push_array_ol(tape, k, a):
+    def impl(tape, k, a):
+        i = k
+        for v in a.flat:      # a loop: cheaper than a flat copy and slice assignment
+            tape[i] = v
+            i += 1
+        for d in range(a.ndim):
+            tape[i + d] = a.shape[d]
+        return i + a.ndim
+    return impl
 
 
 @register_jitable
