@@ -15,7 +15,7 @@ from .sym import Sym, np_
 RUNTIME_NAMES = (
     "unbroadcast", "unbroadcast_to", "sum_over", "sum_over_keep", "mean_over", "mean_over_keep",
     "max_over", "max_over_keep", "min_over", "min_over_keep", "spread", "spread_all", "tie_mask",
-    "tie_mask_all", "tie_share_all", "add_tie_share_all", "add_outer", "softmax_over",
+    "tie_mask_all", "tie_share_all", "add_tie_share_all", "add_outer", "vecmat", "softmax_over",
     "log_softmax_over", "logsumexp_over_keep", "softmax_all", "log_softmax_all", "logsumexp_all",
     "reserve", "range_last", "as_dtype_of",
 )

@@ -198,7 +198,7 @@ def matmul(op, ty, g, z, x, y):
     if ranks == (1, 2):
         return y @ gx, np_.outer(x, gy)
     if ranks == (2, 1):
-        return np_.outer(gx, y), gy @ x
+        return np_.outer(gx, y), helper("vecmat", gy, x)
     return g * y, g * x
 
 

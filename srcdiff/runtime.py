@@ -24,7 +24,7 @@ __all__ = [
     "sum_over", "sum_over_keep", "mean_over", "mean_over_keep",
     "max_over", "max_over_keep", "min_over", "min_over_keep",
     "spread", "spread_all", "tie_mask", "tie_mask_all", "tie_share_all",
-    "add_tie_share_all", "add_outer",
+    "add_tie_share_all", "add_outer", "vecmat",
     "softmax_over", "log_softmax_over", "logsumexp_over_keep",
     "softmax_all", "log_softmax_all", "logsumexp_all",
     "reserve", "range_last", "as_dtype_of",
@@ -136,6 +136,11 @@ def add_tie_share_all(d, g, x, m):
 def add_outer(d, x, y):
     """d += np.outer(x, y), in place."""
     d += np.outer(x, y)
+
+
+def vecmat(x, a):
+    """x @ a for a vector x and a matrix a."""
+    return x @ a
 
 
 def _shift_over(z, axis):
@@ -633,6 +638,30 @@ def _add_outer_ol(d, x, y):
             row = d[i]
             for j in range(y.size):
                 row[j] += xi * y[j]
+    return impl
+
+
+# below this many entries, vecmat runs a loop: a BLAS call costs more than the work
+VECMAT_LOOP_SIZE = 4096
+
+
+@overload(vecmat)
+def _vecmat_ol(x, a):
+    _require_array("vecmat", x=x, a=a)
+    if x.ndim != 1 or a.ndim != 2:
+        raise TypingError("vecmat: x must be 1-D and a 2-D")
+
+    def impl(x, a):
+        n, m = a.shape
+        if n * m > VECMAT_LOOP_SIZE or x.shape[0] != n:
+            return x @ a      # large, or shapes that do not match: numba's error
+        out = np.zeros(m, a.dtype)
+        for p in range(n):    # rows of a scaled and summed: unit stride, vectorised
+            xp = x[p]
+            row = a[p]
+            for j in range(m):
+                out[j] += xp * row[j]
+        return out
     return impl
 
 

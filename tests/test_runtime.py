@@ -347,6 +347,26 @@ def test_add_outer_accumulates_in_place(run):
     np.testing.assert_array_equal(d, 1.0 + np.outer(x, y))
 
 
+@numba.njit
+def numba_vecmat(x, a):
+    return rt.vecmat(x, a)
+
+
+@pytest.mark.parametrize("run", [rt.vecmat, numba_vecmat], ids=["python", "numba"])
+def test_vecmat_small_and_large(run):
+    rng = np.random.default_rng(8)
+    for n, m in ((3, 5), (100, 100)):      # a loop below VECMAT_LOOP_SIZE entries, BLAS above
+        x, a = rng.normal(size=n), rng.normal(size=(n, m))
+        np.testing.assert_allclose(run(x, a), x @ a, rtol=1e-12, atol=1e-12)
+    a = as_layout(rng.normal(size=(3, 5)), np.float32, "strided")
+    x = rng.normal(size=3).astype(np.float32)
+    got = run(x, a)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, x @ a, rtol=2e-5, atol=2e-5)
+    with pytest.raises(ValueError):
+        run(np.ones(4), np.ones((3, 5)))
+
+
 # ---------------------------------------------------------------------------
 # Scalar helpers: reserve, range_last, as_dtype_of
 # ---------------------------------------------------------------------------
