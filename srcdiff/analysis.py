@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from .aliases import check_aliasing
 from .graph import Const, For, If, Op, Return, While, names_in, walk
 from .rules import BROADCASTING, NON_DIFFERENTIABLE, RULES, SWEEP_GATES
+from .infer import INT
 from .sym import Sym
 
 VIEW_GATES = {"index", "transpose", "dim", "size", "ndim"}
@@ -32,6 +33,8 @@ class Plan:
     recomputed: dict = field(default_factory=dict)   # block id -> [ops recomputed at its reverse start]
     live: set = field(default_factory=set)           # ids of forward statements the gradient runs
     in_loop: dict = field(default_factory=dict)      # name -> True if defined inside a loop
+    aliased: set = field(default_factory=set)        # ids of copies that may bind the same array
+    shape_of: dict = field(default_factory=dict)     # array read for its shape only -> dim names
 
 
 def analyse(graph, tys, wrt_names, with_value, names):
@@ -43,9 +46,11 @@ def analyse(graph, tys, wrt_names, with_value, names):
     mutable = mutable_names(graph, stored)
     active = activity(graph, tys, wrt_names, stored)
     plan = Plan(active, mutable, stored, set())
-    plan.needed = needed_values(graph, tys, active)
+    plan.shape_of = read_shapes(graph, tys, active, mutable, names)
+    plan.needed = needed_values(graph, tys, active, plan.shape_of)
     plan_tape(graph, tys, plan)
     plan.live = liveness(graph, plan, with_value, tys)
+    plan.aliased = needless_copies(graph, plan)
     return plan
 
 
@@ -171,23 +176,35 @@ def activity(graph, tys, wrt_names, stored):
 
 
 # ---- copies of mutable values at their point of use ----------------------------------
-def rule_needs(op, tys, active):
+def rule_needs(op, tys, active, shape_of=None):
     """Names whose values the adjoint rule of `op` reads (for its active inputs)."""
-    inputs, output = rule_reads(op, tys, active)
+    inputs, output = rule_reads(op, tys, active, shape_of)
     return inputs | ({op.out} if output else set())
 
 
-def rule_reads(op, tys, active):
-    """(input names the rule of `op` reads, whether it reads the output)."""
+def rule_reads(op, tys, active, shape_of=None):
+    """(input names the rule of `op` reads, whether it reads the output).
+
+    An input read only for its shape counts as its dims `shape_of[input]` when given.
+    """
+    inputs, output, shaped = _reads(op, tys, active)
+    for a in shaped:
+        inputs |= set(shape_of[a]) if shape_of and a in shape_of else {a}
+    return inputs, output
+
+
+def _reads(op, tys, active):
+    """(input values the rule of `op` reads, whether it reads the output, inputs whose
+    shape it reads to undo broadcasting)."""
     if op.gate == "index":      # the scatter needs the positions, and the array for its shape
-        return set(names_in(op.args[1:])) | ({op.args[0]} if op.args[0] in active else set()), False
+        return set(names_in(op.args[1:])) | ({op.args[0]} if op.args[0] in active else set()), \
+            False, set()
     if op.gate in STORES:
-        return set(names_in(op.args[2:])), False
+        return set(names_in(op.args[2:])), False, set()
     rule = RULES.get(op.gate)
     if rule is None or op.out not in active:
-        return set(), False
-    from .gates import OpTypes
-    ty = OpTypes([type_of(a, tys) for a in op.args], tys.get(op.out))
+        return set(), False, set()
+    ty = op_types(op, tys)
     probes = [Sym(f"__arg{i}") for i in range(len(op.args))]
     contributions = rule(op, ty, Sym("__g"), Sym("__z"), *probes)
     used = set()
@@ -195,8 +212,13 @@ def rule_reads(op, tys, active):
         if c is not None and isinstance(arg, str) and arg in active:
             used |= _names_in_sym(c)
     inputs = {op.args[int(n[5:])] for n in used if n.startswith("__arg")}
-    inputs |= shape_references(op, ty, active)
-    return {a for a in inputs if isinstance(a, str)}, "__z" in used
+    inputs = {a for a in inputs if isinstance(a, str)}
+    return inputs, "__z" in used, shape_references(op, ty, active)
+
+
+def op_types(op, tys):
+    from .gates import OpTypes
+    return OpTypes([type_of(a, tys) for a in op.args], tys.get(op.out))
 
 
 def shape_references(op, ty, active):
@@ -263,12 +285,64 @@ def _retarget_args(stmt, needs, tys, mutable, names, out, before):
     stmt.args = tuple(args)
 
 
+# ---- arrays inside loops read only for their shape ----------------------------------------
+def read_shapes(graph, tys, active, mutable, names):
+    """Give each array defined in a loop whose shape, but not value, the backward reads
+    (to undo broadcasting) its dims as scalars, inserted after it: {array: dim names}.
+    The tape then holds the dims, not the array."""
+    values, shapes = set(), set()
+    for stmt, _ in walk(graph.body):
+        if isinstance(stmt, Op) and is_active_op(stmt, active):
+            inputs, output, shaped = _reads(stmt, tys, active)
+            values |= inputs | ({stmt.out} if output else set())
+            shapes |= shaped
+            if stmt.gate in STORES:     # the store's backward fits the slot to the value's shape
+                values |= set(names_in(stmt.args[1:2]))
+    shapes -= _used_in_nested_blocks(graph.body)   # their adjoint may start as zeros_like
+    shape_of = {}
+    for stmt, loops in walk(graph.body):
+        if loops and isinstance(stmt, Op) and stmt.out in shapes - values - mutable \
+                and stmt.gate not in VIEW_GATES:
+            shape_of[stmt.out] = tuple(names.fresh(f"{stmt.out}_n{k}")
+                                       for k in range(tys[stmt.out].ndim))
+            for dim in shape_of[stmt.out]:
+                tys[dim] = INT
+    _insert_dims(graph.body, shape_of)
+    return shape_of
+
+
+def _used_in_nested_blocks(block):
+    """Names used inside a block nested in the block that defines them."""
+    defined_in, used_in = {}, {}
+    for b in _all_blocks(block):
+        for stmt in b:
+            if isinstance(stmt, Op):
+                if stmt.out is not None:
+                    defined_in[stmt.out] = id(b)
+                for a in names_in(stmt.args):
+                    used_in.setdefault(a, set()).add(id(b))
+    return {n for n, blocks in used_in.items() if blocks - {defined_in.get(n)}}
+
+
+def _insert_dims(block, shape_of):
+    out = []
+    for stmt in block:
+        out.append(stmt)
+        if isinstance(stmt, Op) and stmt.out in shape_of:
+            for k, dim in enumerate(shape_of[stmt.out]):
+                out.append(Op(dim, "dim", (stmt.out,), {"axis": k, "rank": len(shape_of[stmt.out])},
+                              stmt.where))
+        for child in children(stmt):
+            _insert_dims(child, shape_of)
+    block[:] = out
+
+
 # ---- what the backward reads -----------------------------------------------------------
-def needed_values(graph, tys, active):
+def needed_values(graph, tys, active, shape_of):
     needed = set()
     for stmt, loops in walk(graph.body):
         if isinstance(stmt, Op) and is_active_op(stmt, active):
-            needed |= rule_needs(stmt, tys, active)
+            needed |= rule_needs(stmt, tys, active, shape_of)
     for stmt, loops in walk(graph.body):
         if isinstance(stmt, (For, If, While)) and _contains_active(stmt, active):
             if isinstance(stmt, For):
@@ -304,11 +378,11 @@ def _plan_block(block, tys, plan, depth):
     if depth:
         for name in local_ops:
             plan.in_loop[name] = True
-        decide = {}
         order = [s.out for s in block if isinstance(s, Op) and s.out in local_ops]
-        for name in reversed(order):
-            if name in plan.needed:
-                decide[name] = _recomputable(local_ops[name], tys, plan, local_ops, decide)
+        # a block that tapes anything runs in the gradient's forward: tape its costly
+        # values there too rather than computing them a second time
+        taping = not all(_decide(order, local_ops, tys, plan, set(plan.needed), False).values())
+        decide = _decide(order, local_ops, tys, plan, plan.needed, taping)
         for name in order:
             if name in decide:
                 kind = "recompute" if decide[name] else "tape"
@@ -329,7 +403,24 @@ def _plan_block(block, tys, plan, depth):
             _plan_block(stmt.orelse, tys, plan, depth)
 
 
-def _recomputable(op, tys, plan, local_ops, decide):
+# values that cost more to compute again than to store and load
+COSTLY = {"exp", "log", "log1p", "expm1", "sqrt", "sin", "cos", "tan", "tanh", "sinh", "cosh",
+          "arctan", "arctan2", "pow", "sigmoid", "sum", "mean", "max", "min", "logsumexp",
+          "matmul"}
+
+
+def _decide(order, local_ops, tys, plan, needed, taping):
+    """name -> True (recompute) or False (tape) for the needed values of one block;
+    `needed` grows by the values recomputing takes. With `taping`, costly ones are taped."""
+    decide = {}
+    for name in reversed(order):
+        if name in needed:
+            decide[name] = _recomputable(local_ops[name], tys, plan, local_ops, decide, needed,
+                                         taping)
+    return decide
+
+
+def _recomputable(op, tys, plan, local_ops, decide, needed, taping):
     """True if the reverse sweep can recompute `op` from values it has at block start."""
     if op.gate in STORES or op.gate in ("copy", "copy_array") and any(
             a in plan.mutable for a in names_in(op.args)):
@@ -338,16 +429,47 @@ def _recomputable(op, tys, plan, local_ops, decide):
         return False
     if tys[op.out].is_array and op.gate not in VIEW_GATES:
         return False
+    if taping and op.gate in COSTLY:
+        return False
+    if op.gate == "dim" and op.args[0] in plan.shape_of:
+        return False       # the array's shape, taped instead of the array
     for a in names_in(op.args):
         if a in plan.mutable:
             return False
-        if a in local_ops:
-            plan.needed.add(a)
-            if a not in decide:
-                decide[a] = _recomputable(local_ops[a], tys, plan, local_ops, decide)
-        else:
-            plan.needed.add(a)
+        needed.add(a)
+        if a in local_ops and a not in decide:
+            decide[a] = _recomputable(local_ops[a], tys, plan, local_ops, decide, needed, taping)
     return True
+
+
+# ---- copies that need not copy -------------------------------------------------------
+def needless_copies(graph, plan):
+    """Ids of `copy_array` ops whose array is never written while the copy is read.
+
+    A copy's value is read later in its block and, by the backward, either from the
+    tape (pushed at the end of its block, for values inside loops) or at the end of
+    the forward (for values of the function body). So no write into any array after
+    the copy in its block, nested blocks included, means the copy can be the array.
+    """
+    aliased = set()
+    for block in _all_blocks(graph.body):
+        for pos, stmt in enumerate(block):
+            if not (isinstance(stmt, Op) and stmt.gate == "copy_array") or stmt.out in plan.mutable:
+                continue
+            if (plan.in_loop.get(stmt.out) or block is graph.body) and not _writes(block[pos + 1:]):
+                aliased.add(id(stmt))
+    return aliased
+
+
+def _all_blocks(block):
+    yield block
+    for stmt in block:
+        for child in children(stmt):
+            yield from _all_blocks(child)
+
+
+def _writes(block):
+    return any(isinstance(s, Op) and s.gate in STORES for s, _ in walk(block))
 
 
 # ---- forward liveness for the gradient -------------------------------------------------

@@ -7,7 +7,7 @@ from numba.core.errors import NumbaError
 import numpy as np
 from numpy import ndarray
 
-from .compile import load
+from .compile import load, restricted
 from .emit import generate
 from .errors import SrcdiffError
 from .frontend import lower
@@ -34,22 +34,37 @@ class Gradient:
         self._entries = {}
         self._last = None
         self._last_gradient = None
+        self._fast = None            # tried first: the last signature's compiled gradient
+        self._fast_paths = {}        # signature key -> (overloads seen, fast path)
         self.__name__ = getattr(fn, "__name__", "gradient")
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
 
     def __call__(self, *args, **kwargs):
+        fast = self._fast
+        if fast is not None and not kwargs:
+            try:
+                return fast[0](*args)
+            except TypeError:     # not the types of the last call: check them below
+                pass
+            except FloatingPointError as error:
+                raise domain_error(error) from None
+            except RUNTIME_ERRORS as error:
+                raise runtime_error(self, fast[1], args, error) from None
+        return self._checked_call(args, kwargs)
+
+    def _checked_call(self, args, kwargs):
+        """Bind and check the arguments, build their signature if new, and run its gradient."""
         if kwargs or len(args) != len(self.params):
             args = self._bind(args, kwargs)
-        key = tuple([(a.dtype, a.ndim) if type(a) is ndarray else type(a) for a in args])
+        key = signature_key(args)
         entry = self._entries.get(key)
         if entry is None:
             entry = self._build(args, key)
         try:
-            return entry[1](*args)
+            result = entry[1](*args)
         except FloatingPointError as error:
-            raise SrcdiffError(str(error), hint="the forward value there is at the edge of the "
-                               "gate's domain (log or sqrt at 0, division by zero, overflow)") from None
+            raise domain_error(error) from None
         except RUNTIME_ERRORS as error:
             raise runtime_error(self, entry[2], args, error) from None
         except NumbaError as error:
@@ -57,6 +72,17 @@ class Gradient:
                                f"arguments: {str(error).strip().splitlines()[0]}", self.graph.where,
                                hint="compile=False runs the same code with NumPy; this is a "
                                     "srcdiff limitation worth reporting") from error
+        fast = self._fast_path(key, entry[1])
+        self._fast = None if fast is None else (fast, entry[2])
+        return result
+
+    def _fast_path(self, key, gradient):
+        """The fast path for signature `key`, rebuilt when numba has compiled more overloads."""
+        count = len(getattr(gradient, "overloads", ()))
+        cached = self._fast_paths.get(key)
+        if cached is None or cached[0] != count:
+            cached = self._fast_paths[key] = (count, fast_path(key, gradient))
+        return cached[1]
 
     def forward(self, *args, **kwargs):
         """The function's value, computed by the compiled forward."""
@@ -148,6 +174,23 @@ class Gradient:
             self._last = source
             self._last_gradient = gradient
             return entry
+
+
+def domain_error(error):
+    return SrcdiffError(str(error), hint="the forward value there is at the edge of the gate's "
+                        "domain (log or sqrt at 0, division by zero, overflow)")
+
+
+def fast_path(key, gradient):
+    """What `Gradient.__call__` tries first after a call with signature `key`: the compiled
+    gradient restricted to the argument types it has compiled, or None.
+
+    Only for all-array signatures: numba would convert a scalar of another type (an int
+    for a float) instead of refusing it, while an array must match in dtype and rank.
+    """
+    if not hasattr(gradient, "overloads") or not all(type(k) is tuple for k in key):
+        return None
+    return restricted(gradient)
 
 
 def signature_key(args):

@@ -116,3 +116,13 @@ def with_numpy_scalars(fn):
         return fn(*[np.float64(a) if type(a) is float else a for a in args])
     call.__wrapped__ = fn
     return call
+
+
+def restricted(dispatcher):
+    """A dispatcher running the overloads `dispatcher` has compiled so far, and raising
+    TypeError for other argument types instead of compiling them."""
+    fixed = numba.njit(**JIT_OPTIONS)(dispatcher.py_func)
+    for result in dispatcher.overloads.values():
+        fixed.add_overload(result)
+    fixed.disable_compile()
+    return fixed

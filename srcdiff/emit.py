@@ -6,17 +6,19 @@ import ast
 import re
 
 from .analysis import analyse
-from .optimize import fold_zero_then_add, hoist_invariant_reads, promote_scatters
+from .optimize import (accumulate_in_place, fold_zero_then_add, hoist_invariant_reads,
+                       name_counts, promote_scatters, run_forwards)
 from .errors import SrcdiffError
 from .reverse import COMMENT, Sweep, assign
 from .graph import Op
 from .sym import Sym, np_
 
 RUNTIME_NAMES = (
-    "unbroadcast", "sum_over", "sum_over_keep", "mean_over", "mean_over_keep", "max_over",
-    "max_over_keep", "min_over", "min_over_keep", "spread", "spread_all", "tie_mask",
-    "tie_mask_all", "softmax_over", "log_softmax_over", "logsumexp_over_keep", "softmax_all",
-    "log_softmax_all", "logsumexp_all", "reserve", "range_last", "as_dtype_of",
+    "unbroadcast", "unbroadcast_to", "sum_over", "sum_over_keep", "mean_over", "mean_over_keep",
+    "max_over", "max_over_keep", "min_over", "min_over_keep", "spread", "spread_all", "tie_mask",
+    "tie_mask_all", "tie_share_all", "add_tie_share_all", "add_outer", "vecmat", "softmax_over",
+    "log_softmax_over", "logsumexp_over_keep", "softmax_all", "log_softmax_all", "logsumexp_all",
+    "reserve", "range_last", "as_dtype_of",
 )
 TAPE_NAMES = ("wins", "push_array", "pop_array1", "pop_array2", "pop_array3", "all_finite")
 _COMMENT_LINE = re.compile(r"^(\s*)(\"{3}|'{3}|'|\")" + COMMENT + r"(.*)\2$")
@@ -69,12 +71,15 @@ def gradient_body(graph, tys, wrt, with_value, plan, sweep, single):
     ranks = {adj: tys[name].ndim for name, adj in sweep.adjoints.items() if name in tys}
     promote_scatters(backward, names=sweep.names, ranks=ranks)
     hoist_invariant_reads(backward)
-    fold_zero_then_add(backward)
-    body += backward
     grads = [final_gradient(sweep, graph.params[i], tys[graph.params[i]]) for i in wrt]
     grads_node = grads[0] if single else ast.Tuple(grads, ast.Load())
     value = Sweep.sym(result).node
-    body.append(ast.Return(ast.Tuple([value, grads_node], ast.Load()) if with_value else grads_node))
+    returned = ast.Return(ast.Tuple([value, grads_node], ast.Load()) if with_value else grads_node)
+    counts = name_counts(body + backward + [returned])
+    accumulate_in_place(backward, counts)
+    fold_zero_then_add(backward, counts)
+    body = body + backward + [returned]
+    run_forwards(body)
     return body
 
 

@@ -112,6 +112,8 @@ def matmul(op, ty, x, y):
     if ty.args[0].dtype != ty.args[1].dtype:
         x, y = (x, helper("as_dtype_of", y, x)) if ty.args[0].dtype == ty.out.dtype else (
             helper("as_dtype_of", x, y), y)
+    if (ty.args[0].ndim, ty.args[1].ndim) == (1, 2) and ty.out.is_float:
+        return helper("vecmat", x, y)     # a loop for small matrices, BLAS for large ones
     return x @ y
 
 

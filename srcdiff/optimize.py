@@ -1,4 +1,10 @@
-"""Post-pass on the generated backward: keep loop-invariant scatters in registers.
+"""Post-passes on the generated backward (ast in, ast out, each in place).
+
+- `promote_scatters`: keep loop-invariant scatters in registers (below);
+- `hoist_invariant_reads`: move reads that do not change out of a loop;
+- `accumulate_in_place`: `d += f(...)` without a temporary where f has an in-place form;
+- `fold_zero_then_add`: `d = zeros; d += c` becomes `d = c`;
+- `run_forwards`: inner loops whose iterations commute run counting up.
 
 Inside a reverse loop, `dpos[i, 0] += g` with `i` fixed by an outer loop is a
 read-modify-write through memory on every iteration; LLVM cannot keep it in a
@@ -147,29 +153,109 @@ def _assignment_targets(loop):
             yield n.target
 
 
-def fold_zero_then_add(stmts):
+def fold_zero_then_add(stmts, counts=None):
     """`d = np.zeros_like(v)` followed by `d += c` becomes `d = c`, in place, in every block.
 
-    Only when `d` is not read in between and `c` is arithmetic, so a fresh array that
-    nothing else refers to: a name, a helper call (`unbroadcast` may return its input)
-    or a view would let the later in-place `d += ...` change another adjoint.
+    Only when `d` is not read in between and `c` is a fresh array that nothing else
+    refers to: arithmetic, or a name assigned arithmetic earlier in the same block and
+    used nowhere else (`counts`, from `name_counts`). A helper call (`unbroadcast` may
+    return its input) or a view would let the later in-place `d += ...` change another
+    adjoint.
     """
+    counts = name_counts(stmts) if counts is None else counts
     for stmt in stmts:
         for field in ("body", "orelse"):
             inner = getattr(stmt, field, None)
             if isinstance(inner, list):
-                fold_zero_then_add(inner)
+                fold_zero_then_add(inner, counts)
     i = 0
     while i < len(stmts):
         name = _zeroed_name(stmts[i])
         if name:
             j = _first_use(stmts, i + 1, name)
             if j is not None and _is_add_to(stmts[j], name) and not _mentions(
-                    stmts[j].value, name) and isinstance(stmts[j].value, (ast.BinOp, ast.UnaryOp)):
+                    stmts[j].value, name) and _fresh(stmts[j].value, stmts[:j], counts):
                 stmts[j] = ast.Assign([ast.Name(name, ast.Store())], stmts[j].value)
                 del stmts[i]
                 continue
         i += 1
+
+
+def _fresh(value, before, counts):
+    """True if `value` is a new array no other name refers to."""
+    if isinstance(value, (ast.BinOp, ast.UnaryOp)):
+        return True
+    if not isinstance(value, ast.Name) or counts.get(value.id) != (1, 1):
+        return False
+    return any(isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name)
+               and s.targets[0].id == value.id and isinstance(s.value, (ast.BinOp, ast.UnaryOp))
+               for s in before)
+
+
+def name_counts(stmts):
+    """name -> (times stored, times loaded) over `stmts` and everything nested in them."""
+    counts = {}
+    for stmt in stmts:
+        for n in ast.walk(stmt):
+            if isinstance(n, ast.Name):
+                stored, loaded = counts.get(n.id, (0, 0))
+                is_store = isinstance(n.ctx, ast.Store)
+                counts[n.id] = (stored + is_store, loaded + (not is_store))
+    for stmt in _aug_assigns(stmts):   # `d += c` reads d as well as writing it
+        if isinstance(stmt.target, ast.Name):
+            stored, loaded = counts[stmt.target.id]
+            counts[stmt.target.id] = (stored, loaded + 1)
+    return counts
+
+
+def _aug_assigns(stmts):
+    for stmt in stmts:
+        for n in ast.walk(stmt):
+            if isinstance(n, ast.AugAssign):
+                yield n
+
+
+# in-place forms of `d += f(...)`
+IN_PLACE = {"np.outer": "add_outer", "tie_share_all": "add_tie_share_all"}
+
+
+def accumulate_in_place(stmts, counts=None):
+    """`t = f(...)` then `d += t` (t used nowhere else) becomes `d += f(...)`, and
+    `d += f(...)` the call `add_f(d, ...)` when f has an in-place form: no temporary array.
+    """
+    counts = name_counts(stmts) if counts is None else counts
+    for stmt in stmts:
+        for field in ("body", "orelse"):
+            inner = getattr(stmt, field, None)
+            if isinstance(inner, list):
+                accumulate_in_place(inner, counts)
+    i = 0
+    while i < len(stmts):
+        stmt = stmts[i]
+        if i + 1 < len(stmts) and _single_use_into_next(stmt, stmts[i + 1], counts):
+            stmts[i + 1].value = stmt.value
+            del stmts[i]
+            continue
+        if _is_add_to_name(stmt) and isinstance(stmt.value, ast.Call) and \
+                ast.unparse(stmt.value.func) in IN_PLACE:
+            call = ast.Call(ast.Name(IN_PLACE[ast.unparse(stmt.value.func)], ast.Load()),
+                            [ast.Name(stmt.target.id, ast.Load())] + stmt.value.args, [])
+            stmts[i] = ast.Expr(call)
+        i += 1
+
+
+def _single_use_into_next(stmt, following, counts):
+    """`t = value` directly followed by `d += t`, t stored and read once in all."""
+    return (isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name)
+            and _is_add_to_name(following) and isinstance(following.value, ast.Name)
+            and following.value.id == stmt.targets[0].id
+            and following.target.id != stmt.targets[0].id
+            and counts.get(stmt.targets[0].id) == (1, 1))
+
+
+def _is_add_to_name(stmt):
+    return (isinstance(stmt, ast.AugAssign) and isinstance(stmt.op, ast.Add)
+            and isinstance(stmt.target, ast.Name))
 
 
 def _zeroed_name(stmt):
@@ -194,3 +280,108 @@ def _is_add_to(stmt, name):
 def _mentions(node, name):
     return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(node))
 
+
+
+def run_forwards(stmts, function_body=None, nested=False):
+    """Run inner reverse loops forward when their iterations commute, in place.
+
+    A reverse loop counts down so that it pops its tape in order and passes adjoints
+    from one iteration to the one before. A loop without nested blocks that pops
+    nothing, whose names are each either set before being read in an iteration
+    (private to it) or only added to (`s += ...`, `d[i] += ...`, `add_outer(d, ...)`),
+    gives the same sums in either order, and LLVM vectorises it only counting up.
+    Its private names must not be read after it before they are set again. Only loops
+    inside other loops are turned: they are the short, hot ones.
+    """
+    function_body = stmts if function_body is None else function_body
+    for stmt in stmts:
+        for field in ("body", "orelse"):
+            inner = getattr(stmt, field, None)
+            if isinstance(inner, list):
+                run_forwards(inner, function_body, nested or isinstance(stmt, ast.For))
+        if nested and isinstance(stmt, ast.For) and hasattr(stmt, "forward_range"):
+            private = _private_names(stmt)
+            if private is not None and not _read_outside(function_body, stmt, private):
+                stmt.iter = stmt.forward_range
+
+
+def _private_names(loop):
+    """Names set before read in every iteration of `loop`, or None if its iterations may not commute."""
+    private, read, added = {loop.target.id}, set(), set()
+
+    def load(node):
+        for n in ast.walk(node):
+            if isinstance(n, ast.Name) and n.id not in private:
+                if n.id in added:
+                    return False
+                read.add(n.id)
+        return True
+
+    for stmt in loop.body:
+        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
+            continue                                   # a comment
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(
+                stmt.targets[0], ast.Name):
+            name = stmt.targets[0].id
+            if not load(stmt.value) or name in read or name in added:
+                return None
+            private.add(name)
+        elif isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name) and \
+                stmt.target.id in private:
+            if not load(stmt.value):
+                return None
+        elif isinstance(stmt, ast.AugAssign) and isinstance(stmt.op, ast.Add):
+            target = stmt.target
+            base = target if isinstance(target, ast.Name) else target.value
+            if not isinstance(base, ast.Name) or base.id in private or base.id in read:
+                return None
+            if isinstance(target, ast.Subscript) and not load(target.slice):
+                return None
+            if not load(stmt.value):
+                return None
+            added.add(base.id)
+        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and \
+                ast.unparse(stmt.value.func) in IN_PLACE.values():
+            first, rest = stmt.value.args[0], stmt.value.args[1:]
+            if first.id in private or first.id in read or not all(load(a) for a in rest):
+                return None
+            added.add(first.id)
+        else:
+            return None
+    return private
+
+
+def _read_outside(block, loop, names, known=frozenset()):
+    """True if a name in `names` may be read outside `loop` holding the value `loop` left.
+
+    `known` are the names set again, in straight-line code, since `loop` could have run.
+    """
+    known = set(known)
+    for stmt in block:
+        if stmt is loop:
+            known -= names
+            continue
+        if isinstance(stmt, (ast.For, ast.While, ast.If)):
+            inside = _stored(stmt)
+            inner = (known - inside) | ({stmt.target.id} if isinstance(stmt, ast.For) else set())
+            if _loads(stmt.iter if isinstance(stmt, ast.For) else stmt.test) & names - known:
+                return True
+            for field in ("body", "orelse"):
+                if _read_outside(getattr(stmt, field), loop, names, inner):
+                    return True
+            known -= inside
+            continue
+        if _loads(stmt) & names - known:
+            return True
+        known |= {t.id for t in getattr(stmt, "targets", []) if isinstance(t, ast.Name)}
+    return False
+
+
+def _loads(node):
+    names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return names | {a.target.id for a in ast.walk(node)
+                    if isinstance(a, ast.AugAssign) and isinstance(a.target, ast.Name)}
+
+
+def _stored(node):
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}

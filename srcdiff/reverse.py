@@ -15,7 +15,7 @@ from .gates import FORWARD, OpTypes, index_expr
 from .graph import Const, For, If, Op, Return, While, names_in
 from .infer import const_type
 from .rules import BROADCASTING, NON_DIFFERENTIABLE, RULES
-from .sym import Sym, helper, np_
+from .sym import Sym, helper, np_, tuple_
 
 COMMENT = "__srcdiff_comment__"
 
@@ -79,7 +79,7 @@ class Sweep:
         """Forward statements of `block`; with `saves`, tape pushes and only live statements."""
         out, line = [], None
         for stmt in block:
-            if live is not None and id(stmt) not in live:
+            if live is not None and id(stmt) not in live or not saves and self._taped_dim(stmt):
                 continue
             if stmt.where.line != line and isinstance(stmt, Op):
                 line = stmt.where.line
@@ -90,6 +90,10 @@ class Sweep:
         if saves:
             out.extend(self.pushes(block))
         return out
+
+    def _taped_dim(self, stmt):
+        """A dim the gradient tapes for the backward, and the forward alone does not need."""
+        return isinstance(stmt, Op) and stmt.gate == "dim" and stmt.args[0] in self.plan.shape_of
 
     def forward_op(self, op, saves, live):
         args = [self.sym(a) for a in op.args]
@@ -102,6 +106,8 @@ class Sweep:
             op_node = ast.Add() if op.gate == "store_add" else ast.Sub()
             return [ast.AugAssign(target, op_node, args[1].node)]
         value = FORWARD[op.gate](op, ty, *args)
+        if id(op) in self.plan.aliased:
+            value = args[0]                # nothing writes into the array while the copy is read
         if op.gate == "index" and op.args[0] in self.plan.stored_arrays and ty.out.is_array:
             value = value.method("copy")   # a view would change when the array is written
         return [ast.Assign([ast.Name(op.out, ast.Store())], value.node)]
@@ -157,36 +163,55 @@ class Sweep:
     def _needs_counter(self, loop):
         return any(is_active_op(s, self.plan.active) for s, _ in _walk_ops(loop.body))
 
-    def pushes_of_loop(self, loop):
-        """The number of tape entries `loop` pushes in all, as an expression, if known at entry."""
-        per_iteration = self._pushes_per_iteration(loop)
+    def pushes_of_loop(self, loop, defined=frozenset()):
+        """The number of tape entries `loop` pushes in all, as an expression, if known at entry.
+
+        `defined` are the names set inside the enclosing loops counted with it.
+        """
+        per_iteration = self._pushes_per_iteration(loop, defined)
         if not per_iteration or loop.exit:
             return None
         trips = Sym(ast.Call(ast.Name("len", ast.Load()), [self.range_of(loop).node], []))
         return trips * per_iteration if per_iteration != 1 else trips
 
-    def _pushes_per_iteration(self, loop):
+    def _pushes_per_iteration(self, loop, defined):
         names = self.plan.taped.get(id(loop.body), [])
-        if any(self.tys[n].is_array for n in names):
-            return None
-        defined = {st.out for st, _ in _walk_ops(loop.body)} | {loop.index} | {
+        defined = set(defined) | {st.out for st, _ in _walk_ops(loop.body)} | {loop.index} | {
             st.index for b in _blocks(loop.body) for st in b if isinstance(st, For)}
-        total = len(names)
+        total = len([n for n in names if not self.tys[n].is_array])
+        for name in names:
+            if self.tys[name].is_array:
+                size = self._size_at_entry(name, loop.body, defined)
+                if size is None:
+                    return None
+                total = size + total if total else size
         for stmt in loop.body:
             if not any(self.plan.taped.get(id(b)) for child in children(stmt) for b in _blocks(child)):
                 continue
             bounds = names_in((stmt.start, stmt.stop)) if isinstance(stmt, For) else None
             if bounds is None or set(bounds) & defined:
                 return None      # a branch, a `while` or bounds that change: count as it runs
-            inner = self.pushes_of_loop(stmt)
+            inner = self.pushes_of_loop(stmt, defined)
             if inner is None:
                 return None
             total = inner + total if total else inner
         return total
 
+    def _size_at_entry(self, name, block, defined):
+        """Tape entries of array `name` as an expression valid before the loop, if there is one:
+        for a copy of an array the loop never rebinds (writes keep its size)."""
+        op = next((s for s in block if isinstance(s, Op) and s.out == name), None)
+        if op is None or op.gate != "copy_array" or not isinstance(op.args[0], str) \
+                or op.args[0] in defined:
+            return None
+        return Sym(op.args[0]).attr("size") + self.tys[name].ndim
+
     # ---- the tape ------------------------------------------------------------------------
     def reserve(self, size):
-        return assign(self.tape, helper("reserve", Sym(self.tape), size))
+        """Grow the tape to hold `size` entries; the test is inline, so no call while it fits."""
+        tape = Sym(self.tape)
+        grow = assign(self.tape, helper("reserve", tape, size))
+        return ast.If((size > tape.attr("shape")[0]).node, [grow], [])
 
     def pushes(self, block):
         names = self.plan.taped.get(id(block), [])
@@ -275,7 +300,10 @@ class Sweep:
 
     def backward_for(self, loop):
         body = self.backward(loop.body, self._locals(loop.body)) or [ast.Pass()]
-        return [ast.For(ast.Name(loop.index, ast.Store()), self.reversed_range(loop).node, body, [])]
+        node = ast.For(ast.Name(loop.index, ast.Store()), self.reversed_range(loop).node, body, [])
+        if not loop.exit:   # optimize.run_forwards may run it in forward order
+            node.forward_range = self.range_of(loop).node
+        return [node]
 
     def reversed_range(self, loop):
         start, stop = self.sym(loop.start), self.sym(loop.stop)
@@ -347,7 +375,7 @@ class Sweep:
             if c is None or not isinstance(arg, str) or arg not in self.plan.active:
                 continue
             if op.gate in BROADCASTING and may_broadcast(arg_ty, ty):
-                c = fit(c, arg, arg_ty, ty.out)
+                c = fit(c, arg, arg_ty, ty.out, self.plan.shape_of.get(arg))
             if arg == op.out:
                 self_term = c if self_term is None else self_term + c
                 continue
@@ -432,12 +460,15 @@ def copy_as_load(node):
     return clone
 
 
-def fit(c, arg, arg_ty, out_ty):
-    """Undo broadcasting: sum the contribution `c` down to the shape of `arg`."""
+def fit(c, arg, arg_ty, out_ty, dims=None):
+    """Undo broadcasting: sum the contribution `c` down to the shape of `arg` (given by the
+    names `dims` when the backward has its shape but not its value)."""
     if out_ty is None or not out_ty.is_array:
         return c
     if not arg_ty.is_array:
         return np_.sum(c)
+    if dims:
+        return helper("unbroadcast_to", c, tuple_([Sym(d) for d in dims]))
     return helper("unbroadcast", c, Sym(arg))
 
 

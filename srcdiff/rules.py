@@ -196,7 +196,7 @@ def matmul(op, ty, g, z, x, y):
     if ranks == (1, 2):
         return y @ gx, np_.outer(x, gy)
     if ranks == (2, 1):
-        return np_.outer(gx, y), gy @ x
+        return np_.outer(gx, y), helper("vecmat", gy, x)
     return g * y, g * x
 
 
@@ -247,8 +247,9 @@ def max_(op, ty, g, z, x):
     if ty.args[0].ndim == 0:
         return (g,)
     axis = op.params["axis"]
-    mask = helper("tie_mask_all", x, z) if axis is None else helper("tie_mask", x, z, axis)
-    return (spread(op, ty, g, x) * mask,)
+    if axis is None:
+        return (helper("tie_share_all", g, x, z),)
+    return (spread(op, ty, g, x) * helper("tie_mask", x, z, axis),)
 
 
 @rule("logsumexp")

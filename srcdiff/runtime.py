@@ -20,10 +20,11 @@ from numba.extending import overload, register_jitable
 from numba.np.numpy_support import as_dtype
 
 __all__ = [
-    "unbroadcast",
+    "unbroadcast", "unbroadcast_to",
     "sum_over", "sum_over_keep", "mean_over", "mean_over_keep",
     "max_over", "max_over_keep", "min_over", "min_over_keep",
-    "spread", "spread_all", "tie_mask", "tie_mask_all",
+    "spread", "spread_all", "tie_mask", "tie_mask_all", "tie_share_all",
+    "add_tie_share_all", "add_outer", "vecmat",
     "softmax_over", "log_softmax_over", "logsumexp_over_keep",
     "softmax_all", "log_softmax_all", "logsumexp_all",
     "reserve", "range_last", "as_dtype_of",
@@ -43,6 +44,11 @@ def unbroadcast(g, like):
         lead + i for i, n in enumerate(like.shape)
         if n == 1 and g.shape[lead + i] != 1)
     return np.sum(g, axis=axes).reshape(like.shape)
+
+
+def unbroadcast_to(g, shape):
+    """Sum g over the axes along which `shape` was broadcast to g's shape."""
+    return unbroadcast(g, np.empty(shape, dtype=bool))
 
 
 def sum_over(x, axis):
@@ -113,6 +119,28 @@ def tie_mask_all(x, m):
     """1/count where x equals the scalar m, else 0."""
     eq = x == m
     return (eq / max(np.sum(eq), 1)).astype(x.dtype)
+
+
+def tie_share_all(g, x, m):
+    """g shared equally among the entries of x equal to the scalar m (g * 0 elsewhere)."""
+    eq = x == m
+    share = 1.0 / max(int(np.sum(eq)), 1)
+    return np.where(eq, g * share, g * 0.0)
+
+
+def add_tie_share_all(d, g, x, m):
+    """d += tie_share_all(g, x, m), in place."""
+    d += tie_share_all(g, x, m)
+
+
+def add_outer(d, x, y):
+    """d += np.outer(x, y), in place."""
+    d += np.outer(x, y)
+
+
+def vecmat(x, a):
+    """x @ a for a vector x and a matrix a."""
+    return x @ a
 
 
 def _shift_over(z, axis):
@@ -466,6 +494,21 @@ def _unbroadcast_ol(g, like):
     return impl
 
 
+@overload(unbroadcast_to)
+def _unbroadcast_to_ol(g, shape):
+    _require_array("unbroadcast_to", g=g)
+    if not isinstance(shape, types.UniTuple) or g.ndim < shape.count:
+        raise TypingError("unbroadcast_to: shape must be a tuple of at most g.ndim ints")
+    if g.ndim > shape.count:
+        return lambda g, shape: _unbroadcast_nb(g, shape)
+
+    def impl(g, shape):
+        if g.shape == shape:
+            return g
+        return _unbroadcast_nb(g, shape)
+    return impl
+
+
 def _reduction_ol(name, kernel, keep):
     """numba overload of a reduction helper built on a flat kernel."""
     def typer(x, axis):
@@ -534,6 +577,91 @@ def _tie_mask_all_ol(x, m):
         m1 = np.empty(1, x.dtype)
         m1[0] = m
         return _tie_k(_flat(x), m1, (1, x.size, 1)).reshape(x.shape)
+    return impl
+
+
+@register_jitable
+def _tie_share_k(d, g, x, m):
+    """Flat d += g / count where flat x equals m (count of such entries), g * 0 elsewhere."""
+    count = 0
+    first = 0
+    for i in range(x.size):
+        if x[i] == m:
+            if count == 0:
+                first = i
+            count += 1
+    zero = g * 0.0
+    if count == 1 and zero == 0.0:     # one maximum, a finite g: adding zeros changes nothing
+        d[first] += g
+        return
+    share = g * (1.0 / max(count, 1))
+    for i in range(x.size):
+        d[i] += share if x[i] == m else zero
+
+
+@overload(tie_share_all)
+def _tie_share_all_ol(g, x, m):
+    _require_array("tie_share_all", x=x)
+    dtype = np.float32 if x.dtype == types.float32 and g == types.float32 else np.float64
+
+    def impl(g, x, m):
+        out = np.zeros(x.size, dtype)
+        _tie_share_k(out, g, _flat(x), m)
+        return out.reshape(x.shape)
+    return impl
+
+
+@overload(add_tie_share_all)
+def _add_tie_share_all_ol(d, g, x, m):
+    _require_array("add_tie_share_all", d=d, x=x)
+    if d.ndim == 1 and x.ndim == 1:
+        return lambda d, g, x, m: _tie_share_k(d, g, x, m)
+    if d.layout == "C":
+        return lambda d, g, x, m: _tie_share_k(d.reshape(d.size), g, _flat(x), m)
+
+    def impl(d, g, x, m):
+        share = tie_share_all(g, x, m)
+        for index in np.ndindex(d.shape):
+            d[index] += share[index]
+    return impl
+
+
+@overload(add_outer)
+def _add_outer_ol(d, x, y):
+    _require_array("add_outer", d=d, x=x, y=y)
+
+    def impl(d, x, y):
+        if d.shape != (x.size, y.size):
+            raise ValueError("add_outer: shapes do not match")
+        for i in range(x.size):
+            xi = x[i]
+            row = d[i]
+            for j in range(y.size):
+                row[j] += xi * y[j]
+    return impl
+
+
+# below this many entries, vecmat runs a loop: a BLAS call costs more than the work
+VECMAT_LOOP_SIZE = 4096
+
+
+@overload(vecmat)
+def _vecmat_ol(x, a):
+    _require_array("vecmat", x=x, a=a)
+    if x.ndim != 1 or a.ndim != 2:
+        raise TypingError("vecmat: x must be 1-D and a 2-D")
+
+    def impl(x, a):
+        n, m = a.shape
+        if n * m > VECMAT_LOOP_SIZE or x.shape[0] != n:
+            return x @ a      # large, or shapes that do not match: numba's error
+        out = np.zeros(m, a.dtype)
+        for p in range(n):    # rows of a scaled and summed: unit stride, vectorised
+            xp = x[p]
+            row = a[p]
+            for j in range(m):
+                out[j] += xp * row[j]
+        return out
     return impl
 
 

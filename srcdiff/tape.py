@@ -2,10 +2,12 @@
 
 The tape is one growable float64 array with a cursor `k`: scalars are stored
 inline by the generated code; arrays are stored as their flat data followed by
-their dimensions, so a pop reads the dimensions first, then the data.
+their dimensions, so a pop reads the dimensions first, then the data. A popped
+array is a view of the tape: the backward never writes into the tape or into
+the forward values it reads, so nothing needs copying.
 """
 import numpy as np
-from numba.extending import register_jitable
+from numba.extending import overload, register_jitable
 
 
 @register_jitable
@@ -14,15 +16,26 @@ def wins(x, y):
     return (x > y) * 1.0 + (x == y) * 0.5
 
 
-@register_jitable
 def push_array(tape, k, a):
     """Store array `a` (flat data, then its dims) at tape[k:]; return the new cursor."""
     flat = np.ascontiguousarray(a).ravel()
     n = flat.shape[0]
     tape[k:k + n] = flat
-    for d in range(a.ndim):
-        tape[k + n + d] = a.shape[d]
+    tape[k + n:k + n + a.ndim] = a.shape
     return k + n + a.ndim
+
+
+@overload(push_array)
+def _push_array_ol(tape, k, a):
+    def impl(tape, k, a):
+        i = k
+        for v in a.flat:      # a loop: cheaper than a flat copy and slice assignment
+            tape[i] = v
+            i += 1
+        for d in range(a.ndim):
+            tape[i + d] = a.shape[d]
+        return i + a.ndim
+    return impl
 
 
 @register_jitable
@@ -38,7 +51,7 @@ def _pop_dims(tape, k, ndim):
 def pop_array1(tape, k):
     """The 1-D array stored last before cursor k, and the cursor below it."""
     dims_at, start = _pop_dims(tape, k, 1)
-    return tape[start:dims_at].copy(), start
+    return tape[start:dims_at], start
 
 
 @register_jitable
@@ -46,7 +59,7 @@ def pop_array2(tape, k):
     """The 2-D array stored last before cursor k, and the cursor below it."""
     dims_at, start = _pop_dims(tape, k, 2)
     shape = (int(tape[dims_at]), int(tape[dims_at + 1]))
-    return tape[start:dims_at].copy().reshape(shape), start
+    return tape[start:dims_at].reshape(shape), start
 
 
 @register_jitable
@@ -54,7 +67,7 @@ def pop_array3(tape, k):
     """The 3-D array stored last before cursor k, and the cursor below it."""
     dims_at, start = _pop_dims(tape, k, 3)
     shape = (int(tape[dims_at]), int(tape[dims_at + 1]), int(tape[dims_at + 2]))
-    return tape[start:dims_at].copy().reshape(shape), start
+    return tape[start:dims_at].reshape(shape), start
 
 
 @register_jitable

@@ -60,3 +60,30 @@ def copied_buffers(u, c):
                                          - 4.0 * v[i, j])
         v = w
     return np.sum(v ** 2)
+
+
+def shape_read_in_loop(x, w):
+    # u's shape (not value) undoes the broadcast of u + wt; u is also stored into a
+    # buffer, whose backward reads it; its shape changes with t
+    buf = np.zeros((2, x.shape[0]))
+    s = 0.0
+    for t in range(2):
+        u = np.sin(x[0:t + 2]) * (t + 1.0)
+        wt = w[0:t + 2]
+        v = u + wt
+        s += np.sum(v * v)
+        buf[t, 0:t + 2] = u
+    return s + np.sum(buf * buf)
+
+
+def shape_read_and_nested_add(x, w):
+    s = 0.0
+    for t in range(2):
+        u = np.cos(x[0:t + 2]) * (t + 2.0)
+        wt = w[0:t + 2]
+        v = u + wt
+        s += np.sum(v * v)
+        for j in range(2):
+            z = u + wt * j
+            s += np.sum(z)
+    return s

@@ -144,6 +144,27 @@ def test_source_before_any_call_is_an_error_and_after_is_the_last_signature():
     assert g.source != text and "float32[1d]" in g.source
 
 
+def test_repeated_calls_check_types_and_wrap_errors_as_the_first_call_does():
+    g = srcdiff.grad(smooth)
+    x, y = np.linspace(-1.0, 1.0, 4), np.linspace(0.5, 2.0, 4)
+    expected = (1 - np.tanh(x) ** 2) * y + x
+    for _ in range(2):
+        np.testing.assert_allclose(g(x, y), expected, rtol=1e-14)
+    np.testing.assert_allclose(g(x[::-1].copy()[::-1], y=y), expected, rtol=1e-14)
+    np.testing.assert_allclose(g(x[::-1], y[::-1]), expected[::-1], rtol=1e-14)
+    with pytest.raises(srcdiff.SrcdiffError, match="not a float"):
+        g(np.arange(4), y)
+    with pytest.raises(srcdiff.SrcdiffError, match="running the gradient"):
+        g(x, np.ones(3))
+    with pytest.raises(srcdiff.SrcdiffError, match="bad arguments"):
+        g(x)
+    g32 = g(x.astype(np.float32), y.astype(np.float32))
+    assert g32.dtype == np.float32
+    assert g(x, y).dtype == np.float64
+    with pytest.raises(srcdiff.SrcdiffError, match="running the gradient"):
+        g(x, np.ones(3))
+
+
 # ---- gradient types, dtypes and shapes -------------------------------------------------------
 def scalar_fn(x, y):
     return x * x * y + math.sin(x)

@@ -5,7 +5,8 @@ import pytest
 from conftest import assert_grad_matches_fd
 import srcdiff
 from regression_models import (copied_buffers, repeated_sums, reused_adjoint_in_loop,
-                               swap_in_loop, swap_through_helper, swapped_buffers)
+                               shape_read_and_nested_add, shape_read_in_loop, swap_in_loop,
+                               swap_through_helper, swapped_buffers)
 
 
 def test_adjoints_shared_by_unbroadcast_are_not_changed_in_place():
@@ -33,3 +34,11 @@ def test_double_buffers_are_not_shared_data():
     rng = np.random.default_rng(3)
     assert_grad_matches_fd(swapped_buffers, (rng.normal(size=6), 0.2), (0, 1))
     assert_grad_matches_fd(copied_buffers, (rng.normal(size=(5, 4)), 0.1), (0, 1))
+
+
+@pytest.mark.parametrize("f", [shape_read_in_loop, shape_read_and_nested_add])
+def test_arrays_in_loops_read_for_their_shape_and_value(f):
+    # an array whose shape undoes a broadcast is taped as its dims only when nothing in the
+    # backward reads its value (a nested loop's adjoint set-up, a store into a slot)
+    x, w = np.array([0.2, -0.4, 0.7]), np.array([1.1, 0.5, -0.8])
+    assert_grad_matches_fd(f, (x, w), (0, 1))

@@ -282,6 +282,91 @@ def test_unbroadcast_numba(g_shape, like_shape, axes, dtype, layout):
         assert np.shares_memory(got, g)
 
 
+@numba.njit
+def numba_unbroadcast_to(g, shape):
+    return rt.unbroadcast_to(g, shape)
+
+
+@pytest.mark.parametrize("run", [rt.unbroadcast_to, numba_unbroadcast_to], ids=["python", "numba"])
+def test_unbroadcast_to_a_shape(run):
+    for g_shape, like_shape, axes in UNBROADCAST_CASES:
+        g = make(g_shape, np.float64, "C", seed=5)
+        check(run(g, like_shape), reference_unbroadcast(g, like_shape, axes), np.float64)
+
+
+# ---------------------------------------------------------------------------
+# Accumulating helpers: max-reduction ties and outer products
+# ---------------------------------------------------------------------------
+
+@numba.njit
+def numba_tie_share_all(g, x, m):
+    return rt.tie_share_all(g, x, m)
+
+
+@numba.njit
+def numba_add_tie_share_all(d, g, x, m):
+    rt.add_tie_share_all(d, g, x, m)
+    return d
+
+
+@pytest.mark.parametrize("mode", ["python", "numba"])
+def test_tie_share_all_equals_spread_times_mask(mode):
+    share = rt.tie_share_all if mode == "python" else numba_tie_share_all
+    add = rt.add_tie_share_all if mode == "python" else numba_add_tie_share_all
+    for values in ([1.0, 3.0, 3.0, -2.0], [2.0, 2.0, 2.0, 2.0], [0.5, np.nan, 4.0, 1.0]):
+        for layout in ("C", "strided"):
+            x = as_layout(values, np.float64, layout)
+            m = np.max(x)
+            want = rt.spread_all(1.5, x) * rt.tie_mask_all(x, m)
+            np.testing.assert_array_equal(share(1.5, x, m), want)
+            d = np.arange(4.0)
+            add(d, 1.5, x, m)
+            np.testing.assert_array_equal(d, np.arange(4.0) + want)
+    x = as_layout([[1.0, 5.0], [5.0, 0.0]], np.float64, "strided")
+    d = np.ones((2, 2))
+    add(d, 2.0, x, 5.0)
+    np.testing.assert_array_equal(d, [[1.0, 2.0], [2.0, 1.0]])
+    x = np.array([1.0, 3.0])     # a non-finite adjoint still reaches every entry, as g * 0
+    assert np.isnan(share(np.inf, x, 3.0)[0]) and share(np.inf, x, 3.0)[1] == np.inf
+
+
+@numba.njit
+def numba_add_outer(d, x, y):
+    rt.add_outer(d, x, y)
+    return d
+
+
+@pytest.mark.parametrize("run", [rt.add_outer, numba_add_outer], ids=["python", "numba"])
+def test_add_outer_accumulates_in_place(run):
+    x, y = np.array([1.0, -2.0, 0.5]), as_layout([3.0, 4.0], np.float64, "strided")
+    d = np.ones((3, 2))
+    run(d, x, y)
+    np.testing.assert_array_equal(d, 1.0 + np.outer(x, y))
+    d = np.ones((3, 2)).T.copy().T      # F-ordered
+    run(d, x, y)
+    np.testing.assert_array_equal(d, 1.0 + np.outer(x, y))
+
+
+@numba.njit
+def numba_vecmat(x, a):
+    return rt.vecmat(x, a)
+
+
+@pytest.mark.parametrize("run", [rt.vecmat, numba_vecmat], ids=["python", "numba"])
+def test_vecmat_small_and_large(run):
+    rng = np.random.default_rng(8)
+    for n, m in ((3, 5), (100, 100)):      # a loop below VECMAT_LOOP_SIZE entries, BLAS above
+        x, a = rng.normal(size=n), rng.normal(size=(n, m))
+        np.testing.assert_allclose(run(x, a), x @ a, rtol=1e-12, atol=1e-12)
+    a = as_layout(rng.normal(size=(3, 5)), np.float32, "strided")
+    x = rng.normal(size=3).astype(np.float32)
+    got = run(x, a)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, x @ a, rtol=2e-5, atol=2e-5)
+    with pytest.raises(ValueError):
+        run(np.ones(4), np.ones((3, 5)))
+
+
 # ---------------------------------------------------------------------------
 # Scalar helpers: reserve, range_last, as_dtype_of
 # ---------------------------------------------------------------------------
