@@ -154,14 +154,14 @@ def test_repeated_calls_check_types_and_wrap_errors_as_the_first_call_does():
     np.testing.assert_allclose(g(x[::-1], y[::-1]), expected[::-1], rtol=1e-14)
     with pytest.raises(srcdiff.SrcdiffError, match="not a float"):
         g(np.arange(4), y)
-    with pytest.raises(srcdiff.SrcdiffError, match="running the gradient"):
+    with pytest.raises(srcdiff.SrcdiffError, match="failed on these arguments"):
         g(x, np.ones(3))
     with pytest.raises(srcdiff.SrcdiffError, match="bad arguments"):
         g(x)
     g32 = g(x.astype(np.float32), y.astype(np.float32))
     assert g32.dtype == np.float32
     assert g(x, y).dtype == np.float64
-    with pytest.raises(srcdiff.SrcdiffError, match="running the gradient"):
+    with pytest.raises(srcdiff.SrcdiffError, match="failed on these arguments"):
         g(x, np.ones(3))
 
 
