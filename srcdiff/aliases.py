@@ -54,7 +54,6 @@ class State:
 class Tracker:
     def __init__(self, graph, tys, wrt_names):
         self.graph, self.tys, self.wrt = graph, tys, set(wrt_names)
-        self.names = getattr(graph, "names", None)
         self.written = set()
 
     # ---- regions ----------------------------------------------------------------------
@@ -137,7 +136,7 @@ class Tracker:
         return f"make `{user}` an array of its own where it is created: add `.copy()` there"
 
     def user(self, name):
-        origin = getattr(self.names, "origin", {})
+        origin = self.graph.names.origin
         while name in origin:
             name = origin[name]
         return name

@@ -13,14 +13,13 @@ use, so the backward never reads a variable that was overwritten since.
 """
 from dataclasses import dataclass, field
 
-from .aliases import check_aliasing
+from .aliases import STORES, check_aliasing
 from .graph import Const, For, If, Op, Return, While, names_in, walk
 from .rules import BROADCASTING, NON_DIFFERENTIABLE, RULES, SWEEP_GATES
 from .infer import INT
 from .sym import Sym
 
 VIEW_GATES = {"index", "transpose", "dim", "size", "ndim"}
-STORES = {"store", "store_add", "store_sub"}
 
 
 @dataclass

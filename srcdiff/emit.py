@@ -109,14 +109,15 @@ def final_gradient(sweep, name, ty):
     grad = Sym(sweep.adj(name))
     if ty.dtype == "float32":
         grad = grad.method("astype", Sym("np").attr("float32")) if ty.is_array else np_.float32(grad)
-    elif not ty.is_array and _may_be_float32(sweep, name):
+    elif not ty.is_array and _has_float32(sweep.tys):
         grad = Sym(ast.Call(ast.Name("float", ast.Load()), [grad.node], []))
     return grad.node
 
 
-def _may_be_float32(sweep, name):
-    """True if float32 values reach the adjoint of the float64 scalar `name`."""
-    return any(ty.dtype == "float32" for ty in sweep.tys.values())
+def _has_float32(tys):
+    """True if the function computes with float32 values (a float64 scalar's adjoint may then
+    come out as np.float32 without compiling, so it is converted back with float())."""
+    return any(ty.dtype == "float32" for ty in tys.values())
 
 
 def function(name, params, body):

@@ -31,7 +31,7 @@ def runtime_error(gradient, source, args, error):
 
 def failing_line(source, args, filename):
     """(Where of the user's line, the error) for running `source`'s gradient in Python."""
-    forward, gradient = load(source, compiled=False)
+    _, gradient = load(source, compiled=False)
     code = getattr(gradient, "__wrapped__", gradient).__code__
     try:
         with np.errstate(all="ignore"), warnings.catch_warnings():

@@ -16,17 +16,23 @@ commutes, so the result is the same.
 import ast
 
 
+def nested_blocks(stmts):
+    """The statement lists directly inside `stmts` (bodies and else-branches of loops and ifs)."""
+    for stmt in stmts:
+        for field in ("body", "orelse"):
+            inner = getattr(stmt, field, None)
+            if isinstance(inner, list):
+                yield inner
+
+
 def promote_scatters(stmts, names, ranks):
     """Rewrite every loop in `stmts` (recursively, innermost first), in place.
 
     `ranks` maps array names to their number of dimensions: only `a[i, j] += ...` that
     picks one element of `a` becomes a scalar local.
     """
-    for stmt in stmts:
-        for field in ("body", "orelse"):
-            inner = getattr(stmt, field, None)
-            if isinstance(inner, list):
-                promote_scatters(inner, names, ranks)
+    for inner in nested_blocks(stmts):
+        promote_scatters(inner, names, ranks)
     out = []
     for stmt in stmts:
         if isinstance(stmt, ast.For):
@@ -111,10 +117,8 @@ def hoist_invariant_reads(stmts, loop_indices=()):
             out.extend(_hoist(stmt, loop_indices))
             out.append(stmt)
         else:
-            for field in ("body", "orelse"):
-                inner = getattr(stmt, field, None)
-                if isinstance(inner, list):
-                    hoist_invariant_reads(inner, loop_indices)
+            for inner in nested_blocks([stmt]):
+                hoist_invariant_reads(inner, loop_indices)
             out.append(stmt)
     stmts[:] = out
 
@@ -163,11 +167,8 @@ def fold_zero_then_add(stmts, counts=None):
     adjoint.
     """
     counts = name_counts(stmts) if counts is None else counts
-    for stmt in stmts:
-        for field in ("body", "orelse"):
-            inner = getattr(stmt, field, None)
-            if isinstance(inner, list):
-                fold_zero_then_add(inner, counts)
+    for inner in nested_blocks(stmts):
+        fold_zero_then_add(inner, counts)
     i = 0
     while i < len(stmts):
         name = _zeroed_name(stmts[i])
@@ -224,11 +225,8 @@ def accumulate_in_place(stmts, counts=None):
     `d += f(...)` the call `add_f(d, ...)` when f has an in-place form: no temporary array.
     """
     counts = name_counts(stmts) if counts is None else counts
-    for stmt in stmts:
-        for field in ("body", "orelse"):
-            inner = getattr(stmt, field, None)
-            if isinstance(inner, list):
-                accumulate_in_place(inner, counts)
+    for inner in nested_blocks(stmts):
+        accumulate_in_place(inner, counts)
     i = 0
     while i < len(stmts):
         stmt = stmts[i]
@@ -295,10 +293,8 @@ def run_forwards(stmts, function_body=None, nested=False):
     """
     function_body = stmts if function_body is None else function_body
     for stmt in stmts:
-        for field in ("body", "orelse"):
-            inner = getattr(stmt, field, None)
-            if isinstance(inner, list):
-                run_forwards(inner, function_body, nested or isinstance(stmt, ast.For))
+        for inner in nested_blocks([stmt]):
+            run_forwards(inner, function_body, nested or isinstance(stmt, ast.For))
         if nested and isinstance(stmt, ast.For) and hasattr(stmt, "forward_range"):
             private = _private_names(stmt)
             if private is not None and not _read_outside(function_body, stmt, private):
