@@ -13,7 +13,7 @@ from .errors import SrcdiffError
 from .frontend import lower
 from .infer import infer, type_of_value
 from .locate import RUNTIME_ERRORS, runtime_error
-from .patterns import fuse_log_softmax
+from .patterns import fuse_log_softmax, fuse_powers
 
 
 _BUILD_LOCK = threading.RLock()
@@ -140,6 +140,7 @@ class Gradient:
                                    hint=f"pass {self.params[i]} as floats, e.g. np.asarray(x, float)")
         graph = copy.deepcopy(self.graph)
         fuse_log_softmax(graph)
+        fuse_powers(graph)
         tys = infer(graph, types)
         text = "signature (" + ", ".join(f"{p}: {t}" for p, t in zip(self.params, types)) + ")"
         return generate(graph, tys, self.wrt, self.with_value, graph.names, text,

@@ -7,7 +7,7 @@ since numba's np.max/np.sum lack `axis`/`keepdims`.
 """
 import ast
 
-from .sym import Sym, builtin, helper, if_else, np_, number, tuple_
+from .sym import Sym, builtin, helper, if_else, np_, number, product, tuple_
 
 
 class OpTypes:
@@ -117,6 +117,11 @@ def matmul(op, ty, x, y):
     return x @ y
 
 
+def power(op, ty, x):
+    """`x ** n` for a whole n, written as the user's product `x * x * ... * x`."""
+    return product(x, op.params["n"])
+
+
 def relu(op, ty, x):
     return builtin("max", x, 0.0) if ty.out.ndim == 0 else np_.maximum(x, 0.0)
 
@@ -166,7 +171,7 @@ FORWARD = {
     "neg": lambda op, ty, x: -x, "copy": lambda op, ty, x: x,
     "maximum": scalar_or_np("max", "maximum"), "minimum": scalar_or_np("min", "minimum"),
     "where": where, "outer": np_call("outer"), "arctan2": np_call("arctan2"),
-    "relu": relu, "sigmoid": sigmoid, "square": lambda op, ty, x: x * x,
+    "relu": relu, "sigmoid": sigmoid, "square": lambda op, ty, x: x * x, "power": power,
     "sum": reduction("sum"), "mean": reduction("mean"), "max": reduction("max"),
     "min": reduction("min"), "logsumexp": logsumexp,
     "softmax": softmax_like("softmax"), "log_softmax": softmax_like("log_softmax"),

@@ -144,6 +144,10 @@ def broadcast(op, *args):
     return Ty(promote(*(a.dtype for a in args)), max(a.ndim for a in args))
 
 
+def power(op, x):
+    return broadcast(op, x, x)
+
+
 def divide(op, x, y):
     return Ty(float_of(promote(x.dtype, y.dtype)), max(x.ndim, y.ndim))
 
@@ -269,7 +273,7 @@ TYPE_RULES = {
     "arctan": floating, "sinh": floating, "cosh": floating, "floor": floating, "ceil": floating,
     "relu": floating, "sigmoid": floating,
     "add": broadcast, "sub": broadcast, "mul": broadcast, "pow": broadcast, "maximum": broadcast,
-    "minimum": broadcast, "mod": broadcast, "floordiv": broadcast, "div": divide, "arctan2": divide,
+    "minimum": broadcast, "power": power, "mod": broadcast, "floordiv": broadcast, "div": divide, "arctan2": divide,
     "lt": compare, "le": compare, "gt": compare, "ge": compare, "eq": compare, "ne": compare,
     "and": compare, "or": compare, "not": compare, "where": choose,
     "matmul": matmul, "outer": outer,

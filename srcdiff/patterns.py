@@ -4,6 +4,9 @@
 rule is the fused `g - softmax(z) * sum(g)` (the seed's `softmax(z) - y` for a
 cross-entropy loss). A preceding stabilising shift `z = z - max(z, axis,
 keepdims=True)` is dropped: log_softmax is shift-invariant and computed stably.
+
+`x * x * x` (a chain of one factor) becomes `power(x, 3)`, whose rule is the
+power rule `3 * g * x * x` rather than the chain rule through each product.
 """
 from .graph import For, If, Op, While, walk
 
@@ -48,6 +51,40 @@ def _rewrite(block, sub, match, uses):
         block.remove(op)
     sub.gate, sub.args = "log_softmax", (source,)
     sub.params = {"axis": total.params["axis"], "keepdims": False}
+
+
+def fuse_powers(graph):
+    """Rewrite every product chain `x * x * ... * x` in the graph's blocks as one power op."""
+    uses = use_counts(graph)
+    for block in blocks(graph.body):
+        i = 1
+        while i < len(block):
+            inner, outer = block[i - 1], block[i]
+            if _extends_power(inner, outer, uses):
+                outer.gate, outer.args = "power", (inner.args[0],)
+                outer.params = {"n": _degree(inner) + 1}
+                del block[i - 1]
+            else:
+                i += 1
+
+
+def _extends_power(inner, outer, uses):
+    """Whether `outer` multiplies the power `inner` (used nowhere else) by its base once more."""
+    if not (isinstance(inner, Op) and isinstance(outer, Op) and outer.gate == "mul"):
+        return False
+    if _degree(inner) is None or uses.get(inner.out) != 1:
+        return False
+    base = inner.args[0]
+    return sorted(outer.args, key=str) == sorted((inner.out, base), key=str)
+
+
+def _degree(op):
+    """n for an op computing `x ** n` as a product of one name, else None."""
+    if op.gate == "power":
+        return op.params["n"]
+    if op.gate == "mul" and isinstance(op.args[0], str) and op.args == (op.args[0], op.args[0]):
+        return 2
+    return None
 
 
 def _is_max_shift(op, block, axis):

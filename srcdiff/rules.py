@@ -11,7 +11,7 @@ Conventions at non-differentiable points (documented in the README):
 """
 import ast
 
-from .sym import helper, if_else, np_, number
+from .sym import helper, if_else, np_, number, product
 
 RULES = {}
 NON_DIFFERENTIABLE = {
@@ -139,6 +139,12 @@ def sqrt(op, ty, g, z, x):
 @rule("square")
 def square(op, ty, g, z, x):
     return (2.0 * g * x,)
+
+
+@rule("power")
+def power(op, ty, g, z, x):
+    n = op.params["n"]
+    return (float(n) * g * product(x, n - 1),)
 
 
 @rule("sin")

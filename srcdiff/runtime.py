@@ -584,14 +584,13 @@ def _tie_mask_all_ol(x, m):
 def _tie_share_k(d, g, x, m):
     """Flat d += g / count where flat x equals m (count of such entries), g * 0 elsewhere."""
     count = 0
-    first = 0
-    for i in range(x.size):
-        if x[i] == m:
-            if count == 0:
-                first = i
-            count += 1
+    for i in range(x.size):            # branch-free: vectorised
+        count += x[i] == m
     zero = g * 0.0
     if count == 1 and zero == 0.0:     # one maximum, a finite g: adding zeros changes nothing
+        first = 0
+        while x[first] != m:
+            first += 1
         d[first] += g
         return
     share = g * (1.0 / max(count, 1))

@@ -161,3 +161,11 @@ def tuple_(items):
 
 def if_else(test, body, orelse):
     return Sym(ast.IfExp(lift(test).node, lift(body).node, lift(orelse).node))
+
+
+def product(x, n):
+    """x * x * ... * x with n factors, multiplied left to right."""
+    result = x
+    for _ in range(n - 1):
+        result = result * x
+    return result

@@ -523,3 +523,28 @@ def test_0d_array_arguments_get_0d_gradients(compile):
     _, (a, b) = srcdiff.value_and_grad(sine_times, wrt=(0, 1), compile=compile)(
         np.array(1.0, np.float32), 2.0)
     assert a.shape == () and a.dtype == np.float32 and isinstance(b, float)
+
+
+# ---- products of one factor take the power rule ----------------------------------------------
+def cube_energy(r2):
+    s6 = 1.0 / (r2 * r2 * r2)
+    return s6 * s6 - s6
+
+
+def cube_with_reused_square(r2):
+    sq = r2 * r2
+    return sq * r2 + sq
+
+
+def test_product_chain_of_one_factor_uses_the_power_rule():
+    forward, gradient = srcdiff.grad(cube_energy).source_for(1.3).split("def gradient")
+    assert "r2 * r2 * r2" in forward          # the forward stays the user's product
+    assert "3.0 * " in gradient and "* (r2 * r2)" in gradient, gradient
+    assert srcdiff.value_and_grad(cube_energy)(1.3)[0] == cube_energy(1.3)
+    assert_grad_matches_fd(cube_energy, (1.3,), 0)
+
+
+def test_square_used_twice_keeps_the_product_rule():
+    text = srcdiff.grad(cube_with_reused_square).source_for(1.3).split("def gradient")[1]
+    assert "3.0 *" not in text
+    assert srcdiff.grad(cube_with_reused_square)(1.3) == pytest.approx(3 * 1.3 ** 2 + 2 * 1.3)

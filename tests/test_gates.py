@@ -153,6 +153,15 @@ def g_square(x):
     return np.sum(np.square(x) * x)
 
 
+def g_power(x):
+    return np.sum(x * x * x) + np.sum(x * (x * x) * x)
+
+
+def g_power_shared_square(x):
+    q = x * x
+    return np.sum(q * x) + np.sum(np.sin(q))
+
+
 def g_maximum(x, y):
     return np.sum(np.sin(np.maximum(x, y)))
 
@@ -399,6 +408,8 @@ SPEC = [
     Gate("sinh", g_sinh, 0, {"scalar": real(S), "1d": real(V)}),
     Gate("cosh", g_cosh, 0, {"scalar": real(S), "1d": real(V)}),
     Gate("square", g_square, 0, {"scalar": real(S), "1d": real(V)}),
+    Gate("power", g_power, 0, {"scalar": real(S), "1d": real(V), "2d": real(M)}),
+    Gate("power-shared-square", g_power_shared_square, 0, {"scalar": real(S), "1d": real(V)}),
     Gate("maximum", g_maximum, (0, 1), {"scalar": separated(S), "1d": separated(V)}),
     Gate("minimum", g_minimum, (0, 1), {"scalar": separated(S), "1d": separated(V)}),
     Gate("where", g_where, (0, 1), {"scalar": separated(S), "1d": separated(V)}),
