@@ -16,8 +16,8 @@ from .sym import Sym, np_
 RUNTIME_NAMES = (
     "unbroadcast", "unbroadcast_to", "sum_over", "sum_over_keep", "mean_over", "mean_over_keep",
     "max_over", "max_over_keep", "min_over", "min_over_keep", "spread", "spread_all", "tie_mask",
-    "tie_mask_all", "tie_share_all", "add_tie_share_all", "add_outer", "vecmat", "softmax_over",
-    "log_softmax_over", "logsumexp_over_keep", "softmax_all", "log_softmax_all", "logsumexp_all",
+    "tie_mask_all", "tie_share_all", "add_tie_share_all", "add_outer", "vecmat", "matvec",
+    "softmax_over", "log_softmax_over", "logsumexp_over_keep", "softmax_all", "log_softmax_all", "logsumexp_all",
     "reserve", "range_last", "as_dtype_of",
 )
 TAPE_NAMES = ("wins", "push_array", "pop_array1", "pop_array2", "pop_array3", "all_finite")

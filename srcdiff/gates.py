@@ -107,13 +107,17 @@ def reshape(op, ty, x, *shape):
     return np_.ascontiguousarray(x).method("reshape", shape_of(op, shape))
 
 
+SMALL_PRODUCT_HELPERS = {(1, 2): "vecmat", (2, 1): "matvec"}
+
+
 def matmul(op, ty, x, y):
     """`x @ y`, casting the float32 side when numba would see two dtypes."""
     if ty.args[0].dtype != ty.args[1].dtype:
         x, y = (x, helper("as_dtype_of", y, x)) if ty.args[0].dtype == ty.out.dtype else (
             helper("as_dtype_of", x, y), y)
-    if (ty.args[0].ndim, ty.args[1].ndim) == (1, 2) and ty.out.is_float:
-        return helper("vecmat", x, y)     # a loop for small matrices, BLAS for large ones
+    ranks = (ty.args[0].ndim, ty.args[1].ndim)
+    if ranks in SMALL_PRODUCT_HELPERS and ty.out.is_float:   # loops when small, BLAS when large
+        return helper(SMALL_PRODUCT_HELPERS[ranks], x, y)
     return x @ y
 
 

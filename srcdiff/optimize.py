@@ -14,6 +14,7 @@ sum is accumulated in a local scalar and added once after the loop. Addition
 commutes, so the result is the same.
 """
 import ast
+import copy
 
 
 def nested_blocks(stmts):
@@ -161,10 +162,10 @@ def fold_zero_then_add(stmts, counts=None):
     """`d = np.zeros_like(v)` followed by `d += c` becomes `d = c`, in place, in every block.
 
     Only when `d` is not read in between and `c` is a fresh array that nothing else
-    refers to: arithmetic, or a name assigned arithmetic earlier in the same block and
-    used nowhere else (`counts`, from `name_counts`). A helper call (`unbroadcast` may
-    return its input) or a view would let the later in-place `d += ...` change another
-    adjoint.
+    refers to: arithmetic or a FRESH_HELPERS call, or a name assigned one earlier in
+    the same block and used nowhere else (`counts`, from `name_counts`). Another helper
+    call (`unbroadcast` may return its input) or a view would let the later in-place
+    `d += ...` change another adjoint.
     """
     counts = name_counts(stmts) if counts is None else counts
     for inner in nested_blocks(stmts):
@@ -182,15 +183,25 @@ def fold_zero_then_add(stmts, counts=None):
         i += 1
 
 
+# helpers that always return a new array
+FRESH_HELPERS = {"vecmat", "matvec"}
+
+
 def _fresh(value, before, counts):
     """True if `value` is a new array no other name refers to."""
-    if isinstance(value, (ast.BinOp, ast.UnaryOp)):
+    if _new_array(value):
         return True
     if not isinstance(value, ast.Name) or counts.get(value.id) != (1, 1):
         return False
     return any(isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name)
-               and s.targets[0].id == value.id and isinstance(s.value, (ast.BinOp, ast.UnaryOp))
-               for s in before)
+               and s.targets[0].id == value.id and _new_array(s.value) for s in before)
+
+
+def _new_array(value):
+    """Arithmetic, or a call of a helper in FRESH_HELPERS."""
+    return isinstance(value, (ast.BinOp, ast.UnaryOp)) or (
+        isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
+        and value.func.id in FRESH_HELPERS)
 
 
 def name_counts(stmts):
@@ -292,13 +303,52 @@ def run_forwards(stmts, function_body=None, nested=False):
     inside other loops are turned: they are the short, hot ones.
     """
     function_body = stmts if function_body is None else function_body
-    for stmt in stmts:
+    for stmt in list(stmts):
         for inner in nested_blocks([stmt]):
             run_forwards(inner, function_body, nested or isinstance(stmt, ast.For))
-        if nested and isinstance(stmt, ast.For) and hasattr(stmt, "forward_range"):
-            private = _private_names(stmt)
-            if private is not None and not _read_outside(function_body, stmt, private):
-                stmt.iter = stmt.forward_range
+        if not (nested and isinstance(stmt, ast.For) and hasattr(stmt, "forward_range")):
+            continue
+        popped = _pops_by_position(stmt)
+        loop = popped[1] if popped else stmt
+        private = _private_names(loop)
+        if private is not None and not _read_outside(function_body, stmt, private):
+            if popped:
+                stmt.body = loop.body
+                stmts.insert(stmts.index(stmt), popped[0])
+            stmt.iter = stmt.forward_range
+
+
+def _pops_by_position(loop):
+    """(`top -= c * trips`, a copy of `loop` reading its c scalars per iteration by position)
+    when `loop` starts by popping c scalars and counts 0, 1, ... forward; else None.
+    """
+    body = [s for s in loop.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    pop = body[0] if body else None
+    if not (isinstance(pop, ast.AugAssign) and isinstance(pop.op, ast.Sub)
+            and isinstance(pop.target, ast.Name) and isinstance(pop.value, ast.Constant)):
+        return None
+    top, count = pop.target.id, pop.value.value
+    reads_top = [n for n in ast.walk(body[1]) if isinstance(n, ast.Subscript)
+                 and isinstance(n.slice, ast.Name) and n.slice.id == top] if len(body) > 1 else []
+    forward = loop.forward_range
+    if not reads_top or len(forward.args) != 1:   # range(stop): iteration k reads top + c*k ...
+        return None
+    trips = ast.Call(ast.Name("len", ast.Load()), [forward], [])
+    before = ast.AugAssign(ast.Name(top, ast.Store()), ast.Sub(),
+                           trips if count == 1 else ast.BinOp(ast.Constant(count), ast.Mult(), trips))
+    index = ast.Name(loop.target.id, ast.Load())
+    base = ast.BinOp(ast.Name(top, ast.Load()), ast.Add(),
+                     index if count == 1 else ast.BinOp(ast.Constant(count), ast.Mult(), index))
+    body = [_ReplaceName(top, base).visit(copy.deepcopy(s)) for s in loop.body if s is not pop]
+    return before, ast.For(loop.target, loop.iter, body, [])
+
+
+class _ReplaceName(ast.NodeTransformer):
+    def __init__(self, name, by):
+        self.name, self.by = name, by
+
+    def visit_Name(self, node):
+        return self.by if node.id == self.name and isinstance(node.ctx, ast.Load) else node
 
 
 def _private_names(loop):

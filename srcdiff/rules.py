@@ -196,14 +196,15 @@ def sigmoid(op, ty, g, z, x):
 @rule("matmul")
 def matmul(op, ty, g, z, x, y):
     ranks = (ty.args[0].ndim, ty.args[1].ndim)
+    if ranks == (1, 1):
+        return g * y, g * x
+    x, y = (v if t.is_float else helper("as_dtype_of", v, g) for v, t in zip((x, y), ty.args))
     gx, gy = same_dtype(ty, g, y), same_dtype(ty, g, x)
     if ranks == (2, 2):
         return gx @ y.T, x.T @ gy
     if ranks == (1, 2):
-        return y @ gx, np_.outer(x, gy)
-    if ranks == (2, 1):
-        return np_.outer(gx, y), helper("vecmat", gy, x)
-    return g * y, g * x
+        return helper("matvec", y, gx), np_.outer(x, gy)
+    return np_.outer(gx, y), helper("vecmat", gy, x)
 
 
 def same_dtype(ty, g, like):

@@ -24,7 +24,7 @@ __all__ = [
     "sum_over", "sum_over_keep", "mean_over", "mean_over_keep",
     "max_over", "max_over_keep", "min_over", "min_over_keep",
     "spread", "spread_all", "tie_mask", "tie_mask_all", "tie_share_all",
-    "add_tie_share_all", "add_outer", "vecmat",
+    "add_tie_share_all", "add_outer", "vecmat", "matvec",
     "softmax_over", "log_softmax_over", "logsumexp_over_keep",
     "softmax_all", "log_softmax_all", "logsumexp_all",
     "reserve", "range_last", "as_dtype_of",
@@ -141,6 +141,11 @@ def add_outer(d, x, y):
 def vecmat(x, a):
     """x @ a for a vector x and a matrix a."""
     return x @ a
+
+
+def matvec(a, x):
+    """a @ x for a matrix a and a vector x."""
+    return a @ x
 
 
 def _shift_over(z, axis):
@@ -660,6 +665,36 @@ def _vecmat_ol(x, a):
             row = a[p]
             for j in range(m):
                 out[j] += xp * row[j]
+        return out
+    return impl
+
+
+@register_jitable(fastmath={"reassoc", "contract"})
+def _row_dots(a, x, out):
+    """out[i] = a[i] . x for a C-contiguous matrix a; reassociated (and fused
+    multiply-adds), so LLVM vectorises the dot products, as BLAS does."""
+    for i in range(a.shape[0]):
+        row = a[i]
+        acc = 0.0
+        for j in range(x.shape[0]):
+            acc += row[j] * x[j]
+        out[i] = acc
+
+
+@overload(matvec)
+def _matvec_ol(a, x):
+    _require_array("matvec", a=a, x=x)
+    if a.ndim != 2 or x.ndim != 1:
+        raise TypingError("matvec: a must be 2-D and x 1-D")
+    if a.layout != "C" or a.dtype != x.dtype or not isinstance(a.dtype, types.Float):
+        return lambda a, x: a @ x
+
+    def impl(a, x):
+        n, m = a.shape
+        if n * m > VECMAT_LOOP_SIZE or x.shape[0] != m:
+            return a @ x      # large, or shapes that do not match: numba's error
+        out = np.empty(n, a.dtype)
+        _row_dots(a, x, out)
         return out
     return impl
 

@@ -548,3 +548,17 @@ def test_square_used_twice_keeps_the_product_rule():
     text = srcdiff.grad(cube_with_reused_square).source_for(1.3).split("def gradient")[1]
     assert "3.0 *" not in text
     assert srcdiff.grad(cube_with_reused_square)(1.3) == pytest.approx(3 * 1.3 ** 2 + 2 * 1.3)
+
+
+# ---- products of integer and float arrays -----------------------------------------------------
+def sin_of_product(a, b):
+    return np.sum(np.sin(a @ b))
+
+
+@pytest.mark.parametrize("ranks", [(1, 1), (1, 2), (2, 1), (2, 2)])
+def test_integer_array_times_float_array(ranks):
+    rng = np.random.default_rng(sum(ranks))
+    ints = rng.integers(-3, 4, size=(3,) * ranks[0])
+    floats = rng.uniform(-0.5, 0.5, size=(3,) * ranks[1])
+    assert_grad_matches_fd(sin_of_product, (ints, floats), 1)
+    assert_grad_matches_fd(sin_of_product, (floats.T, ints.T), 0)

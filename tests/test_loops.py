@@ -8,6 +8,7 @@ must agree to ~1e-10.  The functions under test are defined at module level belo
 import inspect
 import math
 import os
+import re
 import resource
 
 import numpy as np
@@ -1412,3 +1413,59 @@ def test_writes_into_wrt_argument(fn, wrt):
 def test_writes_into_argument_not_differentiated():
     r = rng(61)
     check_loop(writes_other_argument, r.normal(size=5), np.zeros(5), allow_mutation=True)
+
+
+# =====================================================================================
+# Tests: 10. inner reverse loops that pop the tape run forward, reading it by position
+# =====================================================================================
+
+def row_log_sum_exp(x):
+    buf = np.zeros(x.shape[1])
+    total = 0.0
+    for i in range(x.shape[0]):
+        for k in range(x.shape[1]):
+            buf[k] = x[i, k] * x[i, k]
+        s = 0.0
+        for k in range(x.shape[1]):
+            s += np.exp(buf[k] - 1.0)
+        total += np.log(s)
+    return total
+
+
+def row_two_saved(x):
+    buf = np.zeros(x.shape[1])
+    total = 0.0
+    for i in range(x.shape[0]):
+        for k in range(x.shape[1]):
+            buf[k] = np.sin(x[i, k])
+        s = 0.0
+        for k in range(x.shape[1]):
+            s += np.exp(buf[k]) * np.cos(buf[k] * x[i, 0])
+        total += np.log(s * s + 1.0)
+    return total
+
+
+def row_from_offset(x):
+    buf = np.zeros(x.shape[1])
+    total = 0.0
+    for i in range(x.shape[0]):
+        for k in range(x.shape[1]):
+            buf[k] = x[i, k] * x[i, k]
+        s = 0.0
+        for k in range(1, x.shape[1]):
+            s += np.exp(buf[k] * buf[k - 1])
+        total += np.log(s)
+    return total
+
+
+@pytest.mark.parametrize("fn", [row_log_sum_exp, row_two_saved, row_from_offset])
+def test_inner_loop_popping_the_tape(fn):
+    x = rng(70).normal(size=(4, 5))
+    check_loop(fn, x)
+
+
+def test_inner_loop_popping_scalars_runs_forward():
+    text = srcdiff.grad(row_log_sum_exp).source_for(np.ones((2, 3))).split("def gradient")[1]
+    # the popping loop counts up over the forward range, reading its entries by position
+    assert re.search(r"top -= len\(range\((\w+)\)\)\n\s+for k in range\(\1\):\n\s+\w+ = tape\[top \+ k\]",
+                     text), text

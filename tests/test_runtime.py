@@ -241,7 +241,16 @@ UNBROADCAST_CASES = [  # (g shape, like shape, axes of g summed over)
     ((2, 3, 4, 5), (3, 1, 5), (0, 2)),
     ((3, 1, 5), (3, 1, 5), ()),
     ((3, 1, 5), (1, 1, 5), (0,)),
+    # 1-D and 2-D g
+    ((4, 5), (5,), (0,)),
+    ((4, 5), (1, 5), (0,)),
+    ((4, 5), (4, 1), (1,)),
+    ((4, 5), (1, 1), (0, 1)),
+    ((4, 5), (1,), (0, 1)),
+    ((1, 5), (5,), (0,)),
+    ((7,), (1,), (0,)),
 ]
+SMALL_UNBROADCAST = UNBROADCAST_CASES[-7:]
 
 
 def reference_unbroadcast(g, like_shape, axes):
@@ -256,7 +265,7 @@ def numba_unbroadcast(g, like):
 def _unbroadcast_numba_cases():
     """Every case for C float64 g, and a few for strided float32 g."""
     cases = [case + (np.float64, "C") for case in UNBROADCAST_CASES]
-    cases += [case + (np.float32, "strided") for case in UNBROADCAST_CASES[1:5]]
+    cases += [case + (np.float32, "strided") for case in UNBROADCAST_CASES[1:5] + SMALL_UNBROADCAST]
     return cases
 
 
@@ -365,6 +374,27 @@ def test_vecmat_small_and_large(run):
     np.testing.assert_allclose(got, x @ a, rtol=2e-5, atol=2e-5)
     with pytest.raises(ValueError):
         run(np.ones(4), np.ones((3, 5)))
+
+
+@numba.njit
+def numba_matvec(a, x):
+    return rt.matvec(a, x)
+
+
+@pytest.mark.parametrize("run", [rt.matvec, numba_matvec], ids=["python", "numba"])
+def test_matvec_small_and_large(run):
+    rng = np.random.default_rng(9)
+    for n, m in ((5, 3), (100, 100)):      # a loop below VECMAT_LOOP_SIZE entries, BLAS above
+        a, x = rng.normal(size=(n, m)), rng.normal(size=m)
+        np.testing.assert_allclose(run(a, x), a @ x, rtol=1e-12, atol=1e-12)
+    for layout in ("C", "strided"):
+        a = as_layout(rng.normal(size=(5, 3)), np.float32, layout)
+        x = rng.normal(size=3).astype(np.float32)
+        got = run(a, x)
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, a @ x, rtol=2e-5, atol=2e-5)
+    with pytest.raises(ValueError):
+        run(np.ones((3, 5)), np.ones(4))
 
 
 # ---------------------------------------------------------------------------
