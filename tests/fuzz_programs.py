@@ -452,7 +452,15 @@ class Generator:
         return E(f"math.{fn}({a.code})", shape, a.bound if fn == "fabs" else 1.6)
 
     def x_pow(self, sc, shape, depth):
-        form = self.ch.pick(["2", "3", "2.0", "0.5", "1.5", "-1.0", "-0.5", "np.power", "2"])
+        form = self.ch.pick(["2", "3", "2.0", "0.5", "1.5", "-1.0", "-0.5", "np.power", "2",
+                             "chain", "chain"])
+        if form == "chain":   # `v * v * v`: one name multiplied by itself (the power rule)
+            names = [v for v in sc.vars if v.shape == shape and v.bound <= 3.0]
+            if names:
+                v, k = self.ch.pick(names), self.ch.pick([3, 3, 4, 2])
+                self.features.add("power")
+                return E("(" + " * ".join([v.name] * k) + ")", shape, v.bound ** k)
+            form = "3"
         if form in ("2", "3", "2.0"):
             a = self.tame(self.sub(sc, shape, depth), 2.5)
             k = float(form) if "." in form else int(form)
