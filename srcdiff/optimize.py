@@ -16,6 +16,8 @@ commutes, so the result is the same.
 import ast
 import copy
 
+from .gates import SMALL_PRODUCT_HELPERS
+
 
 def nested_blocks(stmts):
     """The statement lists directly inside `stmts` (bodies and else-branches of loops and ifs)."""
@@ -184,7 +186,7 @@ def fold_zero_then_add(stmts, counts=None):
 
 
 # helpers that always return a new array
-FRESH_HELPERS = {"vecmat", "matvec"}
+FRESH_HELPERS = set(SMALL_PRODUCT_HELPERS.values())
 
 
 def _fresh(value, before, counts):

@@ -361,40 +361,36 @@ def numba_vecmat(x, a):
     return rt.vecmat(x, a)
 
 
-@pytest.mark.parametrize("run", [rt.vecmat, numba_vecmat], ids=["python", "numba"])
-def test_vecmat_small_and_large(run):
-    rng = np.random.default_rng(8)
-    for n, m in ((3, 5), (100, 100)):      # a loop below VECMAT_LOOP_SIZE entries, BLAS above
-        x, a = rng.normal(size=n), rng.normal(size=(n, m))
-        np.testing.assert_allclose(run(x, a), x @ a, rtol=1e-12, atol=1e-12)
-    a = as_layout(rng.normal(size=(3, 5)), np.float32, "strided")
-    x = rng.normal(size=3).astype(np.float32)
-    got = run(x, a)
-    assert got.dtype == np.float32
-    np.testing.assert_allclose(got, x @ a, rtol=2e-5, atol=2e-5)
-    with pytest.raises(ValueError):
-        run(np.ones(4), np.ones((3, 5)))
-
-
 @numba.njit
 def numba_matvec(a, x):
     return rt.matvec(a, x)
 
 
-@pytest.mark.parametrize("run", [rt.matvec, numba_matvec], ids=["python", "numba"])
-def test_matvec_small_and_large(run):
-    rng = np.random.default_rng(9)
-    for n, m in ((5, 3), (100, 100)):      # a loop below VECMAT_LOOP_SIZE entries, BLAS above
-        a, x = rng.normal(size=(n, m)), rng.normal(size=m)
-        np.testing.assert_allclose(run(a, x), a @ x, rtol=1e-12, atol=1e-12)
+def as_vecmat(run):
+    return lambda x, a: run(x, a)
+
+
+def as_matvec(run):
+    """x @ a computed as a.T @ x (with a.T C-contiguous unless `a` is strided)."""
+    return lambda x, a: run(np.ascontiguousarray(a.T) if a.flags.c_contiguous else a.T, x)
+
+
+@pytest.mark.parametrize("run", [as_vecmat(rt.vecmat), as_vecmat(numba_vecmat),
+                                 as_matvec(rt.matvec), as_matvec(numba_matvec)],
+                         ids=["vecmat-python", "vecmat-numba", "matvec-python", "matvec-numba"])
+def test_small_products_loop_or_blas(run):
+    rng = np.random.default_rng(8)
+    for n, m in ((3, 5), (100, 100)):      # a loop below VECMAT_LOOP_SIZE entries, BLAS above
+        x, a = rng.normal(size=n), rng.normal(size=(n, m))
+        np.testing.assert_allclose(run(x, a), x @ a, rtol=1e-12, atol=1e-12)
     for layout in ("C", "strided"):
-        a = as_layout(rng.normal(size=(5, 3)), np.float32, layout)
+        a = as_layout(rng.normal(size=(3, 5)), np.float32, layout)
         x = rng.normal(size=3).astype(np.float32)
-        got = run(a, x)
+        got = run(x, a)
         assert got.dtype == np.float32
-        np.testing.assert_allclose(got, a @ x, rtol=2e-5, atol=2e-5)
+        np.testing.assert_allclose(got, x @ a, rtol=2e-5, atol=2e-5)
     with pytest.raises(ValueError):
-        run(np.ones((3, 5)), np.ones(4))
+        run(np.ones(4), np.ones((3, 5)))
 
 
 # ---------------------------------------------------------------------------
