@@ -14,6 +14,8 @@ use, so the backward never reads a variable that was overwritten since.
 from dataclasses import dataclass, field
 
 from .aliases import STORES, check_aliasing
+from .carry import carried_arrays
+from .fuse import ELEMENTWISE_GATES
 from .graph import Const, For, If, Op, Return, While, names_in, walk
 from .rules import BROADCASTING, NON_DIFFERENTIABLE, RULES, SWEEP_GATES
 from .infer import INT
@@ -34,6 +36,8 @@ class Plan:
     in_loop: dict = field(default_factory=dict)      # name -> True if defined inside a loop
     aliased: set = field(default_factory=set)        # ids of copies that may bind the same array
     shape_of: dict = field(default_factory=dict)     # array read for its shape only -> dim names
+    carried: dict = field(default_factory=dict)      # loop body id -> [Carry] (see carry.py)
+    extremes: dict = field(default_factory=dict)     # array taped as where it equals: its max/min
 
 
 def analyse(graph, tys, wrt_names, with_value, names):
@@ -48,6 +52,8 @@ def analyse(graph, tys, wrt_names, with_value, names):
     plan.shape_of = read_shapes(graph, tys, active, mutable, names)
     plan.needed = needed_values(graph, tys, active, plan.shape_of)
     plan_tape(graph, tys, plan)
+    plan.carried = carried_arrays(graph, plan, tys)
+    plan.extremes = taped_for_extremes(graph, tys, plan)
     plan.live = liveness(graph, plan, with_value, tys)
     plan.aliased = needless_copies(graph, plan)
     return plan
@@ -306,7 +312,9 @@ def read_shapes(graph, tys, active, mutable, names):
                                        for k in range(tys[stmt.out].ndim))
             for dim in shape_of[stmt.out]:
                 tys[dim] = INT
-    _insert_dims(graph.body, shape_of)
+    kept = {n for n in graph.params if n not in mutable}
+    kept |= {s.out for s in graph.body if isinstance(s, Op) and s.out and s.out not in mutable}
+    _insert_dims(graph.body, shape_of, tys, kept, names)
     return shape_of
 
 
@@ -323,17 +331,52 @@ def _used_in_nested_blocks(block):
     return {n for n, blocks in used_in.items() if blocks - {defined_in.get(n)}}
 
 
-def _insert_dims(block, shape_of):
+def _insert_dims(block, shape_of, tys, kept, names):
+    """Insert the dims of each array in `shape_of` after it: from its operands' dims when
+    they are known without the operands (`kept` arrays, or dims of arrays in `shape_of`),
+    so the backward recomputes them; else read off the array (and taped)."""
     out = []
     for stmt in block:
         out.append(stmt)
         if isinstance(stmt, Op) and stmt.out in shape_of:
             for k, dim in enumerate(shape_of[stmt.out]):
-                out.append(Op(dim, "dim", (stmt.out,), {"axis": k, "rank": len(shape_of[stmt.out])},
-                              stmt.where))
+                out.extend(_operand_dims(stmt, k, dim, shape_of, tys, kept, names) or [
+                    Op(dim, "dim", (stmt.out,), {"axis": k, "shape_only": True}, stmt.where)])
         for child in children(stmt):
-            _insert_dims(child, shape_of)
+            _insert_dims(child, shape_of, tys, kept, names)
     block[:] = out
+
+
+def _operand_dims(op, k, dim, shape_of, tys, kept, names):
+    """Ops setting `dim`, axis k of op's output, from its operands' dims, or None."""
+    sources = _dim_sources(op, k, tys)
+    if not sources or any(a not in kept and a not in shape_of for a, _ in sources):
+        return None
+    ops, dims = [], []
+    for a, axis in sources:
+        if a in shape_of:
+            dims.append(shape_of[a][axis])
+            continue
+        name = names.fresh(f"{a}_n{axis}") if len(sources) > 1 else dim
+        tys[name] = INT
+        ops.append(Op(name, "dim", (a,), {"axis": axis, "shape_only": True}, op.where))
+        dims.append(name)
+    if len(dims) > 1:
+        ops.append(Op(dim, "broadcast_dim", tuple(dims), {"shape_only": True}, op.where))
+    return ops
+
+
+def _dim_sources(op, k, tys):
+    """[(operand, axis)] whose lengths broadcast to axis k of op's output (None if unknown)."""
+    if op.gate == "matmul":
+        a, b = op.args
+        rank = (tys[a].ndim, tys[b].ndim) if isinstance(a, str) and isinstance(b, str) else None
+        return {(1, 2): [(b, 1)], (2, 1): [(a, 0)], (2, 2): [(a, 0), (b, 1)][k:k + 1]}.get(rank)
+    if op.gate not in ELEMENTWISE_GATES:
+        return None
+    ndim = tys[op.out].ndim
+    return [(a, k - (ndim - tys[a].ndim)) for a in names_in(op.args)
+            if tys[a].is_array and k - (ndim - tys[a].ndim) >= 0]
 
 
 # ---- what the backward reads -----------------------------------------------------------
@@ -441,6 +484,35 @@ def _recomputable(op, tys, plan, local_ops, decide, needed, taping):
     return True
 
 
+# ---- arrays taped only to find their max or min ------------------------------------------
+def taped_for_extremes(graph, tys, plan):
+    """{x: m} for each taped 1-D array x whose only reader in the backward is the rule of
+    one `m = np.max(x)` (or min) of its block. The adjoint goes where x equals m, so
+    the tape holds those positions (`push_extremes`) instead of x."""
+    readers = {}
+    for op, _ in walk(graph.body):
+        if isinstance(op, Op) and is_active_op(op, plan.active):
+            for name in rule_needs(op, tys, plan.active, plan.shape_of):
+                readers.setdefault(name, []).append(op)
+    for ops in plan.recomputed.values():
+        for op in ops:
+            for name in names_in(op.args):
+                readers.setdefault(name, []).append(op)
+    carried = {n for carries in plan.carried.values() for c in carries for n in (c.start, c.end)}
+    found = {}
+    for block in _all_blocks(graph.body):
+        for name in set(plan.taped.get(id(block), [])) - carried:
+            ops = readers.get(name, [])
+            if tys[name].ndim == 1 and len(ops) == 1 and _full_extreme(ops[0], name) \
+                    and any(s is ops[0] for s in block) and ops[0].out in plan.taped[id(block)]:
+                found[name] = ops[0].out
+    return found
+
+
+def _full_extreme(op, name):
+    return op.gate in ("max", "min") and op.params.get("axis") is None and op.args[0] == name
+
+
 # ---- copies that need not copy -------------------------------------------------------
 def needless_copies(graph, plan):
     """Ids of `copy_array` ops whose array is never written while the copy is read.
@@ -478,6 +550,8 @@ def liveness(graph, plan, with_value, tys):
     live_names = {n for n in plan.needed if not plan.in_loop.get(n) and n not in plan.indices}
     for names in plan.taped.values():
         live_names |= set(names)
+    for carries in plan.carried.values():     # pushed once after their loop
+        live_names |= {c.name for c in carries}
     if with_value:
         live_names |= set(names_in([graph.result]))
     # adjoints of mutable arrays start as np.zeros_like(the array)

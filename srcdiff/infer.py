@@ -280,6 +280,6 @@ TYPE_RULES = {
     "sum": reduce, "mean": reduce, "max": reduce, "min": reduce, "logsumexp": reduce,
     "softmax": softmax, "log_softmax": softmax, "softmax_cross_entropy": scalar_of,
     "zeros": create, "ones": create, "empty": create, "reshape": reshape,
-    "dim": dim, "size": integer, "ndim": integer, "int": integer, "float": to_float, "float32": to_float32,
+    "dim": dim, "broadcast_dim": integer, "size": integer, "ndim": integer, "int": integer, "float": to_float, "float32": to_float32,
     "index": index, "store": store, "store_add": store, "store_sub": store,
 }

@@ -230,7 +230,8 @@ def _aug_assigns(stmts):
 
 
 # in-place forms of `d += f(...)`
-IN_PLACE = {"np.outer": "add_outer", "tie_share_all": "add_tie_share_all"}
+IN_PLACE = {"np.outer": "add_outer", "tie_share_all": "add_tie_share_all",
+            "tie_share_at": "add_tie_share_at"}
 
 
 def accumulate_in_place(stmts, counts=None):

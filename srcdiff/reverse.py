@@ -93,7 +93,7 @@ class Sweep:
 
     def _taped_dim(self, stmt):
         """A dim the gradient tapes for the backward, and the forward alone does not need."""
-        return isinstance(stmt, Op) and stmt.gate == "dim" and stmt.args[0] in self.plan.shape_of
+        return isinstance(stmt, Op) and stmt.params.get("shape_only", False)
 
     def forward_op(self, op, saves, live):
         args = [self.sym(a) for a in op.args]
@@ -127,8 +127,9 @@ class Sweep:
                                              ast.Constant(1)))
             body.append(ast.If(ast.Name(loop.exit, ast.Load()), [ast.Break()], []))
         header = comment(f"line {loop.where.line}: {loop.where.text.strip()}")
+        post = self.push_carried(loop) if saves else []
         return pre + [header, ast.For(ast.Name(loop.index, ast.Store()), self.range_of(loop).node,
-                                      body or [ast.Pass()], [])]
+                                      body or [ast.Pass()], [])] + post
 
     def forward_while(self, loop, saves, live):
         test_block = self.forward(loop.test_block, False)
@@ -169,13 +170,13 @@ class Sweep:
         `defined` are the names set inside the enclosing loops counted with it.
         """
         per_iteration = self._pushes_per_iteration(loop, defined)
-        if not per_iteration or loop.exit:
+        if not per_iteration or loop.exit or id(loop.body) in self.plan.carried:
             return None
         trips = Sym(ast.Call(ast.Name("len", ast.Load()), [self.range_of(loop).node], []))
         return trips * per_iteration if per_iteration != 1 else trips
 
     def _pushes_per_iteration(self, loop, defined):
-        names = self.plan.taped.get(id(loop.body), [])
+        names = self.taped_here(loop.body)
         defined = set(defined) | {st.out for st, _ in _walk_ops(loop.body)} | {loop.index} | {
             st.index for b in _blocks(loop.body) for st in b if isinstance(st, For)}
         total = len([n for n in names if not self.tys[n].is_array])
@@ -204,7 +205,7 @@ class Sweep:
         if op is None or op.gate != "copy_array" or not isinstance(op.args[0], str) \
                 or op.args[0] in defined:
             return None
-        return Sym(op.args[0]).attr("size") + self.tys[name].ndim
+        return Sym(op.args[0]).attr("size") + self.record_extra(name)
 
     # ---- the tape ------------------------------------------------------------------------
     def reserve(self, size):
@@ -213,8 +214,13 @@ class Sweep:
         grow = assign(self.tape, helper("reserve", tape, size))
         return ast.If((size > tape.attr("shape")[0]).node, [grow], [])
 
+    def taped_here(self, block):
+        """The names `block` pushes at its end: its taped values but the carried ones."""
+        ends = {c.end for c in self.plan.carried.get(id(block), [])}
+        return [n for n in self.plan.taped.get(id(block), []) if n not in ends]
+
     def pushes(self, block):
-        names = self.plan.taped.get(id(block), [])
+        names = self.taped_here(block)
         if not names:
             return []
         scalars = [n for n in names if not self.tys[n].is_array]
@@ -223,7 +229,7 @@ class Sweep:
         if id(block) not in self.prereserved:
             size = Sym(self.top) + len(scalars)
             for a in arrays:
-                size = size + Sym(a).attr("size") + self.tys[a].ndim
+                size = size + Sym(a).attr("size") + self.record_extra(a)
             out.append(self.reserve(size))
         for i, n in enumerate(scalars):
             slot = Sym(self.tape)[Sym(self.top) + i if i else Sym(self.top)].node
@@ -232,22 +238,41 @@ class Sweep:
         if scalars:
             out.append(ast.AugAssign(ast.Name(self.top, ast.Store()), ast.Add(), ast.Constant(len(scalars))))
         for a in arrays:
-            out.append(assign(self.top, helper("push_array", Sym(self.tape), Sym(self.top), Sym(a))))
+            push = helper("push_array", Sym(self.tape), Sym(self.top), Sym(a)) \
+                if a not in self.plan.extremes else \
+                helper("push_extremes", Sym(self.tape), Sym(self.top), Sym(a), Sym(self.plan.extremes[a]))
+            out.append(assign(self.top, push))
         return out
 
+    def record_extra(self, name):
+        """Tape entries of array `name` beyond its data: its dims (and a size for the record
+        of where it equals its extreme)."""
+        return self.tys[name].ndim + (name in self.plan.extremes)
+
     def pops(self, block):
-        names = self.plan.taped.get(id(block), [])
+        names = self.taped_here(block)
         scalars = [n for n in names if not self.tys[n].is_array]
         arrays = [n for n in names if self.tys[n].is_array]
-        out = []
-        for a in reversed(arrays):
-            pop = helper(f"pop_array{self.tys[a].ndim}", Sym(self.tape), Sym(self.top))
-            out.append(ast.Assign([ast.Tuple([ast.Name(a, ast.Store()), ast.Name(self.top, ast.Store())],
-                                             ast.Store())], pop.node))
+        # a carried value is the start popped one iteration before (or after the loop)
+        out = [assign(c.end, Sym(c.start)) for c in self.plan.carried.get(id(block), [])]
+        out.extend(self.pop_array(a) for a in reversed(arrays))
         if scalars:
             out.append(ast.AugAssign(ast.Name(self.top, ast.Store()), ast.Sub(), ast.Constant(len(scalars))))
         for i, n in enumerate(scalars):
             out.append(assign(n, self.from_tape(Sym(self.tape)[Sym(self.top) + i if i else Sym(self.top)], n)))
+        return out
+
+    def pop_array(self, name):
+        pop = helper(f"pop_array{self.tys[name].ndim}", Sym(self.tape), Sym(self.top))
+        return ast.Assign([ast.Tuple([ast.Name(name, ast.Store()), ast.Name(self.top, ast.Store())],
+                                     ast.Store())], pop.node)
+
+    def push_carried(self, loop):
+        """After `loop`: push the final value of each array it carries."""
+        out = []
+        for c in self.plan.carried.get(id(loop.body), []):
+            out.append(self.reserve(Sym(self.top) + Sym(c.name).attr("size") + self.tys[c.name].ndim))
+            out.append(assign(self.top, helper("push_array", Sym(self.tape), Sym(self.top), Sym(c.name))))
         return out
 
     def from_tape(self, slot, name):
@@ -303,7 +328,8 @@ class Sweep:
         node = ast.For(ast.Name(loop.index, ast.Store()), self.reversed_range(loop).node, body, [])
         if not loop.exit:   # optimize.run_forwards may run it in forward order
             node.forward_range = self.range_of(loop).node
-        return [node]
+        carried = [self.pop_array(c.start) for c in self.plan.carried.get(id(loop.body), [])]
+        return carried + [node]
 
     def reversed_range(self, loop):
         start, stop = self.sym(loop.start), self.sym(loop.stop)
@@ -369,6 +395,9 @@ class Sweep:
         ty = self.op_types(op)
         if op.gate == "index":
             return self.scatter(op, g, args)
+        if self.plan.extremes.get(op.args[0]) == op.out:    # x on the tape as where it is m
+            return self.accumulate(op.args[0], helper("tie_share_at", g, args[0])) \
+                if op.args[0] in self.plan.active else []
         contributions = RULES[op.gate](op, ty, g, Sym(op.out), *args)
         out, self_term = [], None
         for arg, c, arg_ty in zip(op.args, contributions, ty.args):

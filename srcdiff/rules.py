@@ -17,7 +17,7 @@ RULES = {}
 NON_DIFFERENTIABLE = {
     "lt", "le", "gt", "ge", "eq", "ne", "and", "or", "not", "sign", "floor", "ceil", "mod",
     "floordiv", "zeros", "ones", "empty", "zeros_like", "ones_like", "empty_like",
-    "dim", "size", "ndim", "int",
+    "dim", "broadcast_dim", "size", "ndim", "int",
 }
 # gates whose rule is applied by the reverse sweep itself (they write into arrays)
 SWEEP_GATES = {"index", "store", "store_add", "store_sub"}

@@ -24,10 +24,10 @@ __all__ = [
     "sum_over", "sum_over_keep", "mean_over", "mean_over_keep",
     "max_over", "max_over_keep", "min_over", "min_over_keep",
     "spread", "spread_all", "tie_mask", "tie_mask_all", "tie_share_all",
-    "add_tie_share_all", "add_outer", "vecmat", "matvec",
+    "add_tie_share_all", "tie_share_at", "add_tie_share_at", "add_outer", "vecmat", "matvec", "vecmat_into", "matvec_into",
     "softmax_over", "log_softmax_over", "logsumexp_over_keep",
     "softmax_all", "log_softmax_all", "logsumexp_all",
-    "reserve", "range_last", "as_dtype_of",
+    "reserve", "range_last", "broadcast_dim", "as_dtype_of",
 ]
 
 
@@ -133,6 +133,20 @@ def add_tie_share_all(d, g, x, m):
     d += tie_share_all(g, x, m)
 
 
+def tie_share_at(g, record):
+    """tie_share_all(g, x, m) from the record `push_extremes` stored: a vector of size
+    record[0] holding g shared equally among positions record[1:], g * 0 elsewhere."""
+    out = np.full(int(record[0]), g * 0.0)
+    positions = record[1:].astype(np.int64)
+    out[positions] = g * (1.0 / max(len(positions), 1))
+    return out
+
+
+def add_tie_share_at(d, g, record):
+    """d += tie_share_at(g, record), in place."""
+    d += tie_share_at(g, record)
+
+
 def add_outer(d, x, y):
     """d += np.outer(x, y), in place."""
     d += np.outer(x, y)
@@ -145,6 +159,16 @@ def vecmat(x, a):
 
 def matvec(a, x):
     """a @ x for a matrix a and a vector x."""
+    return a @ x
+
+
+def vecmat_into(out, x, a):
+    """x @ a, written into `out` when it has the result's shape (a buffer a loop reuses)."""
+    return x @ a
+
+
+def matvec_into(out, a, x):
+    """a @ x, written into `out` when it has the result's shape (a buffer a loop reuses)."""
     return a @ x
 
 
@@ -204,6 +228,12 @@ def reserve(tape, n):
     for i in range(size):  # a loop: slice assignment costs numba seconds to compile
         grown[i] = tape[i]
     return grown
+
+
+@register_jitable
+def broadcast_dim(m, n):
+    """The length of an axis where lengths m and n broadcast together (both valid)."""
+    return m if n == 1 else n
 
 
 @register_jitable
@@ -630,6 +660,44 @@ def _add_tie_share_all_ol(d, g, x, m):
     return impl
 
 
+@register_jitable
+def _tie_share_at_k(d, g, record):
+    """d += g shared among the positions record[1:] (increasing), g * 0 elsewhere."""
+    count = record.size - 1
+    share = g * (1.0 / max(count, 1))
+    zero = g * 0.0
+    if zero == 0.0:                    # a finite g: adding zeros changes nothing
+        for j in range(1, record.size):
+            d[int(record[j])] += share
+        return
+    j = 1
+    for i in range(d.size):
+        if j < record.size and int(record[j]) == i:
+            d[i] += share
+            j += 1
+        else:
+            d[i] += zero
+
+
+@overload(tie_share_at)
+def _tie_share_at_ol(g, record):
+    dtype = np.float32 if g == types.float32 else np.float64
+
+    def impl(g, record):
+        out = np.zeros(int(record[0]), dtype)
+        _tie_share_at_k(out, g, record)
+        return out
+    return impl
+
+
+@overload(add_tie_share_at)
+def _add_tie_share_at_ol(d, g, record):
+    _require_array("add_tie_share_at", d=d)
+    if d.ndim != 1:
+        raise TypingError("add_tie_share_at: d must be 1-D")
+    return lambda d, g, record: _tie_share_at_k(d, g, record)
+
+
 @overload(add_outer)
 def _add_outer_ol(d, x, y):
     _require_array("add_outer", d=d, x=x, y=y)
@@ -649,6 +717,16 @@ def _add_outer_ol(d, x, y):
 VECMAT_LOOP_SIZE = 4096
 
 
+@register_jitable
+def _add_rows(x, a, out):
+    """out += x @ a, a's rows scaled and summed: unit stride, vectorised."""
+    for p in range(a.shape[0]):
+        xp = x[p]
+        row = a[p]
+        for j in range(a.shape[1]):
+            out[j] += xp * row[j]
+
+
 @overload(vecmat)
 def _vecmat_ol(x, a):
     _require_array("vecmat", x=x, a=a)
@@ -660,11 +738,25 @@ def _vecmat_ol(x, a):
         if n * m > VECMAT_LOOP_SIZE or x.shape[0] != n:
             return x @ a      # large, or shapes that do not match: numba's error
         out = np.zeros(m, a.dtype)
-        for p in range(n):    # rows of a scaled and summed: unit stride, vectorised
-            xp = x[p]
-            row = a[p]
-            for j in range(m):
-                out[j] += xp * row[j]
+        _add_rows(x, a, out)
+        return out
+    return impl
+
+
+@overload(vecmat_into)
+def _vecmat_into_ol(out, x, a):
+    _require_array("vecmat_into", out=out, x=x, a=a)
+    if x.ndim != 1 or a.ndim != 2 or out.ndim != 1:
+        raise TypingError("vecmat_into: x and out must be 1-D and a 2-D")
+
+    def impl(out, x, a):
+        n, m = a.shape
+        if n * m > VECMAT_LOOP_SIZE or x.shape[0] != n:
+            return x @ a
+        if out.shape[0] != m:
+            out = np.empty(m, out.dtype)
+        out[:] = 0
+        _add_rows(x, a, out)
         return out
     return impl
 
@@ -694,6 +786,25 @@ def _matvec_ol(a, x):
         if n * m > VECMAT_LOOP_SIZE or x.shape[0] != m:
             return a @ x      # large, or shapes that do not match: numba's error
         out = np.empty(n, a.dtype)
+        _row_dots(a, x, out)
+        return out
+    return impl
+
+
+@overload(matvec_into)
+def _matvec_into_ol(out, a, x):
+    _require_array("matvec_into", out=out, a=a, x=x)
+    if a.ndim != 2 or x.ndim != 1 or out.ndim != 1:
+        raise TypingError("matvec_into: a must be 2-D, x and out 1-D")
+    if a.layout != "C" or a.dtype != x.dtype or not isinstance(a.dtype, types.Float):
+        return lambda out, a, x: a @ x
+
+    def impl(out, a, x):
+        n, m = a.shape
+        if n * m > VECMAT_LOOP_SIZE or x.shape[0] != m:
+            return a @ x
+        if out.shape[0] != n:
+            out = np.empty(n, out.dtype)
         _row_dots(a, x, out)
         return out
     return impl

@@ -25,6 +25,28 @@ def push_array(tape, k, a):
     return k + n + a.ndim
 
 
+def push_extremes(tape, k, x, m):
+    """Store where 1-D `x` equals its extreme `m`, as the 1-D array [x.size, positions...]
+    (so `pop_array1` reads it back); return the new cursor. The reverse sweep shares the
+    extreme's adjoint among these positions without the whole of `x` on the tape."""
+    record = np.concatenate(([x.size], np.flatnonzero(x == m))).astype(np.float64)
+    return push_array(tape, k, record)
+
+
+@overload(push_extremes)
+def _push_extremes_ol(tape, k, x, m):
+    def impl(tape, k, x, m):
+        tape[k] = x.size
+        i = k + 1
+        for p in range(x.size):
+            if x[p] == m:
+                tape[i] = p
+                i += 1
+        tape[i] = i - k
+        return i + 1
+    return impl
+
+
 @overload(push_array)
 def _push_array_ol(tape, k, a):
     def impl(tape, k, a):

@@ -1469,3 +1469,215 @@ def test_inner_loop_popping_scalars_runs_forward():
     # the popping loop counts up over the forward range, reading its entries by position
     assert re.search(r"top -= len\(range\((\w+)\)\)\n\s+for k in range\(\1\):\n\s+\w+ = tape\[top \+ k\]",
                      text), text
+
+
+# =====================================================================================
+# Tests: 11. arrays carried from one iteration to the next are taped once
+# =====================================================================================
+
+def rnn_state(Wx, Wh, b, xs):
+    h = np.zeros(Wh.shape[0])
+    for t in range(xs.shape[0]):
+        h = np.tanh(xs[t] @ Wx + h @ Wh + b)
+    return np.sum(h * h)
+
+
+def carried_with_inner_tape(W, xs):
+    h = np.ones(W.shape[0])
+    total = 0.0
+    for t in range(xs.shape[0]):
+        s = 0.0
+        for k in range(xs.shape[1]):
+            s += np.exp(xs[t, k] * h[0])
+        h = np.tanh(W @ h + s)
+        total += s
+    return total + np.sum(h)
+
+
+def carried_matrix(A, steps):
+    M = A * 0.5 + 1.0
+    for t in range(steps):
+        M = np.tanh(M @ A)
+    return np.sum(M)
+
+
+def carried_in_outer_loop(W, xs):
+    total = 0.0
+    for r in range(xs.shape[0]):
+        h = xs[r]
+        for t in range(3):
+            h = np.tanh(W @ h)
+        total += np.sum(h)
+    return total
+
+
+def two_carried(W, x0, steps):
+    p = x0.copy()
+    q = x0 * 0.5
+    for t in range(steps):
+        p_new = np.tanh(W @ q)
+        q = np.sin(p * q)
+        p = p_new
+    return np.sum(p * q)
+
+
+def carried_written_in_place(W, x0, steps):
+    h = x0.copy()
+    for t in range(steps):
+        h[0] = h[0] * 0.5
+        h = np.tanh(W @ h)
+    return np.sum(h)
+
+
+def carried_with_break(W, x0, steps):
+    h = x0.copy()
+    for t in range(steps):
+        h = np.tanh(W @ h)
+        if h[0] > 10.0:
+            break
+    return np.sum(h)
+
+
+def broadcast_in_loop(W, c, xs):
+    h = np.zeros(W.shape[1])
+    for t in range(xs.shape[0]):
+        h = np.tanh(xs[t] @ W + c * h)
+    return np.sum(h)
+
+
+def broadcast_rows_in_loop(A, v, steps):
+    M = A.copy()
+    for t in range(steps):
+        M = np.sin(M * v + A)
+    return np.sum(M)
+
+
+def _rnn_args(steps):
+    r = rng(71)
+    return (0.5 * r.normal(size=(3, 4)), 0.4 * r.normal(size=(4, 4)), 0.1 * r.normal(size=4),
+            r.normal(size=(steps, 3)))
+
+
+@pytest.mark.parametrize("steps", [0, 1, 6])
+def test_carried_state(steps):
+    check_loop(rnn_state, *_rnn_args(steps), wrt=("Wx", "Wh", "b"))
+
+
+@pytest.mark.parametrize("fn, args, wrt, carries", [
+    (carried_with_inner_tape, (0.3 * rng(72).normal(size=(3, 3)), 0.5 * rng(73).normal(size=(4, 2))),
+     ("W", "xs"), True),
+    (carried_matrix, (0.4 * rng(74).normal(size=(3, 3)), 4), 0, True),
+    (carried_in_outer_loop, (0.5 * rng(75).normal(size=(3, 3)), rng(76).normal(size=(2, 3))),
+     ("W", "xs"), True),
+    (two_carried, (0.5 * rng(77).normal(size=(3, 3)), rng(78).normal(size=3), 5), ("W", "x0"), True),
+    # a write before the copy, or a break: the start of an iteration is not the last end
+    (carried_written_in_place, (0.5 * rng(79).normal(size=(3, 3)), rng(80).normal(size=3), 4),
+     ("W", "x0"), False),
+    (carried_with_break, (0.5 * rng(81).normal(size=(3, 3)), rng(82).normal(size=3), 4),
+     ("W", "x0"), False),
+])
+def test_carried_arrays(fn, args, wrt, carries):
+    check_loop(fn, *args, wrt=wrt)
+    backward = srcdiff.grad(fn, wrt=wrt).source_for(*args).split("# backward")[1]
+    popped_before_loop = re.search(r"(\w+), top = pop_array\d\(tape, top\)\n\s+for ", backward)
+    assert bool(popped_before_loop) == carries, backward
+
+
+def test_carried_state_is_taped_once_per_step():
+    text = srcdiff.grad(rnn_state, wrt=(0, 1, 2)).source_for(*_rnn_args(3)).split("def gradient")[1]
+    forward, backward = text.split("# backward")
+    assert forward.count("push_array") == 2, text      # per iteration, and once after the loop
+    assert "tape[top" not in forward, text             # dims come from the weights, not the tape
+    # the backward takes each step's output from the state it popped the step before
+    assert re.search(r"(\w+), top = pop_array1\(tape, top\)\n\s+for t in .*\n\s+(\w+) = \1\n"
+                     r"\s+\1, top = pop_array1\(tape, top\)", backward), text
+
+
+@pytest.mark.parametrize("fn, args, wrt", [
+    (broadcast_in_loop, (0.5 * rng(83).normal(size=(3, 4)), np.array([0.7]), rng(84).normal(size=(5, 3))),
+     ("W", "c")),
+    (broadcast_in_loop, (0.5 * rng(85).normal(size=(3, 4)), 0.3 * rng(86).normal(size=4),
+                         rng(87).normal(size=(5, 3))), ("W", "c")),
+    (broadcast_rows_in_loop, (0.5 * rng(88).normal(size=(2, 3)), 0.8 * rng(89).normal(size=3), 3),
+     ("A", "v")),
+    (broadcast_rows_in_loop, (0.5 * rng(90).normal(size=(2, 3)), np.array([[0.9], [-0.6]]), 3),
+     ("A", "v")),
+])
+def test_dims_from_operands_under_broadcasting(fn, args, wrt):
+    check_loop(fn, *args, wrt=wrt)
+
+
+def test_elementwise_chain_is_one_expression():
+    source = srcdiff.grad(rnn_state, wrt=(0, 1, 2)).source_for(*_rnn_args(3))
+    assert re.search(r"= np\.tanh\(t\d+ \+ t\d+ \+ b\)", source), source
+
+
+# =====================================================================================
+# Tests: 12. an array taped only for its max (or min) tapes where the extreme is
+# =====================================================================================
+
+def row_max_shifted(x, w):
+    lp = np.zeros(x.shape[1])
+    total = 0.0
+    for i in range(x.shape[0]):
+        for k in range(x.shape[1]):
+            lp[k] = x[i, k] * w[k]
+        m = np.max(lp)
+        s = 0.0
+        for k in range(x.shape[1]):
+            s += np.exp(lp[k] - m)
+        total += m + np.log(s)
+    return total
+
+
+def row_min_of_squares(x):
+    total = 0.0
+    for i in range(x.shape[0]):
+        r = x[i] * x[i] + 1.0
+        total += np.min(r) * x[i, 0]
+    return total
+
+
+def row_max_also_summed(x):
+    total = 0.0
+    for i in range(x.shape[0]):
+        r = np.sin(x[i])
+        total += np.max(r) + np.sum(r * r)
+    return total
+
+
+@pytest.mark.parametrize("fn, args, wrt, positions", [
+    (row_max_shifted, (rng(91).normal(size=(5, 4)), rng(92).normal(size=4)), ("x", "w"), True),
+    (row_min_of_squares, (rng(93).normal(size=(4, 3)),), 0, True),
+    (row_max_also_summed, (rng(94).normal(size=(4, 3)),), 0, False),   # r read by `*` as well
+])
+def test_extremes_taped_as_positions(fn, args, wrt, positions):
+    check_loop(fn, *args, wrt=wrt)
+    source = srcdiff.grad(fn, wrt=wrt).source_for(*args)
+    assert ("push_extremes" in source) == positions, source
+
+
+def test_extremes_share_ties_equally():
+    x = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]])
+    for compile in (True, False):
+        dx = srcdiff.grad(row_min_of_squares, compile=compile)(np.array([[1.0, -1.0, 1.0]]))
+        # min of x*x + 1 is tied in all three places: each gets the adjoint / 3
+        np.testing.assert_allclose(dx, [[2.0 + 2.0 / 3, -2.0 / 3, 2.0 / 3]], rtol=1e-12)
+        dx = srcdiff.grad(row_max_shifted, compile=compile)(x, np.ones(3))
+        expected = np.exp(x - x.max(axis=1, keepdims=True))
+        expected /= expected.sum(axis=1, keepdims=True)
+        np.testing.assert_allclose(dx, expected, rtol=1e-12)
+
+
+def carried_and_maxed(W, x0, steps):
+    h = x0.copy()
+    total = 0.0
+    for t in range(steps):
+        h = np.tanh(W @ h)
+        total += np.max(h)
+    return total
+
+
+def test_carried_array_whose_max_is_taken():
+    W, x0 = 0.8 * rng(95).normal(size=(3, 3)), rng(96).normal(size=3)
+    check_loop(carried_and_maxed, W, x0, 4, wrt=("W", "x0"))

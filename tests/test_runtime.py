@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from srcdiff import runtime as rt
+from srcdiff.tape import pop_array1, push_extremes
 
 SHAPES = {1: (7,), 2: (4, 5), 3: (3, 4, 5)}
 DTYPES = (np.float64, np.float32)
@@ -375,9 +376,31 @@ def as_matvec(run):
     return lambda x, a: run(np.ascontiguousarray(a.T) if a.flags.c_contiguous else a.T, x)
 
 
-@pytest.mark.parametrize("run", [as_vecmat(rt.vecmat), as_vecmat(numba_vecmat),
-                                 as_matvec(rt.matvec), as_matvec(numba_matvec)],
-                         ids=["vecmat-python", "vecmat-numba", "matvec-python", "matvec-numba"])
+@numba.njit
+def numba_vecmat_into(out, x, a):
+    return rt.vecmat_into(out, x, a)
+
+
+@numba.njit
+def numba_matvec_into(out, a, x):
+    return rt.matvec_into(out, a, x)
+
+
+def into_buffer(run):
+    """run(out, ...) given a buffer of another size: it must allocate the result."""
+    return lambda *args: run(np.full(7, np.nan, args[0].dtype), *args)
+
+
+PRODUCTS = {
+    "vecmat-python": as_vecmat(rt.vecmat), "vecmat-numba": as_vecmat(numba_vecmat),
+    "matvec-python": as_matvec(rt.matvec), "matvec-numba": as_matvec(numba_matvec),
+    "vecmat_into-numba": as_vecmat(into_buffer(numba_vecmat_into)),
+    "matvec_into-numba": as_matvec(into_buffer(numba_matvec_into)),
+    "vecmat_into-python": as_vecmat(into_buffer(rt.vecmat_into)),
+}
+
+
+@pytest.mark.parametrize("run", PRODUCTS.values(), ids=PRODUCTS.keys())
 def test_small_products_loop_or_blas(run):
     rng = np.random.default_rng(8)
     for n, m in ((3, 5), (100, 100)):      # a loop below VECMAT_LOOP_SIZE entries, BLAS above
@@ -391,6 +414,55 @@ def test_small_products_loop_or_blas(run):
         np.testing.assert_allclose(got, x @ a, rtol=2e-5, atol=2e-5)
     with pytest.raises(ValueError):
         run(np.ones(4), np.ones((3, 5)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=_id)
+def test_products_into_a_buffer_of_the_right_size_reuse_it(dtype):
+    rng = np.random.default_rng(9)
+    x, a = rng.normal(size=3).astype(dtype), rng.normal(size=(3, 5)).astype(dtype)
+    out = np.full(5, np.nan, dtype)
+    got = numba_vecmat_into(out, x, a)
+    assert got is out or np.shares_memory(got, out)
+    np.testing.assert_allclose(got, x @ a, rtol=2e-5)
+    out = np.full(3, np.nan, dtype)
+    got = numba_matvec_into(out, a, rng.normal(size=5).astype(dtype))
+    assert np.shares_memory(got, out) and not np.isnan(got).any()
+
+
+# ---------------------------------------------------------------------------
+# Where an array equals its extreme: push_extremes, tie_share_at
+# ---------------------------------------------------------------------------
+
+@numba.njit
+def numba_extremes_share(x, m, g):
+    tape = np.zeros(x.size + 3)
+    top = push_extremes(tape, 1, x, m)
+    record, start = pop_array1(tape, top)
+    d = np.ones(x.size)
+    rt.add_tie_share_at(d, g, record)
+    return rt.tie_share_at(g, record), d, top, start
+
+
+def python_extremes_share(x, m, g):
+    tape = np.zeros(x.size + 3)
+    top = push_extremes(tape, 1, x, m)
+    record, start = pop_array1(tape, top)
+    d = np.ones(x.size)
+    rt.add_tie_share_at(d, g, record)
+    return rt.tie_share_at(g, record), d, top, start
+
+
+@pytest.mark.parametrize("run", [python_extremes_share, numba_extremes_share], ids=["python", "numba"])
+@pytest.mark.parametrize("x", [[0.5, 2.0, -1.0], [2.0, 0.5, 2.0, 2.0], [1.0], [np.nan, 1.0]], ids=str)
+@pytest.mark.parametrize("g", [1.5, np.inf, np.nan], ids=str)
+def test_tie_share_at_equals_tie_share_all(run, x, g):
+    x = np.array(x)
+    m = np.max(x)
+    share, d, top, start = run(x, m, g)
+    expected = rt.tie_share_all(g, x, m)
+    np.testing.assert_array_equal(share, expected)
+    np.testing.assert_array_equal(d, 1.0 + expected)
+    assert start == 1 and top == 1 + 1 + np.count_nonzero(x == m) + 1   # size, positions, dim
 
 
 # ---------------------------------------------------------------------------
