@@ -719,12 +719,21 @@ VECMAT_LOOP_SIZE = 4096
 
 @register_jitable
 def _add_rows(x, a, out):
-    """out += x @ a, a's rows scaled and summed: unit stride, vectorised."""
-    for p in range(a.shape[0]):
-        xp = x[p]
-        row = a[p]
-        for j in range(a.shape[1]):
-            out[j] += xp * row[j]
+    """out += x @ a, a's rows scaled and summed: unit stride, vectorised; four rows a pass,
+    so `out` is loaded and stored a quarter as often."""
+    n, m = a.shape
+    p = 0
+    while p + 4 <= n:
+        x0, x1, x2, x3 = x[p], x[p + 1], x[p + 2], x[p + 3]
+        r0, r1, r2, r3 = a[p], a[p + 1], a[p + 2], a[p + 3]
+        for j in range(m):
+            out[j] += x0 * r0[j] + x1 * r1[j] + x2 * r2[j] + x3 * r3[j]
+        p += 4
+    for q in range(p, n):
+        xq = x[q]
+        row = a[q]
+        for j in range(m):
+            out[j] += xq * row[j]
 
 
 @overload(vecmat)

@@ -403,7 +403,7 @@ PRODUCTS = {
 @pytest.mark.parametrize("run", PRODUCTS.values(), ids=PRODUCTS.keys())
 def test_small_products_loop_or_blas(run):
     rng = np.random.default_rng(8)
-    for n, m in ((3, 5), (100, 100)):      # a loop below VECMAT_LOOP_SIZE entries, BLAS above
+    for n, m in ((3, 5), (9, 7), (100, 100)):   # loops below VECMAT_LOOP_SIZE entries, BLAS above
         x, a = rng.normal(size=n), rng.normal(size=(n, m))
         np.testing.assert_allclose(run(x, a), x @ a, rtol=1e-12, atol=1e-12)
     for layout in ("C", "strided"):
