@@ -59,10 +59,8 @@ def reduction(name):
         axis, keep = op.params["axis"], op.params["keepdims"]
         if ty.args[0].ndim == 0:
             return x
-        if axis is None:
-            return getattr(np_, name)(x)
-        if ty.args[0].ndim == 1 and not keep:
-            return getattr(np_, name)(x)
+        if axis is None or ty.args[0].ndim == 1 and not keep:
+            return helper(f"{name}_all", x) if name in ("max", "min") else getattr(np_, name)(x)
         return helper(f"{name}_over_keep" if keep else f"{name}_over", x, axis)
     return write
 

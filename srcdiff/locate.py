@@ -22,15 +22,34 @@ RUNTIME_ERRORS = (ValueError, IndexError, ZeroDivisionError, TypeError, Assertio
 def runtime_error(gradient, source, args, error):
     """A SrcdiffError for `error`, raised by the generated gradient of `gradient` on `args`."""
     found = failing_line(source, args, gradient.graph.filename)
-    where, reason = found if found else (gradient.graph.where, error)
+    where, reason, in_backward = found if found else (gradient.graph.where, error, False)
+    if in_backward and runs(gradient.fn, args):     # the fault is srcdiff's
+        message = (f"the backward of `{gradient.__name__}` failed on these arguments "
+                   f"({describe(gradient.params, args)}), which the function itself runs on: "
+                   f"{type(reason).__name__}: {reason}")
+        return SrcdiffError(message, where, hint="this is a srcdiff limitation worth reporting "
+                            "(one known case: an array whose shape changes from one loop "
+                            "iteration to the next)")
     message = (f"`{gradient.__name__}` failed on these arguments ({describe(gradient.params, args)})"
                f": {type(reason).__name__}: {reason}")
     return SrcdiffError(message, where, hint="check that the arguments' shapes fit together as "
                         "the function expects")
 
 
+def runs(fn, args):
+    """True if `fn` (the user's Python function) runs on copies of `args` without error."""
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fn(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
+    except Exception:
+        return False
+    return True
+
+
 def failing_line(source, args, filename):
-    """(Where of the user's line, the error) for running `source`'s gradient in Python."""
+    """(Where of the user's line, the error, whether it is in the backward) for running
+    `source`'s gradient in Python."""
     _, gradient = load(source, compiled=False)
     code = getattr(gradient, "__wrapped__", gradient).__code__
     try:
@@ -44,7 +63,8 @@ def failing_line(source, args, filename):
             return None
         text = linecache.getline(filename, line).rstrip("\n")
         col = len(text) - len(text.lstrip())
-        return Where(filename, line, col, text), error
+        in_backward = any(t.strip() == "# backward" for t in source.splitlines()[:lineno])
+        return Where(filename, line, col, text), error, in_backward
     return None
 
 

@@ -22,7 +22,7 @@ from numba.np.numpy_support import as_dtype
 __all__ = [
     "unbroadcast", "unbroadcast_to",
     "sum_over", "sum_over_keep", "mean_over", "mean_over_keep",
-    "max_over", "max_over_keep", "min_over", "min_over_keep",
+    "max_over", "max_over_keep", "min_over", "min_over_keep", "max_all", "min_all",
     "spread", "spread_all", "tie_mask", "tie_mask_all", "tie_share_all",
     "add_tie_share_all", "tie_share_at", "add_tie_share_at", "add_outer", "vecmat", "matvec", "vecmat_into", "matvec_into",
     "softmax_over", "log_softmax_over", "logsumexp_over_keep",
@@ -69,6 +69,16 @@ def mean_over(x, axis):
 def mean_over_keep(x, axis):
     """np.mean(x, axis, keepdims=True)."""
     return np.mean(x, axis=axis, keepdims=True)
+
+
+def max_all(x):
+    """np.max(x): the largest entry (NaN if x holds one)."""
+    return np.max(x)
+
+
+def min_all(x):
+    """np.min(x): the smallest entry (NaN if x holds one)."""
+    return np.min(x)
 
 
 def max_over(x, axis):
@@ -664,7 +674,7 @@ def _add_tie_share_all_ol(d, g, x, m):
 def _tie_share_at_k(d, g, record):
     """d += g shared among the positions record[1:] (increasing), g * 0 elsewhere."""
     count = record.size - 1
-    share = g * (1.0 / max(count, 1))
+    share = g if count == 1 else g * (1.0 / max(count, 1))
     zero = g * 0.0
     if zero == 0.0:                    # a finite g: adding zeros changes nothing
         for j in range(1, record.size):
@@ -688,6 +698,55 @@ def _tie_share_at_ol(g, record):
         _tie_share_at_k(out, g, record)
         return out
     return impl
+
+
+@register_jitable
+def _greater(a, b):
+    return a > b
+
+
+@register_jitable
+def _less(a, b):
+    return a < b
+
+
+@register_jitable
+def _extreme_1d(x, better):
+    """The entry of 1-D x no other is `better` than (the first NaN if x holds one)."""
+    m = x[0]
+    nan_at = -1
+    for k in range(x.size):
+        v = x[k]
+        if better(v, m):
+            m = v
+        elif v != v and nan_at < 0:
+            nan_at = k
+    return x[nan_at] if nan_at >= 0 else m
+
+
+@register_jitable
+def _no_identity(name):
+    raise ValueError("zero-size array to a reduction operation which has no identity")
+
+
+def _extreme_all_ol(name, numpy_fn, better):
+    """numba overload of max_all / min_all: a plain loop over a 1-D array (np.max pays a
+    general iterator, which dominates on short rows), np.max / np.min otherwise."""
+    def typer(x):
+        _require_array(name, x=x)
+        if x.ndim != 1 or not isinstance(x.dtype, (types.Float, types.Integer)):
+            return lambda x: numpy_fn(x)
+
+        def impl(x):
+            if x.size == 0:
+                _no_identity(name)
+            return _extreme_1d(x, better)
+        return impl
+    return typer
+
+
+overload(max_all)(_extreme_all_ol("maximum", np.max, _greater))
+overload(min_all)(_extreme_all_ol("minimum", np.min, _less))
 
 
 @overload(add_tie_share_at)

@@ -1236,8 +1236,17 @@ class Generator:
             return
         e = self.tame(self.expr(sc, acc.shape if self.ch.chance(0.7) else self.ch.pick(
             operand_shapes(acc.shape)), depth))
-        form = self.ch.integer(0, 6)
+        form = self.ch.integer(0, 7)
         name = acc.name
+        if form == 7:
+            # a state carried from one iteration to the next: the rule of `tanh` reads its
+            # output, that of `*` the state as the iteration enters (taped once: see carry.py)
+            e1 = self.tame(self.expr(sc, acc.shape, max(depth - 1, 0)), 1.0)
+            out.append(f"{indent}{name} = np.tanh({name} * {e1.code} + {e.code})")
+            acc.bound = 1.0
+            if acc.shape:
+                self.features.add("carry")
+            return
         if form <= 1:
             op = self.ch.pick(["+=", "-="])
             out.append(f"{indent}{name} {op} {e.code}")

@@ -500,6 +500,44 @@ def test_mismatched_shapes_at_call_time(compile):
         assert "W: float64[3, 4]" in text and "ValueError" in text
 
 
+def shrinking_state(w, x0, steps):
+    h = x0.copy()
+    for t in range(steps):
+        h = np.tanh(h[1:] * w[t])  # <- error
+    return np.sum(h)
+
+
+def pair_loop(pos):
+    e = 0.0
+    for i in range(pos.shape[0]):
+        for j in range(i + 1, pos.shape[0]):
+            dz = pos[j, 2] - pos[i, 0]
+            e += dz * dz
+    return e
+
+
+@pytest.mark.parametrize("compile", [False, True])
+def test_backward_failure_on_arguments_the_function_runs_on(compile):
+    # an array that changes shape from one iteration to the next is not supported: the
+    # message says the backward failed although the function runs, not that shapes are bad
+    with pytest.raises(SrcdiffError) as info:
+        srcdiff.grad(shrinking_state, wrt=(0, 1), compile=compile)(np.ones(3), np.ones(5), 3)
+    check_error(info.value, marked_line(shrinking_state),
+                message="the backward of `shrinking_state` failed", hint="limitation")
+
+
+
+def test_backward_failure_on_arguments_the_function_fails_on():
+    # the gradient of pair_loop runs no forward loop: its bad index fails in the backward,
+    # but the function fails on it too, so the arguments are blamed (compiled code does
+    # not check indices, as numba does not)
+    with pytest.raises(SrcdiffError) as info:
+        srcdiff.grad(pair_loop, compile=False)(np.ones((3, 2)))
+    text = str(info.value)
+    assert "`pair_loop` failed on these arguments (pos: float64[3, 2])" in text, text
+    assert "IndexError" in text and "shapes fit together" in text, text
+
+
 def reshape_a_scalar(x):
     return np.sum((x[0] * 2.0).reshape(1) * x)  # <- error
 

@@ -429,6 +429,33 @@ def test_products_into_a_buffer_of_the_right_size_reuse_it(dtype):
     assert np.shares_memory(got, out) and not np.isnan(got).any()
 
 
+@numba.njit
+def numba_extremes_all(x):
+    return rt.max_all(x), rt.min_all(x)
+
+
+def python_extremes_all(x):
+    return rt.max_all(x), rt.min_all(x)
+
+
+@pytest.mark.parametrize("run", [python_extremes_all, numba_extremes_all], ids=["python", "numba"])
+@pytest.mark.parametrize("x", [
+    np.array([0.5, 2.0, -1.0, 2.0]), np.array([3.0]), np.array([np.nan, 1.0, 2.0]),
+    np.array([1.0, np.nan, -np.inf]), np.array([-np.inf, np.inf]),
+    np.array([4.0, -2.0, 7.0], np.float32), np.array([3, -8, 5]), np.arange(12.0).reshape(3, 4),
+], ids=str)
+def test_max_all_and_min_all_equal_numpy(run, x):
+    got_max, got_min = run(x)
+    np.testing.assert_array_equal([got_max, got_min], [np.max(x), np.min(x)])
+    if run is python_extremes_all:    # (numba boxes a float32 scalar as a Python float)
+        assert np.asarray(got_max).dtype == np.max(x).dtype
+
+
+def test_max_all_of_empty_array_raises():
+    with pytest.raises(ValueError):
+        numba_extremes_all(np.zeros(0))
+
+
 # ---------------------------------------------------------------------------
 # Where an array equals its extreme: push_extremes, tie_share_at
 # ---------------------------------------------------------------------------
