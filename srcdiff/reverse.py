@@ -119,6 +119,12 @@ class Sweep:
             # the loop's whole tape is known at its entry: allocate it once
             pre.append(self.reserve(Sym(self.top) + total))
             self.prereserved |= {id(b) for b in _blocks(loop.body)}
+        elif saves and id(loop.body) not in self.prereserved:
+            ahead = self.pushes_of_loop(loop, estimate=True)
+            if ahead is not None:   # reserved ahead, with the carried arrays pushed after it
+                for c in self.plan.carried.get(id(loop.body), []):
+                    ahead = ahead + Sym(c.name).attr("size") + self.tys[c.name].ndim
+                pre.append(self.reserve(Sym(self.top) + ahead))   # the checks in the loop stay
         body = self.forward(loop.body, saves, live)
         if loop.exit:
             if saves and self._needs_counter(loop):
@@ -164,25 +170,27 @@ class Sweep:
     def _needs_counter(self, loop):
         return any(is_active_op(s, self.plan.active) for s, _ in _walk_ops(loop.body))
 
-    def pushes_of_loop(self, loop, defined=frozenset()):
+    def pushes_of_loop(self, loop, defined=frozenset(), estimate=False):
         """The number of tape entries `loop` pushes in all, as an expression, if known at entry.
 
-        `defined` are the names set inside the enclosing loops counted with it.
+        `defined` are the names set inside the enclosing loops counted with it. With
+        `estimate`, the arrays a loop carries count with their size at its entry, which
+        may change: a size to reserve ahead, not a bound.
         """
-        per_iteration = self._pushes_per_iteration(loop, defined)
-        if not per_iteration or loop.exit or id(loop.body) in self.plan.carried:
+        per_iteration = self._pushes_per_iteration(loop, defined, estimate)
+        if not per_iteration or loop.exit or id(loop.body) in self.plan.carried and not estimate:
             return None
         trips = Sym(ast.Call(ast.Name("len", ast.Load()), [self.range_of(loop).node], []))
         return trips * per_iteration if per_iteration != 1 else trips
 
-    def _pushes_per_iteration(self, loop, defined):
+    def _pushes_per_iteration(self, loop, defined, estimate):
         names = self.taped_here(loop.body)
         defined = set(defined) | {st.out for st, _ in _walk_ops(loop.body)} | {loop.index} | {
             st.index for b in _blocks(loop.body) for st in b if isinstance(st, For)}
         total = len([n for n in names if not self.tys[n].is_array])
         for name in names:
             if self.tys[name].is_array:
-                size = self._size_at_entry(name, loop.body, defined)
+                size = self._size_at_entry(name, loop.body, defined, estimate)
                 if size is None:
                     return None
                 total = size + total if total else size
@@ -192,18 +200,20 @@ class Sweep:
             bounds = names_in((stmt.start, stmt.stop)) if isinstance(stmt, For) else None
             if bounds is None or set(bounds) & defined:
                 return None      # a branch, a `while` or bounds that change: count as it runs
-            inner = self.pushes_of_loop(stmt, defined)
+            inner = self.pushes_of_loop(stmt, defined, estimate)
             if inner is None:
                 return None
             total = inner + total if total else inner
         return total
 
-    def _size_at_entry(self, name, block, defined):
+    def _size_at_entry(self, name, block, defined, estimate):
         """Tape entries of array `name` as an expression valid before the loop, if there is one:
-        for a copy of an array the loop never rebinds (writes keep its size)."""
+        for a copy of an array the loop never rebinds (writes keep its size), or, to
+        `estimate`, one it carries."""
         op = next((s for s in block if isinstance(s, Op) and s.out == name), None)
+        carried = {c.name for c in self.plan.carried.get(id(block), [])} if estimate else set()
         if op is None or op.gate != "copy_array" or not isinstance(op.args[0], str) \
-                or op.args[0] in defined:
+                or op.args[0] in set(defined) - carried:
             return None
         return Sym(op.args[0]).attr("size") + self.record_extra(name)
 

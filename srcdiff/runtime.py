@@ -234,7 +234,7 @@ def reserve(tape, n):
     size = tape.shape[0]
     if size >= n:
         return tape
-    grown = np.zeros(max(n, 2 * size, 64), np.float64)
+    grown = np.empty(max(n, 2 * size, 64), np.float64)   # entries are read only once written
     for i in range(size):  # a loop: slice assignment costs numba seconds to compile
         grown[i] = tape[i]
     return grown
