@@ -577,6 +577,7 @@ def test_helpers_under_njit_cache(tmp_path, monkeypatch):
     for a, b, c in zip(out1, out2, want):
         check(a, c, np.float64)
         np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(tape1, want_tape)
-    np.testing.assert_array_equal(tape2, want_tape)
-    assert tape1.shape == (64,) and tape1[0] == 3
+    # a grown tape keeps the entries it had (the rest is not initialised: never read unwritten)
+    np.testing.assert_array_equal(tape1[:tape.size], want_tape[:tape.size])
+    np.testing.assert_array_equal(tape2[:tape.size], want_tape[:tape.size])
+    assert tape1.shape == want_tape.shape == (64,) and tape1[0] == 3
