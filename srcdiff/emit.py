@@ -14,7 +14,7 @@ from .fuse import elementwise_arrays, fuse_elementwise
 from .scratch import reuse_product_buffers
 from .reverse import COMMENT, Sweep, assign
 from .graph import Op
-from .sym import Sym, np_
+from .sym import Sym, empty_array, np_
 
 RUNTIME_NAMES = tuple(runtime.__all__)
 TAPE_NAMES = ("wins", "push_array", "push_extremes", "pop_array1", "pop_array2", "pop_array3", "all_finite")
@@ -95,9 +95,7 @@ def placeholders(graph, tys, plan, arrays):
     missing = [n for n in arrays if n not in top and n not in graph.params]
     out = []
     for name in missing:
-        ty = tys[name]
-        empty = ast.parse(f"np.empty({(0,) * ty.ndim!r}, np.{ty.dtype})", mode="eval").body
-        out.append(assign(name, Sym(empty)))
+        out.append(assign(name, empty_array(tys[name].ndim, tys[name].dtype)))
     if out:
         text = ", ".join(f"`{n}`" for n in missing)
         out.insert(0, ast.Expr(ast.Constant(

@@ -800,15 +800,7 @@ def _vecmat_ol(x, a):
     _require_array("vecmat", x=x, a=a)
     if x.ndim != 1 or a.ndim != 2:
         raise TypingError("vecmat: x must be 1-D and a 2-D")
-
-    def impl(x, a):
-        n, m = a.shape
-        if n * m > VECMAT_LOOP_SIZE or x.shape[0] != n:
-            return x @ a      # large, or shapes that do not match: numba's error
-        out = np.zeros(m, a.dtype)
-        _add_rows(x, a, out)
-        return out
-    return impl
+    return lambda x, a: vecmat_into(np.empty(a.shape[1], a.dtype), x, a)
 
 
 @overload(vecmat_into)
@@ -820,7 +812,7 @@ def _vecmat_into_ol(out, x, a):
     def impl(out, x, a):
         n, m = a.shape
         if n * m > VECMAT_LOOP_SIZE or x.shape[0] != n:
-            return x @ a
+            return x @ a      # large, or shapes that do not match: numba's error
         if out.shape[0] != m:
             out = np.empty(m, out.dtype)
         out[:] = 0
@@ -846,17 +838,7 @@ def _matvec_ol(a, x):
     _require_array("matvec", a=a, x=x)
     if a.ndim != 2 or x.ndim != 1:
         raise TypingError("matvec: a must be 2-D and x 1-D")
-    if a.layout != "C" or a.dtype != x.dtype or not isinstance(a.dtype, types.Float):
-        return lambda a, x: a @ x
-
-    def impl(a, x):
-        n, m = a.shape
-        if n * m > VECMAT_LOOP_SIZE or x.shape[0] != m:
-            return a @ x      # large, or shapes that do not match: numba's error
-        out = np.empty(n, a.dtype)
-        _row_dots(a, x, out)
-        return out
-    return impl
+    return lambda a, x: matvec_into(np.empty(a.shape[0], a.dtype), a, x)
 
 
 @overload(matvec_into)
@@ -870,7 +852,7 @@ def _matvec_into_ol(out, a, x):
     def impl(out, a, x):
         n, m = a.shape
         if n * m > VECMAT_LOOP_SIZE or x.shape[0] != m:
-            return a @ x
+            return a @ x      # large, or shapes that do not match: numba's error
         if out.shape[0] != n:
             out = np.empty(n, out.dtype)
         _row_dots(a, x, out)

@@ -7,6 +7,7 @@ the product's array is allocated once per loop rather than once per iteration.
 import ast
 
 from .optimize import nested_blocks
+from .sym import empty_array
 
 INTO = {"vecmat": "vecmat_into", "matvec": "matvec_into"}
 # readers that only read the product: their value is a new array
@@ -30,7 +31,8 @@ def _rewrite(stmts, tys, counts, readers):
                 if name:
                     stmt.value.func.id = INTO[stmt.value.func.id]
                     stmt.value.args.insert(0, ast.Name(name, ast.Load()))
-                    buffers.append(_empty(name, tys[name]))
+                    buffers.append(ast.Assign([ast.Name(name, ast.Store())],
+                                              empty_array(tys[name].ndim, tys[name].dtype).node))
         stmts[position:position] = buffers
         position += len(buffers) + 1
     for block in nested_blocks(stmts):
@@ -61,10 +63,3 @@ def _readers(stmts):
                 if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Load):
                     readers[child.id] = node
     return readers
-
-
-def _empty(name, ty):
-    shape = ast.Tuple([ast.Constant(0)] * ty.ndim, ast.Load())
-    dtype = ast.Attribute(ast.Name("np", ast.Load()), ty.dtype, ast.Load())
-    empty = ast.Call(ast.Attribute(ast.Name("np", ast.Load()), "empty", ast.Load()), [shape, dtype], [])
-    return ast.Assign([ast.Name(name, ast.Store())], empty)

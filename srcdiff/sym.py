@@ -159,6 +159,11 @@ def tuple_(items):
     return Sym(ast.Tuple([lift(i).node for i in items], ast.Load()))
 
 
+def empty_array(ndim, dtype):
+    """`np.empty((0,) * ndim, np.<dtype>)`: an array of that type holding nothing."""
+    return np_.empty(tuple_([0] * ndim), Sym("np").attr(dtype))
+
+
 def if_else(test, body, orelse):
     return Sym(ast.IfExp(lift(test).node, lift(body).node, lift(orelse).node))
 

@@ -429,13 +429,11 @@ def test_products_into_a_buffer_of_the_right_size_reuse_it(dtype):
     assert np.shares_memory(got, out) and not np.isnan(got).any()
 
 
-@numba.njit
-def numba_extremes_all(x):
-    return rt.max_all(x), rt.min_all(x)
-
-
 def python_extremes_all(x):
     return rt.max_all(x), rt.min_all(x)
+
+
+numba_extremes_all = numba.njit(python_extremes_all)
 
 
 @pytest.mark.parametrize("run", [python_extremes_all, numba_extremes_all], ids=["python", "numba"])
@@ -460,16 +458,6 @@ def test_max_all_of_empty_array_raises():
 # Where an array equals its extreme: push_extremes, tie_share_at
 # ---------------------------------------------------------------------------
 
-@numba.njit
-def numba_extremes_share(x, m, g):
-    tape = np.zeros(x.size + 3)
-    top = push_extremes(tape, 1, x, m)
-    record, start = pop_array1(tape, top)
-    d = np.ones(x.size)
-    rt.add_tie_share_at(d, g, record)
-    return rt.tie_share_at(g, record), d, top, start
-
-
 def python_extremes_share(x, m, g):
     tape = np.zeros(x.size + 3)
     top = push_extremes(tape, 1, x, m)
@@ -477,6 +465,9 @@ def python_extremes_share(x, m, g):
     d = np.ones(x.size)
     rt.add_tie_share_at(d, g, record)
     return rt.tie_share_at(g, record), d, top, start
+
+
+numba_extremes_share = numba.njit(python_extremes_share)
 
 
 @pytest.mark.parametrize("run", [python_extremes_share, numba_extremes_share], ids=["python", "numba"])
