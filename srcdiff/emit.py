@@ -30,7 +30,7 @@ def generate(graph, tys, wrt, with_value, names, signature_text, debug_nans=Fals
     fused = elementwise_arrays(graph, tys)
     forward_body = sweep.forward(graph.body, False) + [ast.Return(Sweep.sym(graph.result).node)]
     fuse_elementwise(forward_body, fused, name_counts(forward_body))
-    reuse_product_buffers(forward_body, tys, name_counts(forward_body))
+    reuse_product_buffers(forward_body, tys, name_counts(forward_body), names)
     forward = function("forward", graph.params, forward_body)
     gradient = function("value_and_gradient" if with_value else "gradient", graph.params,
                         gradient_body(graph, tys, wrt, with_value, plan, sweep, single))
@@ -81,7 +81,8 @@ def gradient_body(graph, tys, wrt, with_value, plan, sweep, single):
     body = body + backward + [returned]
     fuse_elementwise(body, elementwise_arrays(graph, tys), name_counts(body))
     run_forwards(body)
-    reuse_product_buffers(body, tys, name_counts(body))
+    typed = {**tys, **{adj: tys[name] for name, adj in sweep.adjoints.items() if name in tys}}
+    reuse_product_buffers(body, typed, name_counts(body), sweep.names)
     return body
 
 

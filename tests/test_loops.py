@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import srcdiff
+from conftest import assert_grad_matches_fd
 
 HERE = os.path.basename(__file__)
 
@@ -1579,7 +1580,8 @@ def test_carried_state(steps):
 def test_carried_arrays(fn, args, wrt, carries):
     check_loop(fn, *args, wrt=wrt)
     backward = srcdiff.grad(fn, wrt=wrt).source_for(*args).split("# backward")[1]
-    popped_before_loop = re.search(r"(\w+), top = pop_array\d\(tape, top\)\n\s+for ", backward)
+    popped_before_loop = re.search(r"(\w+), top = pop_array\d\(tape, top\)\n"
+                                   r"(\s+\w+ = np\.empty\(\(0,\), np\.float64\)\n)*\s+for ", backward)
     assert bool(popped_before_loop) == carries, backward
 
 
@@ -1589,8 +1591,9 @@ def test_carried_state_is_taped_once_per_step():
     assert forward.count("push_array") == 2, text      # per iteration, and once after the loop
     assert "tape[top" not in forward, text             # dims come from the weights, not the tape
     # the backward takes each step's output from the state it popped the step before
-    assert re.search(r"(\w+), top = pop_array1\(tape, top\)\n\s+for t in .*\n\s+(\w+) = \1\n"
-                     r"\s+\1, top = pop_array1\(tape, top\)", backward), text
+    assert re.search(r"(\w+), top = pop_array1\(tape, top\)\n(\s+\w+ = np\.empty\(.*\)\n)*"
+                     r"\s+for t in .*\n\s+(\w+) = \1\n\s+\1, top = pop_array1\(tape, top\)",
+                     backward), text
 
 
 @pytest.mark.parametrize("fn, args, wrt", [
@@ -1681,3 +1684,124 @@ def carried_and_maxed(W, x0, steps):
 def test_carried_array_whose_max_is_taken():
     W, x0 = 0.8 * rng(95).normal(size=(3, 3)), rng(96).normal(size=3)
     check_loop(carried_and_maxed, W, x0, 4, wrt=("W", "x0"))
+
+
+# =====================================================================================
+# Tests: 13. a product a loop carries alternates between two buffers
+# =====================================================================================
+
+def power_steps(W, v0, steps):
+    v = v0.copy()
+    for t in range(steps):
+        v = W @ v
+    return np.sum(v * v)
+
+
+def row_power_steps(W, v0, steps):
+    v = v0.copy()
+    for t in range(steps):
+        v = v @ W
+    return np.sum(np.sin(v))
+
+
+def power_restarted(W, xs):
+    total = 0.0
+    for r in range(xs.shape[0]):
+        h = xs[r]
+        for t in range(3):
+            h = W @ h
+        total += np.sum(h * h)
+    return total
+
+
+def swapped_products(A, B, x0, steps):
+    x = x0.copy()
+    y = x0 * 2.0
+    for t in range(steps):
+        x_new = A @ y
+        y = B @ x
+        x = x_new
+    return np.sum(x * y)
+
+
+def state_read_through_a_name(W, v0, steps):
+    v = v0.copy()
+    acc = 0.0
+    for t in range(steps):
+        acc = acc + np.sum(np.cos(v))
+        u = v
+        v = W @ u
+        acc = acc + np.sum(u * v)
+    return acc
+
+
+# The product's buffer from two steps back is still read: `prev` holds it.
+def lagged_state(W, v0, steps):
+    v = v0.copy()
+    prev = v0 * 1.0
+    acc = 0.0
+    for t in range(steps):
+        v_new = W @ v
+        acc = acc + np.sum(prev * v_new)
+        prev = v
+        v = v_new
+    return acc + np.sum(v)
+
+
+# A view of the state outlives its step.
+def state_view_kept(W, v0, steps):
+    v = v0.copy()
+    head = v0[:2] * 1.0
+    acc = 0.0
+    for t in range(steps):
+        acc = acc + np.sum(head * v[:2])
+        head = v[:2]
+        v = W @ v
+    return acc + np.sum(v * v)
+
+
+# A break may leave the state unrebound.
+def power_with_break(W, v0, steps):
+    v = v0.copy()
+    for t in range(steps):
+        v = W @ v
+        if v[0] > 100.0:
+            break
+    return np.sum(v * v)
+
+
+def _square(seed, n=4, scale=0.5):
+    return scale * rng(seed).normal(size=(n, n))
+
+
+def _alternating(source, function):
+    """How many products in `function` of `source` alternate between two buffers."""
+    text = source.split(f"def {function}(")[1].split("\ndef ")[0]
+    return len(re.findall(r"\n\s+(\w+), (\w+) = \(\2, \w+\)\n", text))
+
+
+@pytest.mark.parametrize("fn, args, wrt, forward, gradient", [
+    (power_steps, (_square(91), rng(92).normal(size=4), 5), ("W", "v0"), 1, 2),
+    (power_steps, (_square(91), rng(92).normal(size=4), 0), ("W", "v0"), 1, 2),
+    (power_steps, (_square(91), rng(92).normal(size=4), 1), ("W", "v0"), 1, 2),
+    (row_power_steps, (_square(93), rng(94).normal(size=4), 5), ("W", "v0"), 1, 2),
+    (power_restarted, (_square(95), rng(96).normal(size=(3, 4))), ("W", "xs"), 1, 2),
+    (swapped_products, (_square(97), _square(98), rng(99).normal(size=4), 5), ("A", "B", "x0"), 2, 4),
+    (state_read_through_a_name, (_square(100), rng(101).normal(size=4), 5), ("W", "v0"), 1, 1),
+    (rnn_state, _rnn_args(6), ("Wx", "Wh", "b"), 0, 1),
+    (lagged_state, (_square(102), rng(103).normal(size=4), 5), ("W", "v0"), 0, 0),
+    (state_view_kept, (_square(104), rng(105).normal(size=4), 5), ("W", "v0"), 0, 0),
+    (power_with_break, (_square(106), rng(107).normal(size=4), 5), ("W", "v0"), 0, 1),
+])
+def test_carried_products_alternate_buffers(fn, args, wrt, forward, gradient):
+    check_loop(fn, *args, wrt=wrt)
+    source = srcdiff.grad(fn, wrt=wrt).source_for(*args)
+    assert (_alternating(source, "forward"), _alternating(source, "gradient")) == (forward, gradient), source
+
+
+def test_carried_product_in_float32():
+    args = (_square(108).astype(np.float32), rng(109).normal(size=4).astype(np.float32), 4)
+    assert_grad_matches_fd(power_steps, args, wrt=("W", "v0"), rtol=2e-2, atol=1e-3, eps=1e-2,
+                           agree_rtol=1e-5)
+    source = srcdiff.grad(power_steps, wrt=(0, 1)).source_for(*args)
+    assert "v_a = np.empty((0,), np.float32)" in source, source
