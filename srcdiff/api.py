@@ -35,7 +35,8 @@ class Gradient:
         self._last = None
         self._last_gradient = None
         self._fast = None            # tried first: the last signature's compiled gradient
-        self._fast_paths = {}        # signature key -> (overloads seen, fast path)
+        self._fast_forward = None    # and its compiled forward
+        self._fast_paths = {}        # (signature key, compiled function) -> (overloads seen, fast path)
         self.__name__ = getattr(fn, "__name__", "gradient")
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
@@ -47,10 +48,8 @@ class Gradient:
                 return fast[0](*args)
             except TypeError:     # not the types of the last call: check them below
                 pass
-            except FloatingPointError as error:
-                raise domain_error(error) from None
-            except RUNTIME_ERRORS as error:
-                raise runtime_error(self, fast[1], args, error) from None
+            except Exception as error:
+                raise self._translated(error, fast[1], args) from None
         return self._checked_call(args, kwargs)
 
     def _checked_call(self, args, kwargs):
@@ -63,34 +62,55 @@ class Gradient:
             entry = self._build(args, key)
         try:
             result = entry[1](*args)
-        except FloatingPointError as error:
-            raise domain_error(error) from None
-        except RUNTIME_ERRORS as error:
-            raise runtime_error(self, entry[2], args, error) from None
         except NumbaError as error:
             raise SrcdiffError(f"numba cannot compile the gradient of `{self.__name__}` for these "
                                f"arguments: {str(error).strip().splitlines()[0]}", self.graph.where,
                                hint="compile=False runs the same code with NumPy; this is a "
                                     "srcdiff limitation worth reporting") from error
+        except Exception as error:
+            raise self._translated(error, entry[2], args) from None
         fast = self._fast_path(key, entry[1])
         self._fast = None if fast is None else (fast, entry[2])
         return result
 
-    def _fast_path(self, key, gradient):
+    def _translated(self, error, source, args):
+        """The SrcdiffError to raise for `error`, raised by generated `source` on `args`
+        (or `error` itself if it is not one srcdiff explains)."""
+        if isinstance(error, FloatingPointError):
+            return domain_error(error)
+        if isinstance(error, RUNTIME_ERRORS):
+            return runtime_error(self, source, args, error)
+        return error
+
+    def _fast_path(self, key, compiled):
         """The fast path for signature `key`, rebuilt when numba has compiled more overloads."""
-        count = len(getattr(gradient, "overloads", ()))
-        cached = self._fast_paths.get(key)
+        count = len(getattr(compiled, "overloads", ()))
+        cached = self._fast_paths.get((key, compiled))
         if cached is None or cached[0] != count:
-            cached = self._fast_paths[key] = (count, fast_path(key, gradient))
+            cached = self._fast_paths[key, compiled] = (count, fast_path(key, compiled))
         return cached[1]
 
     def forward(self, *args, **kwargs):
         """The function's value, computed by the compiled forward."""
+        fast = self._fast_forward
+        if fast is not None and not kwargs:
+            try:
+                return fast[0](*args)
+            except TypeError:     # not the types of the last call
+                pass
+            except Exception as error:
+                raise self._translated(error, fast[1], args) from None
         if kwargs or len(args) != len(self.params):
             args = self._bind(args, kwargs)
         key = signature_key(args)
         entry = self._entries.get(key) or self._build(args, key)
-        return entry[0](*args)
+        try:
+            value = entry[0](*args)
+        except Exception as error:
+            raise self._translated(error, entry[2], args) from None
+        fast = self._fast_path(key, entry[0])
+        self._fast_forward = None if fast is None else (fast, entry[2])
+        return value
 
     @property
     def source(self):

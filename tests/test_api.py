@@ -129,6 +129,20 @@ def test_forward_equals_the_plain_function(compiled):
         three(0.7, -1.3, 0.4), rel=1e-15)
 
 
+@MODES
+def test_forward_follows_the_argument_types_from_call_to_call(compiled):
+    # repeated calls take a fast path for the last signature; other types must not use it
+    rng = np.random.default_rng(4)
+    g = srcdiff.grad(smooth, compile=compiled)
+    vectors = (rng.normal(size=6), rng.normal(size=6))
+    calls = [vectors, (rng.normal(size=(2, 3)), rng.normal(size=(2, 3))),
+             tuple(v.astype(np.float32) for v in vectors), vectors, vectors]
+    for args in calls:
+        rel = 1e-6 if args[0].dtype == np.float32 else 1e-13
+        assert g.forward(*args) == pytest.approx(smooth(*args), rel=rel)
+        assert g.forward(x=args[0], y=args[1]) == pytest.approx(smooth(*args), rel=rel)
+
+
 def test_source_before_any_call_is_an_error_and_after_is_the_last_signature():
     g = srcdiff.grad(smooth, compile=False)
     with pytest.raises(srcdiff.SrcdiffError, match="source_for"):

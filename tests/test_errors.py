@@ -500,6 +500,22 @@ def test_mismatched_shapes_at_call_time(compile):
         assert "W: float64[3, 4]" in text and "ValueError" in text
 
 
+@pytest.mark.parametrize("compile", [False, True])
+def test_mismatched_shapes_after_good_calls(compile):
+    # the same error from the forward and the gradient, also once they run on a fast path
+    good = (np.ones((3, 4)), np.ones(4), np.ones((2, 3)))
+    bad = (np.ones((3, 4)), np.ones(5), np.ones((2, 3)))
+    g = srcdiff.grad(dense_layer, compile=compile)
+    for call in (g.forward, g):
+        call(*good)
+        call(*good)
+        with pytest.raises(SrcdiffError) as info:
+            call(*bad)
+        text = check_error(info.value, marked_line(dense_layer), message="failed on these arguments",
+                           hint="shapes")
+        assert "b: float64[5]" in text and "ValueError" in text
+
+
 def shrinking_state(w, x0, steps):
     h = x0.copy()
     for t in range(steps):
