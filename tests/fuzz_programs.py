@@ -281,6 +281,7 @@ class Generator:
         self.arg_names = set()
         self.globals = []
         self.uses_math = False
+        self.contracting = {}       # name of an (n, n) matrix with entries at most 0.9 / n -> n
 
     # ---- small utilities ----------------------------------------------------------
     def fresh(self, base):
@@ -1105,6 +1106,15 @@ class Generator:
         bufs = self.make_buffers(sc, out, indent, depth)
         sc.vars.extend(bufs)
         sc.vars.extend(accs)
+        vectors = [a for a in accs if len(a.shape) == 1]
+        if vectors and self.ch.chance(0.5):
+            # a named matrix the loop may multiply its state by (see `acc_update`)
+            n = self.ch.pick(vectors).shape[0]
+            name = self.fresh("w")
+            m = self.tame(self.sub(sc, (n, n), max(depth - 1, 0)), 1.0)
+            out.append(f"{indent}{name} = {0.9 / n!r} * np.tanh({m.code})")
+            sc.vars.append(Var(name, (n, n), 0.9 / n))
+            self.contracting[name] = n
         self.loop(sc, out, indent, depth, accs, bufs, outer=None, trips=1)
         self.features.add("for")
 
@@ -1236,9 +1246,23 @@ class Generator:
             return
         e = self.tame(self.expr(sc, acc.shape if self.ch.chance(0.7) else self.ch.pick(
             operand_shapes(acc.shape)), depth))
-        form = self.ch.integer(0, 7)
+        form = self.ch.integer(0, 8)
         name = acc.name
-        if form == 7:
+        if form == 8 and len(acc.shape) == 1:
+            # a product carried as the state (two buffers alternate: see scratch.py); the
+            # matrix's entries are at most 0.9 / n, so the state shrinks
+            n = acc.shape[0]
+            named = [v.name for v in sc.vars if self.contracting.get(v.name) == n]
+            if named:
+                matrix = self.ch.pick(named)
+            else:
+                m = self.tame(self.sub(sc, (n, n), max(depth - 1, 0)), 1.0)
+                matrix = f"({0.9 / n!r} * np.tanh({m.code}))"
+            out.append(f"{indent}{name} = {matrix} @ {name}" if self.ch.chance(0.5)
+                       else f"{indent}{name} = {name} @ {matrix}")
+            self.features.add("carried_product")
+            return
+        if form >= 7:
             # a state carried from one iteration to the next: the rule of `tanh` reads its
             # output, that of `*` the state as the iteration enters (taped once: see carry.py)
             e1 = self.tame(self.expr(sc, acc.shape, max(depth - 1, 0)), 1.0)
