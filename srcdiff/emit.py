@@ -7,8 +7,9 @@ import re
 
 from . import runtime
 from .analysis import analyse
+from .commute import run_forwards
 from .optimize import (accumulate_in_place, fold_zero_then_add, hoist_invariant_reads,
-                       name_counts, promote_scatters, run_forwards)
+                       name_counts, promote_scatters)
 from .errors import SrcdiffError
 from .fuse import elementwise_arrays, fuse_elementwise
 from .scratch import reuse_product_buffers

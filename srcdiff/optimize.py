@@ -3,8 +3,9 @@
 - `promote_scatters`: keep loop-invariant scatters in registers (below);
 - `hoist_invariant_reads`: move reads that do not change out of a loop;
 - `accumulate_in_place`: `d += f(...)` without a temporary where f has an in-place form;
-- `fold_zero_then_add`: `d = zeros; d += c` becomes `d = c`;
-- `run_forwards`: inner loops whose iterations commute run counting up.
+- `fold_zero_then_add`: `d = zeros; d += c` becomes `d = c`.
+
+(`commute.run_forwards` turns reverse loops whose iterations commute.)
 
 Inside a reverse loop, `dpos[i, 0] += g` with `i` fixed by an outer loop is a
 read-modify-write through memory on every iteration; LLVM cannot keep it in a
@@ -14,7 +15,6 @@ sum is accumulated in a local scalar and added once after the loop. Addition
 commutes, so the result is the same.
 """
 import ast
-import copy
 
 from .gates import SMALL_PRODUCT_HELPERS
 
@@ -291,146 +291,3 @@ def _is_add_to(stmt, name):
 
 def _mentions(node, name):
     return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(node))
-
-
-
-def run_forwards(stmts, function_body=None, nested=False):
-    """Run inner reverse loops forward when their iterations commute, in place.
-
-    A reverse loop counts down so that it pops its tape in order and passes adjoints
-    from one iteration to the one before. A loop without nested blocks that pops
-    nothing, whose names are each either set before being read in an iteration
-    (private to it) or only added to (`s += ...`, `d[i] += ...`, `add_outer(d, ...)`),
-    gives the same sums in either order, and LLVM vectorises it only counting up.
-    Its private names must not be read after it before they are set again. Only loops
-    inside other loops are turned: they are the short, hot ones.
-    """
-    function_body = stmts if function_body is None else function_body
-    for stmt in list(stmts):
-        for inner in nested_blocks([stmt]):
-            run_forwards(inner, function_body, nested or isinstance(stmt, ast.For))
-        if not (nested and isinstance(stmt, ast.For) and hasattr(stmt, "forward_range")):
-            continue
-        popped = _pops_by_position(stmt)
-        loop = popped[1] if popped else stmt
-        private = _private_names(loop)
-        if private is not None and not _read_outside(function_body, stmt, private):
-            if popped:
-                stmt.body = loop.body
-                stmts.insert(stmts.index(stmt), popped[0])
-            stmt.iter = stmt.forward_range
-
-
-def _pops_by_position(loop):
-    """(`top -= c * trips`, a copy of `loop` reading its c scalars per iteration by position)
-    when `loop` starts by popping c scalars and counts 0, 1, ... forward; else None.
-    """
-    body = [s for s in loop.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
-    pop = body[0] if body else None
-    if not (isinstance(pop, ast.AugAssign) and isinstance(pop.op, ast.Sub)
-            and isinstance(pop.target, ast.Name) and isinstance(pop.value, ast.Constant)):
-        return None
-    top, count = pop.target.id, pop.value.value
-    reads_top = [n for n in ast.walk(body[1]) if isinstance(n, ast.Subscript)
-                 and isinstance(n.slice, ast.Name) and n.slice.id == top] if len(body) > 1 else []
-    forward = loop.forward_range
-    if not reads_top or len(forward.args) != 1:   # range(stop): iteration k reads top + c*k ...
-        return None
-    trips = ast.Call(ast.Name("len", ast.Load()), [forward], [])
-    before = ast.AugAssign(ast.Name(top, ast.Store()), ast.Sub(),
-                           trips if count == 1 else ast.BinOp(ast.Constant(count), ast.Mult(), trips))
-    index = ast.Name(loop.target.id, ast.Load())
-    base = ast.BinOp(ast.Name(top, ast.Load()), ast.Add(),
-                     index if count == 1 else ast.BinOp(ast.Constant(count), ast.Mult(), index))
-    body = [_ReplaceName(top, base).visit(copy.deepcopy(s)) for s in loop.body if s is not pop]
-    return before, ast.For(loop.target, loop.iter, body, [])
-
-
-class _ReplaceName(ast.NodeTransformer):
-    def __init__(self, name, by):
-        self.name, self.by = name, by
-
-    def visit_Name(self, node):
-        return self.by if node.id == self.name and isinstance(node.ctx, ast.Load) else node
-
-
-def _private_names(loop):
-    """Names set before read in every iteration of `loop`, or None if its iterations may not commute."""
-    private, read, added = {loop.target.id}, set(), set()
-
-    def load(node):
-        for n in ast.walk(node):
-            if isinstance(n, ast.Name) and n.id not in private:
-                if n.id in added:
-                    return False
-                read.add(n.id)
-        return True
-
-    for stmt in loop.body:
-        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
-            continue                                   # a comment
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(
-                stmt.targets[0], ast.Name):
-            name = stmt.targets[0].id
-            if not load(stmt.value) or name in read or name in added:
-                return None
-            private.add(name)
-        elif isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name) and \
-                stmt.target.id in private:
-            if not load(stmt.value):
-                return None
-        elif isinstance(stmt, ast.AugAssign) and isinstance(stmt.op, ast.Add):
-            target = stmt.target
-            base = target if isinstance(target, ast.Name) else target.value
-            if not isinstance(base, ast.Name) or base.id in private or base.id in read:
-                return None
-            if isinstance(target, ast.Subscript) and not load(target.slice):
-                return None
-            if not load(stmt.value):
-                return None
-            added.add(base.id)
-        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and \
-                ast.unparse(stmt.value.func) in IN_PLACE.values():
-            first, rest = stmt.value.args[0], stmt.value.args[1:]
-            if first.id in private or first.id in read or not all(load(a) for a in rest):
-                return None
-            added.add(first.id)
-        else:
-            return None
-    return private
-
-
-def _read_outside(block, loop, names, known=frozenset()):
-    """True if a name in `names` may be read outside `loop` holding the value `loop` left.
-
-    `known` are the names set again, in straight-line code, since `loop` could have run.
-    """
-    known = set(known)
-    for stmt in block:
-        if stmt is loop:
-            known -= names
-            continue
-        if isinstance(stmt, (ast.For, ast.While, ast.If)):
-            inside = _stored(stmt)
-            inner = (known - inside) | ({stmt.target.id} if isinstance(stmt, ast.For) else set())
-            if _loads(stmt.iter if isinstance(stmt, ast.For) else stmt.test) & names - known:
-                return True
-            for field in ("body", "orelse"):
-                if _read_outside(getattr(stmt, field), loop, names, inner):
-                    return True
-            known -= inside
-            continue
-        if _loads(stmt) & names - known:
-            return True
-        known |= {t.id for t in getattr(stmt, "targets", []) if isinstance(t, ast.Name)}
-    return False
-
-
-def _loads(node):
-    names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-    return names | {a.target.id for a in ast.walk(node)
-                    if isinstance(a, ast.AugAssign) and isinstance(a.target, ast.Name)}
-
-
-def _stored(node):
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}

@@ -336,7 +336,7 @@ class Sweep:
     def backward_for(self, loop):
         body = self.backward(loop.body, self._locals(loop.body)) or [ast.Pass()]
         node = ast.For(ast.Name(loop.index, ast.Store()), self.reversed_range(loop).node, body, [])
-        if not loop.exit:   # optimize.run_forwards may run it in forward order
+        if not loop.exit:   # commute.run_forwards may run it in forward order
             node.forward_range = self.range_of(loop).node
         carried = [self.pop_array(c.start) for c in self.plan.carried.get(id(loop.body), [])]
         return carried + [node]

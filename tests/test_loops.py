@@ -5,17 +5,20 @@ Python function in BOTH modes (numba-compiled and `compile=False`), and the two 
 must agree to ~1e-10.  The functions under test are defined at module level below
 (srcdiff reads their source); their names do not start with `test_`.
 """
+import ast
 import inspect
 import math
 import os
 import re
 import resource
+import textwrap
 
 import numpy as np
 import pytest
 
 import srcdiff
 from conftest import assert_grad_matches_fd
+from srcdiff.commute import run_forwards
 
 HERE = os.path.basename(__file__)
 
@@ -1470,6 +1473,161 @@ def test_inner_loop_popping_scalars_runs_forward():
     # the popping loop counts up over the forward range, reading its entries by position
     assert re.search(r"top -= len\(range\((\w+)\)\)\n\s+for k in range\(\1\):\n\s+\w+ = tape\[top \+ k\]",
                      text), text
+
+
+# Iterations that own their elements (`dlp[k]`), reset a loop-local's adjoint (`dq = 0.0`)
+# and hold a nested loop commute: the reverse loop over k runs counting up.
+def mixture_rows(x, mu):
+    total = 0.0
+    lp = np.zeros(mu.shape[0])
+    for i in range(x.shape[0]):
+        for k in range(mu.shape[0]):
+            q = 0.0
+            for j in range(x.shape[1]):
+                z = x[i, j] - mu[k, j]
+                q += z * z
+            lp[k] = -0.5 * q
+        m = np.max(lp)
+        s = 0.0
+        for k in range(mu.shape[0]):
+            s += np.exp(lp[k] - m)
+        total += m + np.log(s)
+    return total
+
+
+def own_elements_updated_twice(x, w):
+    total = 0.0
+    b = np.zeros(w.shape[0])
+    for i in range(x.shape[0]):
+        for k in range(w.shape[0]):
+            b[k] = np.tanh(x[i, k % x.shape[1]] * w[k])
+            for j in range(2):
+                b[k] = b[k] * 0.5 + w[k] * j
+        total += np.sum(b * b)
+    return total
+
+
+# `q` is read after its loop: the adjoint it carries into the reverse loop belongs to
+# the last iteration, so the loop stays counting down.
+def last_q_read_after(x, mu):
+    total = 0.0
+    for i in range(x.shape[0]):
+        q = 0.0
+        for k in range(mu.shape[0]):
+            q = 0.0
+            for j in range(x.shape[1]):
+                z = x[i, j] - mu[k, j]
+                q += z * z
+            total += np.sin(q)
+        total += q * 0.1
+    return total
+
+
+# iteration k reads the element iteration k - 1 wrote
+def neighbour_elements(x, w):
+    total = 0.0
+    for i in range(x.shape[0]):
+        a = x[i] * 1.0
+        for k in range(1, a.shape[0]):
+            a[k] = a[k] + 0.5 * np.sin(a[k - 1]) * w[k]
+        total += np.sum(a * a)
+    return total
+
+
+# what a nested loop sets is read after it, and the nested loop may run no iteration
+def set_in_maybe_empty_loop(x, w, m):
+    total = 0.0
+    for i in range(x.shape[0]):
+        for k in range(w.shape[0]):
+            t = w[k]
+            for j in range(m):
+                t = np.sin(t * x[i, j])
+            total += t * t
+    return total
+
+
+def _reverse_loop_over_k(fn, args):
+    """How the backward of `fn` runs its loops over `k` that hold a nested loop: 'up' or 'down'."""
+    backward = srcdiff.grad(fn, wrt=(0, 1)).source_for(*args).split("# backward")[1]
+    heads = re.findall(r"\n(\s+)for k in (range\(.*\)):\n((?:\1\s+.*\n)+)", backward)
+    return ["down" if ", -1)" in head else "up" for _, head, body in heads if "for j in" in body]
+
+
+@pytest.mark.parametrize("fn, args, direction", [
+    (mixture_rows, (rng(110).normal(size=(4, 3)), rng(111).normal(size=(5, 3))), ["up"]),
+    (own_elements_updated_twice, (rng(112).normal(size=(3, 2)), rng(113).normal(size=4)), ["up"]),
+    (last_q_read_after, (rng(114).normal(size=(3, 2)), rng(115).normal(size=(4, 2))), ["down"]),
+    (set_in_maybe_empty_loop, (rng(116).normal(size=(3, 2)), rng(117).normal(size=4), 2), ["down"]),
+    (set_in_maybe_empty_loop, (rng(116).normal(size=(3, 2)), rng(117).normal(size=4), 0), ["down"]),
+])
+def test_commuting_reverse_loops_with_nested_loops_count_up(fn, args, direction):
+    check_loop(fn, *args, wrt=(0, 1))
+    assert _reverse_loop_over_k(fn, args) == direction
+
+
+def _loops_after_run_forwards(code):
+    """The ranges of the loops of `code` after `run_forwards`; each `for k in range(N - 1,
+    -1, -1)` in `code` is a reverse loop over `range(N)`."""
+    tree = ast.parse(textwrap.dedent(code))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.For) and ast.unparse(node.iter).endswith(", -1, -1)"):
+            node.forward_range = ast.Call(ast.Name("range", ast.Load()), [node.iter.args[0].left], [])
+    run_forwards(tree.body)
+    return [ast.unparse(n.iter) for n in ast.walk(tree) if isinstance(n, ast.For)]
+
+
+MIXTURE_BACKWARD = """
+dq = {start}
+for i in range(n - 1, -1, -1):
+    for k in range(K - 1, -1, -1):
+        g = dlp[{element}]
+        dlp[k] = 0.0
+        dq += g * 0.5
+        for j in range(d):
+            dmu[k, j] += dq * x[i, j]
+        dq = 0.0
+"""
+
+
+@pytest.mark.parametrize("start, element, inner", [
+    ("0.0", "k", "range(K)"),               # every iteration starts from dq == 0.0, owns dlp[k]
+    ("5.0", "k", "range(K - 1, -1, -1)"),   # the first iteration to run would take dq == 5.0
+    ("0.0", "k + 1", "range(K - 1, -1, -1)"),   # iteration k reads what k + 1 wrote
+])
+def test_run_forwards_with_nested_loops(start, element, inner):
+    loops = _loops_after_run_forwards(MIXTURE_BACKWARD.format(start=start, element=element))
+    assert loops == ["range(n - 1, -1, -1)", inner, "range(d)"]
+
+
+@pytest.mark.parametrize("code", [
+    # `u` is set by a nested loop that may run no iteration, then read
+    """
+    for i in range(n - 1, -1, -1):
+        for k in range(K - 1, -1, -1):
+            t = w[k]
+            for j in range(m):
+                u = t * x[i, j]
+            dw[k] += u
+    """,
+    # the body moves its own index, so `dlp[k]` is not the iteration's own element
+    """
+    for i in range(n - 1, -1, -1):
+        for k in range(K - 1, -1, -1):
+            g = dlp[k]
+            dlp[k] = 0.0
+            k = k + 1
+            dlp[k] = g
+    """,
+])
+def test_run_forwards_keeps_loops_whose_iterations_may_not_commute(code):
+    assert _loops_after_run_forwards(code)[1] == "range(K - 1, -1, -1)"
+
+
+def test_loop_reading_a_neighbour_element_counts_down():
+    args = (rng(118).normal(size=(3, 5)), rng(119).normal(size=5))
+    check_loop(neighbour_elements, *args, wrt=(0, 1))
+    backward = srcdiff.grad(neighbour_elements, wrt=(0, 1)).source_for(*args).split("# backward")[1]
+    assert re.search(r"for k in range\(.*, -1\):", backward), backward
 
 
 # =====================================================================================
