@@ -155,22 +155,16 @@ def _own_elements(loop):
     """Arrays every use of which in `loop` is an element `a[k]` at the loop's index `k`
     (none if the body rebinds `k`)."""
     index = loop.target.id
-    if index in _stored(ast.Module(loop.body, [])):
+    body = ast.Module(loop.body, [])
+    if index in _stored(body):
         return set()
-    uses = {}
-    for node in ast.walk(ast.Module(loop.body, [])):
-        if isinstance(node, ast.Name):
-            uses.setdefault(node.id, []).append(node)
-    own = set()
-    for node in ast.walk(ast.Module(loop.body, [])):
-        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and \
-                isinstance(node.slice, ast.Name) and node.slice.id == index:
-            own.add(node.value.id)
-    elements = {id(node.value) for node in ast.walk(ast.Module(loop.body, []))
-                if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Name)
-                and node.slice.id == index}
-    return {name for name in own if name != index
-            and all(id(use) in elements for use in uses[name])}
+    at_index = [node.value for node in ast.walk(body)
+                if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
+                and isinstance(node.slice, ast.Name) and node.slice.id == index]
+    element_uses = {id(name) for name in at_index}
+    return {array for array in {name.id for name in at_index}
+            if all(id(use) in element_uses for use in ast.walk(body)
+                   if isinstance(use, ast.Name) and use.id == array)}
 
 
 def _reset_each_iteration(loop, function_body):
