@@ -15,13 +15,10 @@ from .optimize import IN_PLACE, nested_blocks
 def run_forwards(stmts, function_body=None, nested=False):
     """Run inner reverse loops forward when their iterations commute, in place.
 
-    A reverse loop counts down so that it pops its tape in order and passes adjoints
-    from one iteration to the one before. A loop without nested blocks that pops
-    nothing, whose names are each either set before being read in an iteration
-    (private to it) or only added to (`s += ...`, `d[i] += ...`, `add_outer(d, ...)`),
-    gives the same sums in either order, and LLVM vectorises it only counting up.
-    Its private names must not be read after it before they are set again. Only loops
-    inside other loops are turned: they are the short, hot ones.
+    A loop that starts by popping scalars reads them by position instead; what makes
+    iterations commute is in `_private_names`. The names private to an iteration must
+    not be read after the loop before they are set again. Only loops inside other
+    loops are turned: they are the short, hot ones.
     """
     function_body = stmts if function_body is None else function_body
     for stmt in list(stmts):
@@ -31,7 +28,7 @@ def run_forwards(stmts, function_body=None, nested=False):
             continue
         popped = _pops_by_position(stmt)
         loop = popped[1] if popped else stmt
-        private = _private_names(loop, function_body)
+        private = _private_names(loop, function_body, stmt)
         if private is not None and not _read_outside(function_body, stmt, private):
             if popped:
                 stmt.body = loop.body
@@ -72,9 +69,9 @@ class _ReplaceName(ast.NodeTransformer):
         return self.by if node.id == self.name and isinstance(node.ctx, ast.Load) else node
 
 
-def _private_names(loop, function_body):
-    """Names set before read in every iteration of `loop`, or None if its iterations may
-    not commute.
+def _private_names(loop, function_body, in_body):
+    """Names set before read in every iteration of `loop` (`in_body` as it stands in
+    `function_body`), or None if its iterations may not commute.
 
     Besides names set before they are read, an iteration owns: the elements `a[k]` of
     an array only ever indexed by the loop's own index `k`; and a name the iteration
@@ -83,7 +80,7 @@ def _private_names(loop, function_body):
     Names a nested loop sets are its own: the rest of the iteration may not read them
     (the nested loop may run no iteration).
     """
-    private = {loop.target.id} | _reset_each_iteration(loop, function_body)
+    private = {loop.target.id} | _reset_each_iteration(loop, function_body, in_body)
     own = _own_elements(loop)
     read, added, nested_only = set(), set(), set()
 
@@ -114,9 +111,7 @@ def _private_names(loop, function_body):
                 if not load(stmt.value) or name in read or name in added or name in nested_only:
                     return False
                 private.add(name)
-            elif isinstance(stmt, (ast.Assign, ast.AugAssign)) and isinstance(
-                    getattr(stmt, "target", None) or stmt.targets[0], ast.Subscript) and \
-                    _base_name(getattr(stmt, "target", None) or stmt.targets[0]) in own:
+            elif _element_of(stmt, own):
                 if not load(stmt.value):                   # the iteration's own element
                     return False
             elif isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name) and \
@@ -147,8 +142,12 @@ def _private_names(loop, function_body):
     return private | nested_only if commutes(loop.body) else None
 
 
-def _base_name(subscript):
-    return subscript.value.id if isinstance(subscript.value, ast.Name) else None
+def _element_of(stmt, arrays):
+    """True if `stmt` sets (or adds to) one element of an array in `arrays`."""
+    target = stmt.target if isinstance(stmt, ast.AugAssign) else \
+        stmt.targets[0] if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else None
+    return isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) \
+        and target.value.id in arrays
 
 
 def _own_elements(loop):
@@ -167,9 +166,10 @@ def _own_elements(loop):
                    if isinstance(use, ast.Name) and use.id == array)}
 
 
-def _reset_each_iteration(loop, function_body):
+def _reset_each_iteration(loop, function_body, in_body):
     """Names `loop` sets to a constant, after all its other uses in an iteration, where
-    every use outside the loop sets them to that same constant."""
+    every use outside the loop (`in_body` in `function_body`) sets them to that same
+    constant."""
     body = [s for s in loop.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
     found = set()
     for position, stmt in enumerate(body):
@@ -181,7 +181,7 @@ def _reset_each_iteration(loop, function_body):
                  if isinstance(n, ast.Name) and n.id == name]
         if later or any(s is not stmt and _sets_to(s, name) for s in body):
             continue
-        if all(_sets_to(s, name, value) for s in _statements_using(function_body, name, loop)):
+        if all(_sets_to(s, name, value) for s in _statements_using(function_body, name, in_body)):
             found.add(name)
     return found
 

@@ -1599,6 +1599,22 @@ def test_run_forwards_with_nested_loops(start, element, inner):
     assert loops == ["range(n - 1, -1, -1)", inner, "range(d)"]
 
 
+def test_run_forwards_popping_loop_with_a_reset_adjoint():
+    # the loop reads its tape entries by position; `dq` still starts every iteration at 0.0
+    loops = _loops_after_run_forwards("""
+    dq = 0.0
+    for i in range(n - 1, -1, -1):
+        for k in range(K - 1, -1, -1):
+            top -= 1
+            e = tape[top]
+            dq += e * 0.5
+            for j in range(d):
+                dmu[k, j] += dq * x[i, j]
+            dq = 0.0
+    """)
+    assert loops == ["range(n - 1, -1, -1)", "range(K)", "range(d)"]
+
+
 @pytest.mark.parametrize("code", [
     # `u` is set by a nested loop that may run no iteration, then read
     """
