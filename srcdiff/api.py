@@ -7,7 +7,7 @@ from numba.core.errors import NumbaError
 import numpy as np
 from numpy import ndarray
 
-from .compile import load, restricted
+from .compile import listing, load, restricted
 from .emit import generate
 from .errors import SrcdiffError
 from .frontend import lower
@@ -122,10 +122,17 @@ class Gradient:
 
     def inspect_llvm(self):
         """numba's LLVM IR of the compiled gradient, per compiled signature (for profiling)."""
+        return listing(self._compiled_gradient(), "llvm")
+
+    def inspect_asm(self):
+        """The machine code of the compiled gradient, per compiled signature (for profiling)."""
+        return listing(self._compiled_gradient(), "asm")
+
+    def _compiled_gradient(self):
         if self._last_gradient is None or not hasattr(self._last_gradient, "inspect_llvm"):
             raise SrcdiffError(f"`{self.__name__}` has no compiled gradient yet",
                                hint="call it once with compile=True first")
-        return self._last_gradient.inspect_llvm()
+        return self._last_gradient
 
     def source_for(self, *args, **kwargs):
         """The generated module for the signature of `args` (nothing is compiled)."""

@@ -118,6 +118,28 @@ def with_numpy_scalars(fn):
     return call
 
 
+def listing(dispatcher, kind):
+    """numba's `kind` listing ("llvm" or "asm") of each signature `dispatcher` has compiled.
+    Code loaded from numba's on-disk cache keeps no listing, so in a process that loaded it,
+    the same signatures are compiled again in memory (once, with the same options) to show it."""
+    text = _listing_or_none(dispatcher, kind)
+    if text is None:
+        fresh = numba.njit(**JIT_OPTIONS)(dispatcher.py_func)
+        for signature in dispatcher.signatures:
+            fresh.compile(signature)
+        text = _listing_or_none(fresh, kind)
+    return text
+
+
+def _listing_or_none(dispatcher, kind):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        text = getattr(dispatcher, f"inspect_{kind}")()
+    if any("cached code" in str(w.message) for w in caught):
+        return None
+    return text
+
+
 def restricted(dispatcher):
     """A dispatcher running the overloads `dispatcher` has compiled so far, and raising
     TypeError for other argument types instead of compiling them."""

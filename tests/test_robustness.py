@@ -115,6 +115,27 @@ def test_inspect_llvm_shows_the_compiled_gradient():
     assert listing and all("define" in text for text in listing.values())
 
 
+def test_inspection_works_in_a_process_that_loaded_the_gradient_from_the_cache(tmp_path):
+    # numba keeps no IR for code it loads from its cache; the listing must still be real
+    code = (
+        "import sys, numpy as np, srcdiff\n"
+        f"sys.path.insert(0, {str(HERE)!r})\n"
+        "from robust_models import smooth\n"
+        "g = srcdiff.grad(smooth)\n"
+        "g(np.ones(3), np.ones(3))\n"
+        "llvm, asm = g.inspect_llvm(), g.inspect_asm()\n"
+        "print(min(len(t) for t in llvm.values()), min(len(t) for t in asm.values()),\n"
+        "      all('define' in t for t in llvm.values()))\n"
+    )
+    env = dict(os.environ, SRCDIFF_CACHE_DIR=str(tmp_path / "cache"), PYTHONWARNINGS="error::UserWarning")
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                           timeout=600) for _ in range(2)]
+    assert all(run.returncode == 0 for run in runs), [run.stderr[-2000:] for run in runs]
+    cold, warm = (run.stdout.split() for run in runs)
+    assert cold[2] == warm[2] == "True"
+    assert int(warm[0]) > 1000 and int(warm[1]) > 1000
+
+
 # ---- edges of the domain: NumPy's semantics, forward and backward, in both modes -------------
 def numpy_values(fn, *args):
     with np.errstate(all="ignore"):
