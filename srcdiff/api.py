@@ -9,8 +9,8 @@ from numpy import ndarray
 
 from .compile import listing, load, restricted
 from .emit import generate
-from .errors import SrcdiffError
-from .frontend import lower
+from .errors import SrcdiffError, UndefinedName
+from .frontend import lower, signature
 from .infer import infer, type_of_value
 from .locate import RUNTIME_ERRORS, runtime_error
 from .patterns import fuse_log_softmax, fuse_powers
@@ -27,13 +27,17 @@ class Gradient:
         self.compile = compile
         self.debug_nans = debug_nans
         self.with_value = with_value
-        self.graph = lower(fn)
-        self.params = list(self.graph.params)
-        self.wrt, self.single = normalise_wrt(wrt, self.params, fn, self.graph.where)
+        self.graph = None   # lowered at the first call, which reads the globals it uses
+        try:
+            lower(fn)       # so that what srcdiff cannot differentiate is reported here
+        except UndefinedName:
+            pass            # may be defined further down the module: checked at the first call
+        params, self.where = signature(fn)
+        self.params = list(params)
+        self.wrt, self.single = normalise_wrt(wrt, self.params, fn, self.where)
         self.defaults = fn.__defaults__ or ()
         self._entries = {}
-        self._last = None
-        self._last_gradient = None
+        self._last_entry = None      # (forward, gradient call, source, gradient) of the last call
         self._fast = None            # tried first: the last signature's compiled gradient
         self._fast_forward = None    # and its compiled forward
         self._fast_paths = {}        # (signature key, compiled function) -> (overloads seen, fast path)
@@ -60,11 +64,12 @@ class Gradient:
         entry = self._entries.get(key)
         if entry is None:
             entry = self._build(args, key)
+        self._last_entry = entry
         try:
             result = entry[1](*args)
         except NumbaError as error:
             raise SrcdiffError(f"numba cannot compile the gradient of `{self.__name__}` for these "
-                               f"arguments: {str(error).strip().splitlines()[0]}", self.graph.where,
+                               f"arguments: {str(error).strip().splitlines()[0]}", self.where,
                                hint="compile=False runs the same code with NumPy; this is a "
                                     "srcdiff limitation worth reporting") from error
         except Exception as error:
@@ -103,7 +108,7 @@ class Gradient:
         if kwargs or len(args) != len(self.params):
             args = self._bind(args, kwargs)
         key = signature_key(args)
-        entry = self._entries.get(key) or self._build(args, key)
+        entry = self._last_entry = self._entries.get(key) or self._build(args, key)
         try:
             value = entry[0](*args)
         except Exception as error:
@@ -115,10 +120,10 @@ class Gradient:
     @property
     def source(self):
         """The generated module (forward and gradient) for the most recent call signature."""
-        if self._last is None:
+        if self._last_entry is None:
             raise SrcdiffError(f"`{self.__name__}` has not been called yet, so no signature is known",
                                hint="call it once, or use .source_for(*example_args)")
-        return self._last
+        return self._last_entry[2]
 
     def inspect_llvm(self):
         """numba's LLVM IR of the compiled gradient, per compiled signature (for profiling)."""
@@ -129,10 +134,11 @@ class Gradient:
         return listing(self._compiled_gradient(), "asm")
 
     def _compiled_gradient(self):
-        if self._last_gradient is None or not hasattr(self._last_gradient, "inspect_llvm"):
+        gradient = self._last_entry and self._last_entry[3]
+        if not hasattr(gradient, "inspect_llvm"):
             raise SrcdiffError(f"`{self.__name__}` has no compiled gradient yet",
                                hint="call it once with compile=True first")
-        return self._last_gradient
+        return gradient
 
     def source_for(self, *args, **kwargs):
         """The generated module for the signature of `args` (nothing is compiled)."""
@@ -151,20 +157,16 @@ class Gradient:
         types = []
         for name, value in zip(self.params, args):
             ty = type_of_value(value)
-            if ty is None and isinstance(value, ndarray):
-                raise SrcdiffError(f"argument `{name}` is an array of {value.dtype}; srcdiff takes "
-                                   "arrays of float64, float32, integers and booleans",
-                                   self.graph.where, hint="convert it, e.g. x.astype(np.float64)")
             if ty is None:
-                raise SrcdiffError(f"argument `{name}` is a {type(value).__name__}; srcdiff takes "
-                                   "floats, ints and NumPy arrays", self.graph.where,
-                                   hint="convert it with np.asarray")
+                raise unsupported_argument(name, value, self.where)
             types.append(ty)
         for i in self.wrt:
             if not types[i].is_float:
                 raise SrcdiffError(f"cannot differentiate with respect to `{self.params[i]}`: it is "
-                                   f"{types[i]}, not a float or float array", self.graph.where,
+                                   f"{types[i]}, not a float or float array", self.where,
                                    hint=f"pass {self.params[i]} as floats, e.g. np.asarray(x, float)")
+        if self.graph is None:
+            self.graph = lower(self.fn)
         graph = copy.deepcopy(self.graph)
         fuse_log_softmax(graph)
         fuse_powers(graph)
@@ -174,10 +176,12 @@ class Gradient:
                         self.debug_nans, self.single), types
 
     def _keep_0d(self, gradient, args):
-        """`gradient` returning 0-d arrays for the 0-d array arguments (they come out as floats)."""
-        zero_d = {k: args[i].dtype for k, i in enumerate(self.wrt)
-                  if isinstance(args[i], ndarray) and args[i].ndim == 0}
-        if not zero_d:
+        """`gradient` returning 0-d arrays for the 0-d array arguments and np.float32 for the
+        np.float32 ones (numba returns both as Python floats)."""
+        kept = {k: args[i].dtype for k, i in enumerate(self.wrt)
+                if isinstance(args[i], ndarray) and args[i].ndim == 0}
+        kept.update({k: np.float32 for k, i in enumerate(self.wrt) if type(args[i]) is np.float32})
+        if not kept:
             return gradient
         single, with_value = self.single, self.with_value
 
@@ -185,8 +189,8 @@ class Gradient:
             result = gradient(*call_args)
             value, grads = result if with_value else (None, result)
             grads = [grads] if single else list(grads)
-            for k, dtype in zero_d.items():
-                grads[k] = np.asarray(grads[k], dtype)
+            for k, dtype in kept.items():
+                grads[k] = np.asarray(grads[k], dtype) if dtype is not np.float32 else np.float32(grads[k])
             grads = grads[0] if single else tuple(grads)
             return (value, grads) if with_value else grads
         return call
@@ -197,10 +201,8 @@ class Gradient:
                 return self._entries[key]
             source, _ = self._generate(args)
             forward, gradient = load(source, self.compile)
-            entry = (forward, self._keep_0d(gradient, args), source)
+            entry = (forward, self._keep_0d(gradient, args), source, gradient)
             self._entries[key] = entry
-            self._last = source
-            self._last_gradient = gradient
             return entry
 
 
@@ -219,6 +221,28 @@ def fast_path(key, gradient):
     if not hasattr(gradient, "overloads") or not all(type(k) is tuple for k in key):
         return None
     return restricted(gradient)
+
+
+def unsupported_argument(name, value, where):
+    """The SrcdiffError for an argument `type_of_value` refuses."""
+    if isinstance(value, ndarray) and not value.dtype.isnative:
+        return SrcdiffError(f"argument `{name}` is an array of non-native byte order ({value.dtype.str})",
+                            where, hint=f"convert it, e.g. {name}.astype({name}.dtype.newbyteorder('='))")
+    if isinstance(value, np.matrix):
+        return SrcdiffError(f"argument `{name}` is an np.matrix, whose `*` is a matrix product",
+                            where, hint=f"pass a plain array, e.g. np.asarray({name})")
+    if isinstance(value, ndarray):
+        return SrcdiffError(f"argument `{name}` is an array of {value.dtype}; srcdiff takes arrays "
+                            "of float64, float32, integers and booleans", where,
+                            hint=f"convert it, e.g. {name}.astype(np.float64)")
+    if isinstance(value, np.floating):
+        return SrcdiffError(f"argument `{name}` is a NumPy {value.dtype} scalar; srcdiff takes "
+                            "float64 and float32", where, hint=f"convert it, e.g. np.float64({name})")
+    if isinstance(value, (int, np.integer)):
+        return SrcdiffError(f"argument `{name}` is an integer beyond 64 bits ({value})", where,
+                            hint="pass it as a float if it is a value, not a size or index")
+    return SrcdiffError(f"argument `{name}` is a {type(value).__name__}; srcdiff takes floats, "
+                        "ints and NumPy arrays", where, hint="convert it with np.asarray")
 
 
 def signature_key(args):

@@ -7,6 +7,7 @@ import types
 import numpy as np
 
 from . import composites, nn
+from .errors import UndefinedName
 from .graph import Const
 
 ELEMENTWISE = {
@@ -44,6 +45,10 @@ def lower_call(lw, node, target):
     if isinstance(func, ast.Attribute) and is_computed(lw, func.value):
         return method_call(lw, node, target)
     callee = lw.static_value(func)
+    if callee is None and isinstance(func, ast.Name) and func.id not in lw.env \
+            and func.id not in lw.scope:
+        raise UndefinedName(f"`{func.id}` is not defined here", lw.where(func),
+                            hint="define it at module level (or import it) before the first call")
     if callee is None:
         lw.fail(f"cannot tell which function `{ast.unparse(func)}` is", func,
                 hint="call NumPy/math functions through their module (np.exp), or a function "

@@ -32,29 +32,45 @@ def numeric_gradient(fn, args, position, eps):
     return out
 
 
-def check_grad(fn, *args, wrt=0, eps=None, rtol=1e-5, atol=1e-7, compile=True):
+def check_grad(fn, *args, wrt=0, eps=None, rtol=None, atol=None, compile=True, **kwargs):
     """Compare srcdiff's gradient of `fn` with central differences; raise with a report if they differ.
 
-    Returns the largest absolute error found. `fn` may be a plain function or a `grad` object.
+    Arguments are passed as to `fn` (positions or names). Returns the largest absolute error
+    found. `fn` may be a plain function or a `grad` object. By default the step and the
+    tolerances follow the precision: float64 steps of 1e-6 within rtol 1e-5, atol 1e-7; float32
+    steps of 1e-3 within rtol 1e-3, atol 1e-3 * max(1, |f|) (the rounding of f over the step).
     """
     plain = fn.fn if isinstance(fn, Gradient) else fn
     gradient = Gradient(plain, wrt, compile)
+    args = gradient._bind(args, kwargs)
     got = gradient(*args)
     got = (got,) if gradient.single else got
     worst = 0.0
     report = []
     for position, g in zip(gradient.wrt, got):
-        x = args[position]
-        step = eps or (1e-3 if np.asarray(x).dtype == np.float32 else 1e-6)
+        single = np.asarray(args[position]).dtype == np.float32
+        step = eps or (1e-3 if single else 1e-6)
         expected = numeric_gradient(plain, args, position, step)
         error = np.abs(np.asarray(g, dtype=np.float64) - expected)
-        allowed = atol + rtol * np.abs(expected)
+        allowed = _atol(atol, single, plain, args) + _rtol(rtol, single) * np.abs(expected)
         worst = max(worst, float(np.max(error)) if error.size else 0.0)
         if np.any(~(error <= allowed)):
             report.append(_report(gradient.params[position], g, expected, error, allowed))
     if report:
         raise GradientCheckError("gradient check failed for `" + plain.__name__ + "`:\n" + "\n".join(report))
     return worst
+
+
+def _rtol(rtol, single):
+    if rtol is not None:
+        return rtol
+    return 1e-3 if single else 1e-5
+
+
+def _atol(atol, single, fn, args):
+    if atol is not None:
+        return atol
+    return 1e-3 * max(1.0, abs(float(fn(*args)))) if single else 1e-7
 
 
 def _report(name, got, expected, error, allowed, count=5):

@@ -7,6 +7,7 @@ import re
 
 from . import runtime
 from .analysis import analyse
+from .apart import keep_apart
 from .commute import run_forwards
 from .optimize import (accumulate_in_place, fold_zero_then_add, hoist_invariant_reads,
                        name_counts, promote_scatters)
@@ -49,6 +50,13 @@ def check_result(graph, tys):
         raise SrcdiffError(f"`grad` needs a function returning a real scalar; `{graph.name}` returns "
                            f"a {ty.ndim}-D array", where,
                            hint="reduce it, e.g. `return np.sum(...)`, or differentiate each output")
+    dtype = ty.dtype if ty is not None else type(getattr(result, "value", 0.0)).__name__
+    if dtype in ("bool", "int", "int64"):
+        kind = "a boolean" if dtype == "bool" else "an integer"
+        raise SrcdiffError(f"`grad` needs a function returning a real scalar; `{graph.name}` returns "
+                           f"{kind}, whose gradient is zero everywhere", where,
+                           hint="return a float computed from the arguments (a comparison or a "
+                                "size returned by mistake?)")
     return ty
 
 
@@ -84,6 +92,8 @@ def gradient_body(graph, tys, wrt, with_value, plan, sweep, single):
     run_forwards(body)
     typed = {**tys, **{adj: tys[name] for name, adj in sweep.adjoints.items() if name in tys}}
     reuse_product_buffers(body, typed, name_counts(body), sweep.names)
+    if not single:
+        keep_apart(body, grads_node)
     return body
 
 

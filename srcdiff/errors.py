@@ -24,6 +24,10 @@ class SrcdiffError(Exception):
         return "\n".join(parts)
 
 
+class UndefinedName(SrcdiffError):
+    """A name the function reads is not defined (yet: it may be defined further down its module)."""
+
+
 class Where:
     """A position in the user's source: file, 1-based line, 0-based column, the line's text."""
 

@@ -13,7 +13,7 @@ import types
 import numpy as np
 
 from . import calls, exits
-from .errors import SrcdiffError
+from .errors import SrcdiffError, UndefinedName
 from .graph import Const, For, Graph, If, Op, Return, While
 from .source import (NameAllocator, all_names, assigned_names, check_signature, environment,
                      is_docstring, mutable_names, parse)
@@ -38,6 +38,13 @@ UNSUPPORTED_EXPRESSIONS = {
     ast.YieldFrom: "`yield from`", ast.Await: "`await`", ast.JoinedStr: "strings",
     ast.Starred: "`*` unpacking", ast.NamedExpr: "`:=`",
 }
+
+
+def signature(fn):
+    """(argument names, Where of the `def`) of a user function, its body not read."""
+    node, where = parse(fn)
+    check_signature(node, where)
+    return [a.arg for a in node.args.args], where(node)
 
 
 def lower(fn):
@@ -313,11 +320,15 @@ class Lowerer:
             value = self.env[name]
             if isinstance(value, bool) or isinstance(value, (int, float)):
                 return Const(value)
-            if isinstance(value, np.floating):
-                return Const(float(value))
+            if isinstance(value, (np.floating, np.integer, np.bool_)):
+                return Const(value.item())
+            if isinstance(value, np.ndarray):
+                self.fail(f"`{name}` is an array from outside the function (a global or a closure "
+                          "variable)", node, hint=f"pass `{name}` as an argument; globals may only "
+                                                  "be numeric constants")
             self.fail(f"`{name}` is a {type(value).__name__}, not a number or array variable", node,
                       hint="pass arrays as arguments; globals may only be numeric constants")
-        self.fail(f"`{name}` is not defined here", node)
+        raise UndefinedName(f"`{name}` is not defined here", self.where(node))
 
     def array_name(self, node):
         if not isinstance(node, ast.Name) or node.id not in self.scope:

@@ -37,9 +37,11 @@ def type_of_value(value):
     if isinstance(value, (bool, np.bool_)):
         return BOOL
     if isinstance(value, (int, np.integer)):
-        return INT
-    if isinstance(value, (float, np.floating)):
-        return Ty(np.dtype(type(value)).name if isinstance(value, np.floating) else "float64", 0)
+        return INT if -2 ** 63 <= value < 2 ** 63 else None
+    if isinstance(value, (float, np.float64, np.float32)):
+        return Ty("float32" if isinstance(value, np.float32) else "float64", 0)
+    if isinstance(value, np.ndarray) and (not value.dtype.isnative or isinstance(value, np.matrix)):
+        return None
     if isinstance(value, np.ndarray) and value.ndim > 0:
         kind = value.dtype.kind
         if kind == "f" and value.dtype.name in ("float32", "float64"):

@@ -27,7 +27,7 @@ __all__ = [
     "add_tie_share_all", "tie_share_at", "add_tie_share_at", "add_outer", "vecmat", "matvec", "vecmat_into", "matvec_into",
     "softmax_over", "log_softmax_over", "logsumexp_over_keep",
     "softmax_all", "log_softmax_all", "logsumexp_all",
-    "reserve", "range_last", "broadcast_dim", "as_dtype_of",
+    "reserve", "range_last", "broadcast_dim", "as_dtype_of", "apart",
 ]
 
 
@@ -226,6 +226,40 @@ def as_dtype_of(g, like):
     if isinstance(g, np.ndarray):
         return g if g.dtype == like.dtype else g.astype(like.dtype)
     return like.dtype.type(g)
+
+
+def apart(g, other):
+    """g, or a copy of it if it shares memory with `other` (gradients returned together must
+    not: the adjoint of `x + y` reaches x and y as one array)."""
+    return g.copy() if np.may_share_memory(g, other) else g
+
+
+@overload(apart)
+def _apart_ol(g, other):
+    return lambda g, other: g.copy() if _may_overlap(g, other) else g
+
+
+@register_jitable
+def _may_overlap(a, b):
+    """Whether the memory spans of arrays a and b intersect."""
+    if a.size == 0 or b.size == 0:
+        return False
+    a_lo, a_hi = _span(a)
+    b_lo, b_hi = _span(b)
+    return a_lo < b_hi and b_lo < a_hi
+
+
+@register_jitable
+def _span(a):
+    lo = a.ctypes.data
+    hi = lo + a.itemsize
+    for axis in range(a.ndim):
+        reach = a.strides[axis] * (a.shape[axis] - 1)
+        if reach < 0:
+            lo += reach
+        else:
+            hi += reach
+    return lo, hi
 
 
 @register_jitable

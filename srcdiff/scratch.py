@@ -174,7 +174,7 @@ class _Carried:
         return node
 
     def _kept_by_call(self, call, node):
-        called = _called(call)
+        called = called_name(call)
         first = call.args[0] is node
         if called in UFUNCS and len(call.args) > getattr(np, called).nin:
             return node                            # a positional `out` array
@@ -202,7 +202,7 @@ def _copies(stmt, name):
             and stmt.value.id == name)
 
 
-def _called(call):
+def called_name(call):
     func = call.func
     if isinstance(func, ast.Name):
         return func.id

@@ -5,6 +5,7 @@ Shared by the frontend and by the inlining of calls to the user's own functions.
 import ast
 import builtins
 import inspect
+import linecache
 import textwrap
 import types
 
@@ -16,6 +17,13 @@ def source_of(fn):
     if not isinstance(fn, types.FunctionType):
         raise SrcdiffError(f"cannot differentiate {fn!r}: it is not a plain Python function",
                            hint="decorate a function defined with `def` in a file")
+    if "__wrapped__" in vars(fn):
+        raise SrcdiffError(f"`{fn.__qualname__}` is a wrapper a decorator made (with functools.wraps) "
+                           f"around `{getattr(fn.__wrapped__, '__qualname__', fn.__wrapped__)}`: its "
+                           "source is the wrapped function's, not the wrapper's code",
+                           definition_site(fn), hint="differentiate a function defined with `def` without that decorator "
+                                "(its original is `.__wrapped__` if the decorator does not change "
+                                "the value)")
     try:
         lines, first = inspect.getsourcelines(fn)
     except (OSError, TypeError):
@@ -23,6 +31,13 @@ def source_of(fn):
                            hint="srcdiff needs the function's source: define it in a .py file "
                                 "(not in a REPL or with exec)") from None
     return textwrap.dedent("".join(lines)), inspect.getsourcefile(fn) or "<unknown>", first
+
+
+def definition_site(fn):
+    """Where the `def` of `fn` is, from its code object (no source parsing needed)."""
+    code = fn.__code__
+    text = linecache.getline(code.co_filename, code.co_firstlineno).rstrip("\n")
+    return Where(code.co_filename, code.co_firstlineno, len(text) - len(text.lstrip()), text)
 
 
 def parse(fn):

@@ -1,0 +1,249 @@
+"""What users run into at the edges of the API: gradients returned together never share
+memory, values srcdiff cannot take are refused (never a silent zero), globals are read at
+the first call, check_grad's defaults follow the precision, and a gradient keeps the type
+of its argument."""
+import functools
+
+import numpy as np
+import pytest
+
+import srcdiff
+
+from conftest import assert_grad_matches_fd
+
+MODES = pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "python"])
+X = np.linspace(-1.0, 1.0, 5)
+
+
+# ---- gradients returned together are separate arrays ----------------------------------------
+def sum_of_two(x, y):
+    return np.sum(np.sin(x + y))
+
+
+def sum_of_three(x, y, z):
+    return np.sum(np.sin(x + y + z) * 2.0)
+
+
+def summed_matrices(A, B, v):
+    return np.sum(np.tanh((A + B) @ v))
+
+
+def separate(grads):
+    arrays = [g for g in grads if isinstance(g, np.ndarray)]
+    return not any(np.shares_memory(a, b) for i, a in enumerate(arrays) for b in arrays[i + 1:])
+
+
+@MODES
+def test_the_two_gradients_of_a_sum_are_separate_arrays(compiled):
+    dx, dy = srcdiff.grad(sum_of_two, wrt=(0, 1), compile=compiled)(X, 0.5 * X)
+    assert separate((dx, dy))
+    assert np.allclose(dx, np.cos(1.5 * X)) and np.allclose(dy, np.cos(1.5 * X))
+    dx *= 0.0                       # an optimiser's in-place step on one leaves the other
+    assert np.allclose(dy, np.cos(1.5 * X))
+
+
+@MODES
+def test_three_gradients_and_a_matrix_sum_are_separate(compiled):
+    grads = srcdiff.grad(sum_of_three, wrt=(0, 1, 2), compile=compiled)(X, X, X)
+    assert separate(grads)
+    A = np.arange(9.0).reshape(3, 3) / 10
+    grads = srcdiff.grad(summed_matrices, wrt=(0, 1), compile=compiled)(A, A.T.copy(), np.ones(3))
+    assert separate(grads)
+    assert_grad_matches_fd(summed_matrices, (A, A.T.copy(), np.ones(3)), wrt=(0, 1, 2))
+
+
+@MODES
+def test_an_argument_named_twice_in_wrt_gets_two_arrays(compiled):
+    first, second = srcdiff.grad(sum_of_two, wrt=("x", 0), compile=compiled)(X, X)
+    assert separate((first, second)) and np.allclose(first, second)
+
+
+def test_the_generated_return_keeps_the_gradients_apart():
+    g = srcdiff.grad(sum_of_three, wrt=(0, 1, 2))
+    g(X, X, X)
+    assert "return (dx, apart(dy, dx), apart(apart(dz, dx), dy))" in g.source
+
+
+# ---- values srcdiff cannot take: refused, with the argument named --------------------------
+def sine_sum(x):
+    return np.sum(np.sin(x) * x)
+
+
+def scaled_sum(x, n):
+    return np.sum(x) * n
+
+
+@MODES
+@pytest.mark.parametrize("make, says", [
+    (lambda: np.float16(0.5), "NumPy float16 scalar"),
+    (lambda: np.longdouble(0.5), "scalar"),
+    (lambda: np.array(0.5, np.float16), "float16"),
+    (lambda: np.ones(3, ">f8"), "non-native byte order"),
+    (lambda: np.asmatrix(np.ones(3)), "np.matrix"),
+], ids=["float16", "longdouble", "float16-0d", "big-endian", "matrix"])
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
+def test_unsupported_values_are_refused_not_given_a_zero_gradient(compiled, make, says):
+    with pytest.raises(srcdiff.SrcdiffError, match=says) as caught:
+        srcdiff.grad(sine_sum, compile=compiled)(make())
+    assert "test_user_edges.py:" in str(caught.value) and "hint:" in str(caught.value)
+
+
+def test_an_integer_beyond_64_bits_is_refused():
+    with pytest.raises(srcdiff.SrcdiffError, match="beyond 64 bits"):
+        srcdiff.grad(scaled_sum)(X, 2 ** 70)
+
+
+def test_a_big_endian_array_after_a_good_call_is_refused():
+    g = srcdiff.grad(sine_sum)
+    g(X)
+    with pytest.raises(srcdiff.SrcdiffError, match="byte order"):
+        g(X.astype(">f8"))
+
+
+def returns_a_comparison(x):
+    return np.sum(x) > 0
+
+
+def returns_a_size(x):
+    return x.shape[0]
+
+
+def returns_an_int_constant(x):
+    return 3
+
+
+@pytest.mark.parametrize("fn, kind", [(returns_a_comparison, "a boolean"), (returns_a_size, "an integer"),
+                                      (returns_an_int_constant, "an integer")])
+def test_an_integer_or_boolean_result_is_refused(fn, kind):
+    with pytest.raises(srcdiff.SrcdiffError, match=f"returns {kind}") as caught:
+        srcdiff.grad(fn)(X)
+    assert "test_user_edges.py:" in str(caught.value)
+
+
+def doubled(fn):
+    @functools.wraps(fn)
+    def wrapper(x):
+        return 2.0 * fn(x)
+    return wrapper
+
+
+@doubled
+def wrapped_sine_sum(x):
+    return np.sum(np.sin(x) * x)
+
+
+def calls_a_wrapped_function(x):
+    return wrapped_sine_sum(x) + 1.0
+
+
+@pytest.mark.parametrize("fn", [wrapped_sine_sum, calls_a_wrapped_function])
+def test_a_function_wrapped_by_a_decorator_is_refused(fn):
+    # its source is the wrapped function's: differentiating it would drop the factor 2
+    with pytest.raises(srcdiff.SrcdiffError, match="wrapper a decorator made") as caught:
+        srcdiff.grad(fn)(X)
+    assert "test_user_edges.py:" in str(caught.value)
+
+
+def reads_a_global_array(x):
+    return np.sum(x * X)
+
+
+def test_a_global_array_is_refused_with_a_hint_to_pass_it():
+    with pytest.raises(srcdiff.SrcdiffError, match="array from outside the function") as caught:
+        srcdiff.grad(reads_a_global_array)(X)
+    assert "pass `X` as an argument" in str(caught.value)
+
+
+# ---- globals: numbers of any NumPy type, read at the first call -----------------------------
+COUNT = np.int64(3)
+HALF = np.float32(0.5)
+
+
+def uses_numpy_number_globals(x):
+    return np.sum(x * x) * COUNT * HALF
+
+
+@MODES
+def test_numpy_number_globals_are_constants(compiled):
+    assert np.allclose(srcdiff.grad(uses_numpy_number_globals, compile=compiled)(X), 3.0 * X)
+
+
+@srcdiff.grad
+def uses_what_is_defined_below(x):
+    return np.sum(defined_below(x)) * FACTOR_BELOW
+
+
+def defined_below(x):
+    return np.sin(x) * x
+
+
+FACTOR_BELOW = 2.0
+
+
+def test_helpers_and_constants_defined_further_down_the_module():
+    expected = 2.0 * (np.cos(X) * X + np.sin(X))
+    assert np.allclose(uses_what_is_defined_below(X), expected)
+    assert_grad_matches_fd(uses_what_is_defined_below.fn, (X,))
+
+
+def uses_a_scale(x):
+    return np.sum(x * x) * SCALE
+
+
+SCALE = 1.0
+
+
+def test_globals_are_read_at_the_first_call(monkeypatch):
+    g = srcdiff.grad(uses_a_scale)
+    monkeypatch.setitem(globals(), "SCALE", 3.0)     # after decorating, before the first call
+    assert np.allclose(g(X), 6.0 * X)
+
+
+def test_an_undefined_name_is_reported_at_the_first_call():
+    g = srcdiff.grad(reads_nothing_defined)
+    with pytest.raises(srcdiff.SrcdiffError, match="`never_defined` is not defined") as caught:
+        g(X)
+    assert "test_user_edges.py:" in str(caught.value)
+
+
+def reads_nothing_defined(x):
+    return np.sum(never_defined(x))
+
+
+# ---- check_grad -------------------------------------------------------------------------
+def weighted(x, y):
+    return np.sum(x * y ** 2)
+
+
+def test_check_grad_defaults_accept_a_correct_float32_gradient():
+    assert srcdiff.check_grad(sine_sum, X.astype(np.float32) * 2) < 1e-2
+    assert srcdiff.check_grad(sine_sum, np.float32(0.7)) < 1e-2
+    with pytest.raises(srcdiff.GradientCheckError):
+        srcdiff.check_grad(sine_sum, X.astype(np.float32) * 2, rtol=1e-9, atol=1e-12)
+
+
+def test_check_grad_takes_arguments_by_name():
+    assert srcdiff.check_grad(weighted, X, y=X) < 1e-6
+    assert srcdiff.check_grad(weighted, x=X, y=X + 1.0, wrt=(0, 1)) < 1e-6
+
+
+# ---- types of the gradient ----------------------------------------------------------------
+def product_of_two(x, y):
+    return x * y * 2.0
+
+
+@MODES
+def test_a_float32_scalar_gets_a_float32_gradient(compiled):
+    dx = srcdiff.grad(sine_sum, compile=compiled)(np.float32(0.5))
+    assert type(dx) is np.float32 and np.isclose(dx, np.cos(0.5) * 0.5 + np.sin(0.5), rtol=1e-6)
+    dx, dy = srcdiff.grad(product_of_two, wrt=(0, 1), compile=compiled)(np.float32(0.5), np.float32(2.0))
+    assert type(dx) is np.float32 and type(dy) is np.float32 and (dx, dy) == (4.0, 1.0)
+
+
+@MODES
+def test_source_shows_the_signature_of_the_last_call(compiled):
+    g = srcdiff.grad(sine_sum, compile=compiled)
+    g(X)
+    g(X.astype(np.float32))
+    g(X)
+    assert "x: float64[1d]" in g.source.splitlines()[0]
