@@ -72,7 +72,8 @@ class Tracker:
         if out is None or not self.tys[out].is_array:
             return state
         if op.params.get("inplace"):
-            self.changed(op.args[0], op, state, keep=(op.args[0], out))
+            # the old name stays readable when it is a caller's array changed in a helper
+            self.changed(op.args[0], op, state, keep=(out,), itself=op.args[0] != out)
         source = op.args[0] if op.args else None
         shares = op.gate in SHARING_GATES and isinstance(source, str) and self.tys[source].is_array
         state.rebind(out, source if shares else None)
@@ -105,7 +106,9 @@ class Tracker:
             state = after
 
     # ---- reads and writes -------------------------------------------------------------
-    def changed(self, name, op, state, keep=()):
+    def changed(self, name, op, state, keep=(), itself=False):
+        """`name`'s array changed in place by `op`: the other names sharing it (and, with
+        `itself`, `name`) are stale."""
         sharing = state.sharing(name)
         for param in sorted(self.wrt & (sharing | {name})):
             user = self.user(name)
@@ -115,7 +118,7 @@ class Tracker:
                                "top of the function (writing into it would also change the "
                                "caller's array)")
         self.written |= sharing | {name}
-        for other in sharing - set(keep):
+        for other in (sharing | ({name} if itself else set())) - set(keep):
             state.stale[other] = (name, op)
 
     def check_read(self, name, stmt, state):
@@ -123,6 +126,12 @@ class Tracker:
             return
         writer, op = state.stale[name]
         user, changed = self.user(name), self.user(writer)
+        if name == writer:
+            raise SrcdiffError(
+                f"`{user}` was changed in place at {op.where!r}, inside a function it was "
+                "passed to, and is read again here; srcdiff does not follow that change",
+                stmt.where, hint=f"in that function write `{changed} = {changed} + ...` and "
+                                 f"return it; bind the result where it is called (`{user} = ...`)")
         raise SrcdiffError(
             f"`{user}` shares its data with `{changed}`, which line {op.where.line} changed in "
             f"place; in NumPy `{user}` sees that change, and srcdiff does not follow shared data",

@@ -58,25 +58,57 @@ class Gradient:
 
     def _checked_call(self, args, kwargs):
         """Bind and check the arguments, build their signature if new, and run its gradient."""
-        if kwargs or len(args) != len(self.params):
-            args = self._bind(args, kwargs)
-        key = signature_key(args)
-        entry = self._entries.get(key)
-        if entry is None:
-            entry = self._build(args, key)
-        self._last_entry = entry
-        try:
-            result = entry[1](*args)
-        except NumbaError as error:
-            raise SrcdiffError(f"numba cannot compile the gradient of `{self.__name__}` for these "
-                               f"arguments: {str(error).strip().splitlines()[0]}", self.where,
-                               hint="compile=False runs the same code with NumPy; this is a "
-                                    "srcdiff limitation worth reporting") from error
-        except Exception as error:
-            raise self._translated(error, entry[2], args) from None
+        result, key, entry = self._run(args, kwargs, 1)
         fast = self._fast_path(key, entry[1])
         self._fast = None if fast is None else (fast, entry[2])
         return result
+
+    def _run(self, args, kwargs, part):
+        """(result, signature key, entry) of part 0 (the forward) or 1 (the gradient) of the
+        entry for `args`, built if new."""
+        if kwargs or len(args) != len(self.params):
+            args = self._bind(args, kwargs)
+        key = signature_key(args)
+        entry = self._last_entry = self._entries.get(key) or self._build(args, key)
+        for retry in (False, True):
+            try:
+                return entry[part](*args), key, entry
+            except NumbaError as error:
+                if retry or not any(is_float32(a) for a in args):
+                    raise self._numba_failure(error) from error
+            except Exception as error:
+                raise self._translated(error, entry[2], args) from None
+            entry = self._entries[key] = self._last_entry = self._widened(args)
+
+    def _numba_failure(self, error):
+        return SrcdiffError(f"numba cannot compile the gradient of `{self.__name__}` for these "
+                            f"arguments: {str(error).strip().splitlines()[0]}", self.where,
+                            hint="compile=False runs the same code with NumPy; this is a "
+                                 "srcdiff limitation worth reporting")
+
+    def _widened(self, args):
+        """The entry for float32 `args` when numba cannot type the code in float32 (numba makes
+        `float32 array * 0.5` a float64 array, where NumPy keeps float32, so a loop's float32
+        state changes dtype): the float64 build, called on float64 copies of the float32
+        arguments, its gradients converted back to their arguments' types."""
+        wide = tuple(widened(a) for a in args)
+        forward, gradient, source, compiled = self._entries.get(signature_key(wide)) \
+            or self._build(wide, signature_key(wide))
+        like = [args[i] for i in self.wrt]
+        single, with_value = self.single, self.with_value
+
+        def narrowed(grads):
+            if single:
+                return typed_like(grads, like[0])
+            return tuple(typed_like(g, a) for g, a in zip(grads, like))
+
+        def call_forward(*call_args):
+            return forward(*map(widened, call_args))
+
+        def call_gradient(*call_args):
+            result = gradient(*map(widened, call_args))
+            return (result[0], narrowed(result[1])) if with_value else narrowed(result)
+        return call_forward, call_gradient, source, compiled
 
     def _translated(self, error, source, args):
         """The SrcdiffError to raise for `error`, raised by generated `source` on `args`
@@ -105,14 +137,7 @@ class Gradient:
                 pass
             except Exception as error:
                 raise self._translated(error, fast[1], args) from None
-        if kwargs or len(args) != len(self.params):
-            args = self._bind(args, kwargs)
-        key = signature_key(args)
-        entry = self._last_entry = self._entries.get(key) or self._build(args, key)
-        try:
-            value = entry[0](*args)
-        except Exception as error:
-            raise self._translated(error, entry[2], args) from None
+        value, key, entry = self._run(args, kwargs, 0)
         fast = self._fast_path(key, entry[0])
         self._fast_forward = None if fast is None else (fast, entry[2])
         return value
@@ -243,6 +268,28 @@ def unsupported_argument(name, value, where):
                             hint="pass it as a float if it is a value, not a size or index")
     return SrcdiffError(f"argument `{name}` is a {type(value).__name__}; srcdiff takes floats, "
                         "ints and NumPy arrays", where, hint="convert it with np.asarray")
+
+
+def is_float32(value):
+    return type(value) is np.float32 or (type(value) is ndarray and value.dtype == np.float32)
+
+
+def widened(value):
+    """A float32 argument as float64 (other arguments as they are)."""
+    if type(value) is np.float32:
+        return np.float64(value)
+    if type(value) is ndarray and value.dtype == np.float32:
+        return value.astype(np.float64)
+    return value
+
+
+def typed_like(gradient, argument):
+    """`gradient` converted to the type of `argument` (a float32 array or scalar)."""
+    if type(argument) is ndarray:
+        return np.asarray(gradient).astype(argument.dtype)
+    if type(argument) is np.float32:
+        return np.float32(gradient)
+    return gradient
 
 
 def signature_key(args):

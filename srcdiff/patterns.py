@@ -32,6 +32,8 @@ def _match(block, i, uses):
     exp = defs.get(total.args[0]) if total is not None and total.gate == "sum" else None
     if exp is None or exp.gate != "exp" or exp.args[0] != sub.args[0]:
         return None
+    if _written(block[_position(block, exp) + 1:i], sub.args[0]):
+        return None                      # `z` changed between exp(z) and z - log(...)
     if not total.params["keepdims"] or total.params["axis"] is None:
         return None
     if any(uses.get(op.out, 0) != 1 for op in (exp, total, log)):
@@ -43,7 +45,8 @@ def _rewrite(block, sub, match, uses):
     exp, total, log = match
     source = sub.args[0]
     shift = next((op for op in block if isinstance(op, Op) and op.out == source), None)
-    if shift is not None and _is_max_shift(shift, block, total.params["axis"]) and uses.get(source) == 2:
+    if shift is not None and _is_max_shift(shift, block, total.params["axis"]) and uses.get(source) == 2 \
+            and not _written(block[_position(block, shift) + 1:_position(block, sub)], shift.args[0]):
         source = shift.args[0]
         block.remove(next(op for op in block if isinstance(op, Op) and op.out == shift.args[1]))
         block.remove(shift)
@@ -51,6 +54,16 @@ def _rewrite(block, sub, match, uses):
         block.remove(op)
     sub.gate, sub.args = "log_softmax", (source,)
     sub.params = {"axis": total.params["axis"], "keepdims": False}
+
+
+def _position(block, stmt):
+    return next(k for k, other in enumerate(block) if other is stmt)
+
+
+def _written(stmts, name):
+    """Whether `stmts` (nested blocks included) rebind `name` or store into it."""
+    return any(isinstance(op, Op) and (op.out == name or (op.out is None and op.args[:1] == (name,)))
+               for op, _ in walk(stmts))
 
 
 def fuse_powers(graph):
@@ -92,7 +105,8 @@ def _is_max_shift(op, block, axis):
         return False
     m = next((o for o in block if isinstance(o, Op) and o.out == op.args[1]), None)
     return (m is not None and m.gate == "max" and m.args[0] == op.args[0]
-            and m.params["keepdims"] and m.params["axis"] == axis)
+            and m.params["keepdims"] and m.params["axis"] == axis
+            and not _written(block[_position(block, m) + 1:_position(block, op)], op.args[0]))
 
 
 def use_counts(graph):

@@ -265,7 +265,8 @@ class Sweep:
         arrays = [n for n in names if self.tys[n].is_array]
         # a carried value is the start popped one iteration before (or after the loop)
         out = [assign(c.end, Sym(c.start)) for c in self.plan.carried.get(id(block), [])]
-        out.extend(self.pop_array(a) for a in reversed(arrays))
+        for a in reversed(arrays):
+            out.extend(self.pop_array(a))
         if scalars:
             out.append(ast.AugAssign(ast.Name(self.top, ast.Store()), ast.Sub(), ast.Constant(len(scalars))))
         for i, n in enumerate(scalars):
@@ -273,9 +274,16 @@ class Sweep:
         return out
 
     def pop_array(self, name):
+        """Statements popping array `name` (the tape holds float64: other dtypes convert back)."""
         pop = helper(f"pop_array{self.tys[name].ndim}", Sym(self.tape), Sym(self.top))
-        return ast.Assign([ast.Tuple([ast.Name(name, ast.Store()), ast.Name(self.top, ast.Store())],
-                                     ast.Store())], pop.node)
+        out = [ast.Assign([ast.Tuple([ast.Name(name, ast.Store()), ast.Name(self.top, ast.Store())],
+                                     ast.Store())], pop.node)]
+        dtype = self.tys[name].dtype
+        if dtype == "bool":
+            out.append(assign(name, Sym(ast.Compare(Sym(name).node, [ast.NotEq()], [ast.Constant(0.0)]))))
+        elif dtype != "float64":
+            out.append(assign(name, Sym(name).method("astype", Sym("np").attr(dtype))))
+        return out
 
     def push_carried(self, loop):
         """After `loop`: push the final value of each array it carries."""
@@ -338,7 +346,9 @@ class Sweep:
         node = ast.For(ast.Name(loop.index, ast.Store()), self.reversed_range(loop).node, body, [])
         if not loop.exit:   # commute.run_forwards may run it in forward order
             node.forward_range = self.range_of(loop).node
-        carried = [self.pop_array(c.start) for c in self.plan.carried.get(id(loop.body), [])]
+        # popped in the reverse of the order push_carried pushed them
+        carried = [s for c in reversed(self.plan.carried.get(id(loop.body), []))
+                   for s in self.pop_array(c.start)]
         return carried + [node]
 
     def reversed_range(self, loop):

@@ -247,3 +247,161 @@ def test_source_shows_the_signature_of_the_last_call(compiled):
     g(X.astype(np.float32))
     g(X)
     assert "x: float64[1d]" in g.source.splitlines()[0]
+
+
+# ---- programs whose gradients were wrong: each against finite differences, both modes -------
+def log_softmax_then_edit(z):
+    y = z.copy()
+    lse = np.log(np.sum(np.exp(y), axis=1, keepdims=True))
+    y[:, 0] -= 0.3                       # the logits change after their normaliser
+    return np.sum(z * (y - lse))
+
+
+def log_softmax_rebound_in_loop(z, w):
+    y = z.copy()
+    total = 0.0
+    for it in range(2):
+        lse = np.log(np.sum(np.exp(y), axis=1, keepdims=True))
+        y = y + w
+        total += np.sum(w * (y - lse))
+    return total
+
+
+def log_softmax_rebound_in_branch(z, flag):
+    y = z * 1.0
+    lse = np.log(np.sum(np.exp(y), axis=1, keepdims=True))
+    if flag > 0:
+        y = y * 2.0
+    return np.sum(z * (y - lse))
+
+
+def log_softmax_shift_then_edit(z):
+    m = np.max(z, axis=1, keepdims=True)
+    y = z.copy()
+    shifted = y - m
+    lse = np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+    return np.sum(z * (shifted - lse))
+
+
+Z = np.array([[0.2, -1.0, 0.7], [1.5, 0.3, -0.4]])
+
+
+@pytest.mark.parametrize("fn, args, wrt", [
+    (log_softmax_then_edit, (Z,), 0),
+    (log_softmax_rebound_in_loop, (Z, 0.5 * Z), (0, 1)),
+    (log_softmax_rebound_in_branch, (Z, 1), 0),
+    (log_softmax_shift_then_edit, (Z,), 0),
+], ids=["edit", "loop", "branch", "shift"])
+def test_a_log_softmax_is_fused_only_when_its_array_is_unchanged(fn, args, wrt):
+    value = srcdiff.value_and_grad(fn, wrt=wrt)(*args)[0]
+    assert np.isclose(value, fn(*args), rtol=1e-12)
+    assert_grad_matches_fd(fn, args, wrt=wrt)
+
+
+def keeps_the_previous_step(w, h0):
+    h = h0.copy()
+    prev = np.zeros(h0.shape[0])
+    acc = 0.0
+    for t in range(3):
+        u = w * h
+        acc += np.sum(u * prev)
+        prev = u
+        h = np.tanh(u)
+    return acc
+
+
+def keeps_the_previous_product(W, h0):
+    h = h0.copy()
+    prev = np.zeros(h0.shape[0])
+    acc = 0.0
+    for t in range(4):
+        u = W @ h
+        acc += np.sum((u - prev) ** 2)
+        prev = u
+        h = np.tanh(u)
+    return acc
+
+
+def test_two_arrays_carried_by_one_loop_come_back_in_order():
+    w, h0 = np.array([0.9, -0.7]), np.array([0.5, 0.8])
+    assert_grad_matches_fd(keeps_the_previous_step, (w, h0), wrt=(0, 1))
+    W = np.array([[0.5, -0.3, 0.2], [0.1, 0.4, -0.6], [-0.2, 0.3, 0.7]])
+    assert_grad_matches_fd(keeps_the_previous_product, (W, np.array([0.3, -0.5, 0.8])), wrt=(0, 1))
+
+
+def accumulate_into(G, a):
+    G += np.outer(a, a)
+    return 0.0
+
+
+def gram_through_a_helper(X):
+    G = np.zeros((X.shape[1], X.shape[1]))
+    for i in range(X.shape[0]):
+        k = accumulate_into(G, X[i])
+    return np.sum(G * G)
+
+
+def scale_in_place(u, a):
+    u *= a
+    return u
+
+
+def reads_after_a_helper_scaled_it(x, a):
+    u = x * 1.0
+    w = scale_in_place(u, a)
+    return np.sum(u ** 2) + np.sum(w)
+
+
+@pytest.mark.parametrize("fn, args", [
+    (gram_through_a_helper, (np.arange(6.0).reshape(3, 2) / 5,)),
+    (reads_after_a_helper_scaled_it, (X, 2.0)),
+])
+def test_an_array_changed_in_place_inside_a_helper_is_refused_when_read_again(fn, args):
+    with pytest.raises(srcdiff.SrcdiffError, match="changed in place at .*inside a function it was "
+                                                   "passed to") as caught:
+        srcdiff.grad(fn)(*args)
+    assert "hint: in that function write" in str(caught.value)
+
+
+def scale_and_return(u, a):
+    u = u * a
+    return u
+
+
+def rebinds_a_helper_result(x, a):
+    u = x * 1.0
+    u = scale_and_return(u, a)
+    return np.sum(u ** 2)
+
+
+def test_a_helper_returning_its_new_array_is_differentiated():
+    assert_grad_matches_fd(rebinds_a_helper_result, (X, 2.0), wrt=(0, 1))
+
+
+# ---- float32 code numba types as float64 in a loop ------------------------------------------
+def halves_in_a_loop(x):
+    y = x.copy()
+    for k in range(3):
+        y = y * 0.5 + np.sin(y)
+    return np.sum(y)
+
+
+def float32_state_meets_float64_zeros(th0, k):
+    th = th0.copy()
+    om = np.zeros(th0.shape[0])
+    for step in range(5):
+        om = om + 0.1 * (-np.sin(th) * k)
+        th = th + 0.1 * om
+    return np.sum(th * th)
+
+
+@pytest.mark.parametrize("fn, args, wrt", [
+    (halves_in_a_loop, ((X + 0.3).astype(np.float32),), 0),
+    (float32_state_meets_float64_zeros, (X.astype(np.float32), X.astype(np.float32) + 2), (0, 1)),
+], ids=["constant", "zeros"])
+def test_float32_loops_numba_cannot_type_in_float32_still_compile(fn, args, wrt):
+    grads = srcdiff.grad(fn, wrt=wrt)(*args)
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    assert all(g.dtype == np.float32 for g in grads)
+    assert_grad_matches_fd(fn, args, wrt=wrt, rtol=1e-2, atol=1e-3, eps=1e-3, agree_rtol=1e-4)
+    assert np.isclose(srcdiff.grad(fn, wrt=wrt).forward(*args), fn(*args), rtol=1e-5)
