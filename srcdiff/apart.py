@@ -18,14 +18,15 @@ import numpy as np
 from .scratch import COPYING_CALLS, PASSING_CALLS, UFUNCS, called_name
 
 
-def keep_apart(body, returned):
+def keep_apart(body, returned, arrays):
     """Wrap the array gradients in tuple `returned` (the gradient function's returned
-    tuple, in `body`) that may share memory with an earlier one in `apart(...)`, in place."""
+    tuple, in `body`; `arrays` tells which are arrays) that may share memory with an earlier
+    one in `apart(...)`, in place."""
     sources = _sources(body)
     earlier = []
-    for position, grad in enumerate(returned.elts):
-        if not isinstance(grad, ast.Name):
-            continue                      # a new array: zeros, or a converted copy
+    for position, (grad, is_array) in enumerate(zip(returned.elts, arrays)):
+        if not is_array or not isinstance(grad, ast.Name):
+            continue                      # a number, or a new array: zeros, a converted copy
         reach = _reach(grad.id, sources)
         for other in earlier:
             if reach & _reach(other.id, sources):

@@ -189,7 +189,8 @@ class Gradient:
             if not types[i].is_float:
                 raise SrcdiffError(f"cannot differentiate with respect to `{self.params[i]}`: it is "
                                    f"{types[i]}, not a float or float array", self.where,
-                                   hint=f"pass {self.params[i]} as floats, e.g. np.asarray(x, float)")
+                                   hint=f"pass {self.params[i]} as floats, e.g. "
+                                        f"np.asarray({self.params[i]}, float)")
         if self.graph is None:
             self.graph = lower(self.fn)
         graph = copy.deepcopy(self.graph)

@@ -102,10 +102,15 @@ def binary(lw, node, gate, target):
 
 
 def min_max(lw, node, gate, target):
-    if len(node.args) != 2 or node.keywords:
-        lw.fail(f"`{ast.unparse(node.func)}` takes exactly two scalars here", node,
-                hint="for arrays use np.max(x) or np.maximum(a, b)")
-    return binary(lw, node, gate, target)
+    """Builtin min/max of two or more values, folded pairwise: min(a, b, c) = min(min(a, b), c)."""
+    if len(node.args) < 2 or node.keywords:
+        lw.fail(f"`{ast.unparse(node.func)}` takes two or more scalars here", node,
+                hint="for the largest entry of an array use np.max(x); elementwise, np.maximum(a, b)")
+    result = lw.expr(node.args[0], None)
+    for k, arg in enumerate(node.args[1:], start=2):
+        out = target if k == len(node.args) else None
+        result = lw.emit(gate, [result, lw.expr(arg, None)], {}, node, out)
+    return result
 
 
 def where(lw, node, gate, target):
@@ -260,17 +265,10 @@ def inline(lw, callee, node, target):
     if callee in lw.stack:
         lw.fail(f"recursive call to `{callee.__name__}` is not supported", node,
                 hint="rewrite the recursion as a loop")
-    if node.keywords:
-        lw.fail("keyword arguments in calls to your own functions are not supported", node)
     tree, where = parse(callee)
     check_signature(tree, where)
     params = [a.arg for a in tree.args.args]
-    defaults = callee.__defaults__ or ()
-    operands = [lw.expr(a, None) for a in node.args]
-    missing = len(params) - len(operands)
-    if missing < 0 or missing > len(defaults):
-        lw.fail(f"`{callee.__name__}` takes {len(params)} arguments, {len(operands)} given", node)
-    operands += [Const(d) for d in defaults[len(defaults) - missing:]] if missing else []
+    operands = bound_operands(lw, node, callee, params)
     sub = Lowerer(callee, where, lw.names, dict(zip(params, operands)), lw.stack + (callee,),
                   prefix=callee.__name__)
     sub.mutable = mutable_names(tree.body)
@@ -280,6 +278,33 @@ def inline(lw, callee, node, target):
     if target is not None and not isinstance(result, tuple) and result != target:
         return lw.emit("copy", [result], {}, node, target)
     return result
+
+
+def bound_operands(lw, node, callee, params):
+    """The operands of a call to the user's `callee`, in the order of its `params`: positional
+    arguments, then keyword arguments by name, then defaults."""
+    operands = [lw.expr(a, None) for a in node.args]
+    if len(operands) > len(params):
+        lw.fail(f"`{callee.__name__}` takes {len(params)} arguments, {len(operands)} given", node)
+    named = {}
+    for keyword in node.keywords:
+        if keyword.arg is None:
+            lw.fail("`**` unpacking in a call is not supported", keyword.value)
+        if keyword.arg not in params:
+            lw.fail(f"`{callee.__name__}` has no argument `{keyword.arg}`", keyword.value)
+        if keyword.arg in named or params.index(keyword.arg) < len(operands):
+            lw.fail(f"`{keyword.arg}` is given twice", keyword.value)
+        named[keyword.arg] = lw.expr(keyword.value, None)
+    defaults = callee.__defaults__ or ()
+    defaults = dict(zip(params[len(params) - len(defaults):], defaults))
+    for param in params[len(operands):]:
+        if param in named:
+            operands.append(named[param])
+        elif param in defaults:
+            operands.append(Const(defaults[param]))
+        else:
+            lw.fail(f"`{callee.__name__}` needs its argument `{param}`", node)
+    return operands
 
 
 DISPATCH = [

@@ -7,19 +7,37 @@ import ast
 
 import numpy as np
 
+from .graph import Const
 
 
 def variance(lw, node, gate, target, array=None):
-    """var(x) = mean((x - mean(x))**2) over `axis`; std(x) = sqrt(var(x))."""
+    """var(x) = mean((x - mean(x))**2) over `axis`, times n / (n - ddof) with `ddof`;
+    std(x) = sqrt(var(x))."""
     from .calls import reduction_operands
+    ddof, node = _ddof(lw, node)
     x, axis, keepdims = reduction_operands(lw, node, array)
     mean = lw.emit("mean", [x], {"axis": axis, "keepdims": axis is not None}, node)
     centred = lw.emit("sub", [x, mean], {}, node)
     square = lw.emit("mul", [centred, centred], {}, node)
-    if gate == "var":
-        return lw.emit("mean", [square], {"axis": axis, "keepdims": keepdims}, node, target)
-    var = lw.emit("mean", [square], {"axis": axis, "keepdims": keepdims}, node)
-    return lw.emit("sqrt", [var], {}, node, target)
+    last = target if gate == "var" else None
+    var = lw.emit("mean", [square], {"axis": axis, "keepdims": keepdims}, node, None if ddof else last)
+    if ddof:
+        n = lw.emit("size", [x], {}, node) if axis is None else lw.emit("dim", [x], {"axis": axis}, node)
+        scale = lw.emit("div", [n, lw.emit("sub", [n, Const(ddof)], {}, node)], {}, node)
+        var = lw.emit("mul", [var, scale], {}, node, last)
+    return var if gate == "var" else lw.emit("sqrt", [var], {}, node, target)
+
+
+def _ddof(lw, node):
+    """(ddof, the call without it) for np.var/np.std: `ddof=` must be a constant integer."""
+    found = [k.value for k in node.keywords if k.arg == "ddof"]
+    if not found:
+        return 0, node
+    if not (isinstance(found[0], ast.Constant) and type(found[0].value) is int and found[0].value >= 0):
+        lw.fail("`ddof` must be a constant non-negative integer", found[0])
+    stripped = ast.copy_location(ast.Call(node.func, node.args,
+                                          [k for k in node.keywords if k.arg != "ddof"]), node)
+    return found[0].value, stripped
 
 
 def norm(lw, node, gate, target):

@@ -93,7 +93,7 @@ def gradient_body(graph, tys, wrt, with_value, plan, sweep, single):
     typed = {**tys, **{adj: tys[name] for name, adj in sweep.adjoints.items() if name in tys}}
     reuse_product_buffers(body, typed, name_counts(body), sweep.names)
     if not single:
-        keep_apart(body, grads_node)
+        keep_apart(body, grads_node, [tys[graph.params[i]].is_array for i in wrt])
     return body
 
 

@@ -27,9 +27,10 @@ AUGSTORE = {ast.Add: "store_add", ast.Sub: "store_sub"}
 UNSUPPORTED_STATEMENTS = {
     ast.With: "`with` blocks", ast.Try: "`try` blocks", ast.ClassDef: "classes",
     ast.FunctionDef: "nested function definitions", ast.Global: "`global` statements",
-    ast.Nonlocal: "`nonlocal` statements", ast.Delete: "`del`", ast.Raise: "`raise`",
+    ast.Nonlocal: "`nonlocal` statements", ast.Delete: "`del` statements",
+    ast.Raise: "`raise` statements",
     ast.Import: "imports inside the function", ast.ImportFrom: "imports inside the function",
-    ast.Assert: "`assert`", ast.AsyncFunctionDef: "async functions",
+    ast.Assert: "`assert` statements", ast.AsyncFunctionDef: "async functions",
 }
 UNSUPPORTED_EXPRESSIONS = {
     ast.Lambda: "lambdas", ast.ListComp: "list comprehensions", ast.DictComp: "dict comprehensions",
@@ -93,7 +94,9 @@ class Lowerer:
                 self.statement(stmt)
         if self.returned is None:
             self.fail("the function has no `return` at its end", node,
-                      hint="end the function with `return <scalar>`")
+                      hint="end a called function with `return <the values it computes>`, "
+                           "and bind them where it is called" if self.prefix else
+                           "end the function with `return <scalar>`")
         return self.block, self.returned
 
     def result_of(self, stmt):
@@ -282,6 +285,15 @@ class Lowerer:
     def expression_statement(self, stmt):
         if is_docstring(stmt):
             return
+        call = stmt.value if isinstance(stmt.value, ast.Call) else None
+        if call is not None and isinstance(call.func, ast.Name) and call.func.id == "print":
+            self.fail("`print` inside the function is not supported", stmt,
+                      hint="print the value or the gradient outside the function")
+        if call is not None:
+            self.fail(f"the result of `{ast.unparse(call.func)}(...)` is unused: srcdiff "
+                      "differentiates the values calls return, not changes they make in place",
+                      stmt, hint="make the function return what it changes and bind it: "
+                                 "`x = f(x, ...)`")
         self.fail("an expression whose value is unused has no effect here", stmt,
                   hint="assign its result to a variable")
 

@@ -405,3 +405,64 @@ def test_float32_loops_numba_cannot_type_in_float32_still_compile(fn, args, wrt)
     assert all(g.dtype == np.float32 for g in grads)
     assert_grad_matches_fd(fn, args, wrt=wrt, rtol=1e-2, atol=1e-3, eps=1e-3, agree_rtol=1e-4)
     assert np.isclose(srcdiff.grad(fn, wrt=wrt).forward(*args), fn(*args), rtol=1e-5)
+
+
+# ---- calls users write: keywords to their own functions, min/max of several, ddof --------
+def rbf(x, c, ell=1.0, scale=1.0):
+    d = x - c
+    return scale * np.exp(-0.5 * d * d / (ell * ell))
+
+
+def calls_with_keywords(x, c):
+    return np.sum(rbf(x, c, ell=0.7)) + np.sum(rbf(x, c, scale=2.0, ell=1.3)) + np.sum(rbf(c=c, x=x))
+
+
+def smallest_of_three(a, b, c):
+    return min(a, b, c) + 2.0 * max(a * b, c, b, 0.25)
+
+
+def sample_spread(x):
+    return np.std(x, ddof=1) + np.sum(np.var(x.reshape(2, 3), axis=1, ddof=1)) + x.var(ddof=0)
+
+
+@pytest.mark.parametrize("fn, args, wrt", [
+    (calls_with_keywords, (X, 0.3 * X + 0.1), (0, 1)),
+    (smallest_of_three, (0.3, -0.4, 0.9), (0, 1, 2)),
+    (smallest_of_three, (1.1, 0.7, 0.2), (0, 1, 2)),
+    (sample_spread, (np.array([0.3, -1.2, 0.5, 2.0, 0.1, -0.4]),), 0),
+], ids=["keywords", "min-max-a", "min-max-b", "ddof"])
+def test_common_call_forms(fn, args, wrt):
+    value = srcdiff.value_and_grad(fn, wrt=wrt)(*args)[0]
+    assert np.isclose(value, fn(*args), rtol=1e-12)
+    assert_grad_matches_fd(fn, args, wrt=wrt)
+
+
+def keyword_not_a_parameter(x):
+    return np.sum(rbf(x, x, width=2.0))
+
+
+def keyword_given_twice(x):
+    return np.sum(rbf(x, x, 1.0, ell=2.0))
+
+
+def ignores_a_helper_result(x):
+    y = x.copy()
+    rbf(y, x)
+    return np.sum(y)
+
+
+def prints(x):
+    print(x)
+    return np.sum(x)
+
+
+@pytest.mark.parametrize("fn, says", [
+    (keyword_not_a_parameter, "has no argument `width`"),
+    (keyword_given_twice, "`ell` is given twice"),
+    (ignores_a_helper_result, r"the result of `rbf\(...\)` is unused"),
+    (prints, "`print` inside the function"),
+])
+def test_call_mistakes_are_explained(fn, says):
+    with pytest.raises(srcdiff.SrcdiffError, match=says) as caught:
+        srcdiff.grad(fn)(X)
+    assert "test_user_edges.py:" in str(caught.value)
