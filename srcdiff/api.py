@@ -74,9 +74,13 @@ class Gradient:
             try:
                 return entry[part](*args), key, entry
             except NumbaError as error:
+                if read_only_write(error):
+                    raise self._read_only_failure(args) from None
                 if retry or not any(is_float32(a) for a in args):
                     raise self._numba_failure(error) from error
             except Exception as error:
+                if read_only_write(error):
+                    raise self._read_only_failure(args) from None
                 raise self._translated(error, entry[2], args) from None
             entry = self._entries[key] = self._last_entry = self._widened(args)
 
@@ -85,6 +89,14 @@ class Gradient:
                             f"arguments: {str(error).strip().splitlines()[0]}", self.where,
                             hint="compile=False runs the same code with NumPy; this is a "
                                  "srcdiff limitation worth reporting")
+
+    def _read_only_failure(self, args):
+        names = [p for p, a in zip(self.params, args) if isinstance(a, ndarray) and not a.flags.writeable]
+        listed = ", ".join(f"`{n}`" for n in names) or "an argument"
+        name = names[0] if names else "x"
+        return SrcdiffError(f"the function writes into {listed}, a read-only array", self.where,
+                            hint=f"pass a writable copy (`{name}.copy()`), or copy it at the top "
+                                 f"of the function: `{name} = {name}.copy()`")
 
     def _widened(self, args):
         """The entry for float32 `args` when numba cannot type the code in float32 (numba makes
@@ -269,6 +281,12 @@ def unsupported_argument(name, value, where):
                             hint="pass it as a float if it is a value, not a size or index")
     return SrcdiffError(f"argument `{name}` is a {type(value).__name__}; srcdiff takes floats, "
                         "ints and NumPy arrays", where, hint="convert it with np.asarray")
+
+
+def read_only_write(error):
+    """Whether `error` is NumPy's or numba's refusal to write into a read-only array."""
+    text = str(error)
+    return "read-only" in text or "setitem(readonly array" in text
 
 
 def is_float32(value):

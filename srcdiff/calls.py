@@ -285,15 +285,19 @@ def bound_operands(lw, node, callee, params):
     arguments, then keyword arguments by name, then defaults."""
     operands = [lw.expr(a, None) for a in node.args]
     if len(operands) > len(params):
-        lw.fail(f"`{callee.__name__}` takes {len(params)} arguments, {len(operands)} given", node)
+        lw.fail(f"`{callee.__name__}` takes {len(params)} arguments, {len(operands)} given", node,
+                hint=f"it is `{callee.__name__}({', '.join(params)})`")
     named = {}
     for keyword in node.keywords:
         if keyword.arg is None:
-            lw.fail("`**` unpacking in a call is not supported", keyword.value)
+            lw.fail("`**` unpacking in a call is not supported", keyword.value,
+                    hint="pass the arguments by name")
         if keyword.arg not in params:
-            lw.fail(f"`{callee.__name__}` has no argument `{keyword.arg}`", keyword.value)
+            lw.fail(f"`{callee.__name__}` has no argument `{keyword.arg}`", keyword.value,
+                    hint=f"it is `{callee.__name__}({', '.join(params)})`")
         if keyword.arg in named or params.index(keyword.arg) < len(operands):
-            lw.fail(f"`{keyword.arg}` is given twice", keyword.value)
+            lw.fail(f"`{keyword.arg}` is given twice", keyword.value,
+                    hint=f"it is `{callee.__name__}({', '.join(params)})`")
         named[keyword.arg] = lw.expr(keyword.value, None)
     defaults = callee.__defaults__ or ()
     defaults = dict(zip(params[len(params) - len(defaults):], defaults))
@@ -303,7 +307,8 @@ def bound_operands(lw, node, callee, params):
         elif param in defaults:
             operands.append(Const(defaults[param]))
         else:
-            lw.fail(f"`{callee.__name__}` needs its argument `{param}`", node)
+            lw.fail(f"`{callee.__name__}` needs its argument `{param}`", node,
+                    hint=f"it is `{callee.__name__}({', '.join(params)})`")
     return operands
 
 

@@ -466,3 +466,27 @@ def test_call_mistakes_are_explained(fn, says):
     with pytest.raises(srcdiff.SrcdiffError, match=says) as caught:
         srcdiff.grad(fn)(X)
     assert "test_user_edges.py:" in str(caught.value)
+
+
+def sets_a_constant_entry(x, c):
+    c[0] = 1.0
+    return np.sum(x * c)
+
+
+@MODES
+def test_writing_into_a_read_only_argument_is_explained(compiled):
+    c = np.ones(3)
+    c.flags.writeable = False
+    with pytest.raises(srcdiff.SrcdiffError, match="writes into `c`, a read-only array") as caught:
+        srcdiff.grad(sets_a_constant_entry, compile=compiled)(X[:3], c)
+    assert "c.copy()" in str(caught.value)
+
+
+def too_many_arguments(x):
+    return np.sum(rbf(x, x, 1.0, 1.0, 2.0))
+
+
+@pytest.mark.parametrize("fn", [keyword_not_a_parameter, keyword_given_twice, too_many_arguments])
+def test_call_binding_errors_show_the_signature(fn):
+    with pytest.raises(srcdiff.SrcdiffError, match=r"hint: it is `rbf\(x, c, ell, scale\)`"):
+        srcdiff.grad(fn)(X)
