@@ -111,11 +111,20 @@ def _functions(module, compiled, cache):
 
 def with_numpy_scalars(fn):
     """`fn` taking Python floats as np.float64, so that its arithmetic follows NumPy's
-    semantics (1.0 / 0.0 is inf with a warning, as in the compiled code), not Python's."""
+    semantics (1.0 / 0.0 is inf with a warning, as in the compiled code), not Python's;
+    np.float64 results come back as Python floats, as from the compiled code."""
     def call(*args):
-        return fn(*[np.float64(a) if type(a) is float else a for a in args])
+        return _as_python_floats(fn(*[np.float64(a) if type(a) is float else a for a in args]))
     call.__wrapped__ = fn
     return call
+
+
+def _as_python_floats(result):
+    if type(result) is np.float64:
+        return float(result)
+    if type(result) is tuple:
+        return tuple(_as_python_floats(r) for r in result)
+    return result
 
 
 def listing(dispatcher, kind):

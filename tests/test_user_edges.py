@@ -490,3 +490,15 @@ def too_many_arguments(x):
 def test_call_binding_errors_show_the_signature(fn):
     with pytest.raises(srcdiff.SrcdiffError, match=r"hint: it is `rbf\(x, c, ell, scale\)`"):
         srcdiff.grad(fn)(X)
+
+
+def cube(a):
+    return a ** 3
+
+
+@MODES
+def test_a_python_float_gets_a_python_float_in_both_modes(compiled):
+    value, grad = srcdiff.value_and_grad(cube, compile=compiled)(2.0)
+    assert type(value) is float and type(grad) is float and (value, grad) == (8.0, 12.0)
+    dx, dy = srcdiff.grad(product_of_two, wrt=(0, 1), compile=compiled)(0.5, 2.0)
+    assert type(dx) is float and type(dy) is float
