@@ -13,9 +13,7 @@ may give back an array already bound to a name it reads.
 """
 import ast
 
-import numpy as np
-
-from .scratch import COPYING_CALLS, PASSING_CALLS, UFUNCS, called_name
+from .scratch import COPYING_CALLS, PASSING_CALLS, called_name, writes_out
 
 
 def keep_apart(body, returned, arrays):
@@ -60,8 +58,7 @@ def _handed(value):
         return _handed(value.body) | _handed(value.orelse)
     if isinstance(value, ast.Call):
         called = called_name(value)
-        writes_out = called in UFUNCS and len(value.args) > getattr(np, called).nin
-        if called in COPYING_CALLS and not writes_out:
+        if called in COPYING_CALLS and not writes_out(value, called):
             return set()
         if called in PASSING_CALLS:
             return _handed(value.args[0])

@@ -106,7 +106,7 @@ class Gradient:
         wide = tuple(widened(a) for a in args)
         forward, gradient, source, compiled = self._entries.get(signature_key(wide)) \
             or self._build(wide, signature_key(wide))
-        like = [args[i] for i in self.wrt]
+        like = [prototype(args[i]) for i in self.wrt]
         single, with_value = self.single, self.with_value
 
         def narrowed(grads):
@@ -216,9 +216,8 @@ class Gradient:
     def _keep_0d(self, gradient, args):
         """`gradient` returning 0-d arrays for the 0-d array arguments and np.float32 for the
         np.float32 ones (numba returns both as Python floats)."""
-        kept = {k: args[i].dtype for k, i in enumerate(self.wrt)
-                if isinstance(args[i], ndarray) and args[i].ndim == 0}
-        kept.update({k: np.float32 for k, i in enumerate(self.wrt) if type(args[i]) is np.float32})
+        kept = {k: prototype(args[i]) for k, i in enumerate(self.wrt)
+                if (type(args[i]) is ndarray and args[i].ndim == 0) or type(args[i]) is np.float32}
         if not kept:
             return gradient
         single, with_value = self.single, self.with_value
@@ -227,8 +226,8 @@ class Gradient:
             result = gradient(*call_args)
             value, grads = result if with_value else (None, result)
             grads = [grads] if single else list(grads)
-            for k, dtype in kept.items():
-                grads[k] = np.asarray(grads[k], dtype) if dtype is not np.float32 else np.float32(grads[k])
+            for k, like in kept.items():
+                grads[k] = typed_like(grads[k], like)
             grads = grads[0] if single else tuple(grads)
             return (value, grads) if with_value else grads
         return call
@@ -302,8 +301,16 @@ def widened(value):
     return value
 
 
+def prototype(argument):
+    """What `typed_like` needs of `argument` (kept instead of the argument's data)."""
+    if type(argument) is ndarray:
+        return np.empty(0, argument.dtype)
+    return argument if type(argument) is np.float32 else None
+
+
 def typed_like(gradient, argument):
-    """`gradient` converted to the type of `argument` (a float32 array or scalar)."""
+    """`gradient` converted to the type of `argument` (an array's dtype, keeping the
+    gradient's shape, or an np.float32 scalar); other gradients as they are."""
     if type(argument) is ndarray:
         return np.asarray(gradient).astype(argument.dtype)
     if type(argument) is np.float32:

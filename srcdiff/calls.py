@@ -284,9 +284,10 @@ def bound_operands(lw, node, callee, params):
     """The operands of a call to the user's `callee`, in the order of its `params`: positional
     arguments, then keyword arguments by name, then defaults."""
     operands = [lw.expr(a, None) for a in node.args]
+    usage = f"it is `{callee.__name__}({', '.join(params)})`"
     if len(operands) > len(params):
         lw.fail(f"`{callee.__name__}` takes {len(params)} arguments, {len(operands)} given", node,
-                hint=f"it is `{callee.__name__}({', '.join(params)})`")
+                hint=usage)
     named = {}
     for keyword in node.keywords:
         if keyword.arg is None:
@@ -294,10 +295,10 @@ def bound_operands(lw, node, callee, params):
                     hint="pass the arguments by name")
         if keyword.arg not in params:
             lw.fail(f"`{callee.__name__}` has no argument `{keyword.arg}`", keyword.value,
-                    hint=f"it is `{callee.__name__}({', '.join(params)})`")
+                    hint=usage)
         if keyword.arg in named or params.index(keyword.arg) < len(operands):
             lw.fail(f"`{keyword.arg}` is given twice", keyword.value,
-                    hint=f"it is `{callee.__name__}({', '.join(params)})`")
+                    hint=usage)
         named[keyword.arg] = lw.expr(keyword.value, None)
     defaults = callee.__defaults__ or ()
     defaults = dict(zip(params[len(params) - len(defaults):], defaults))
@@ -308,7 +309,7 @@ def bound_operands(lw, node, callee, params):
             operands.append(Const(defaults[param]))
         else:
             lw.fail(f"`{callee.__name__}` needs its argument `{param}`", node,
-                    hint=f"it is `{callee.__name__}({', '.join(params)})`")
+                    hint=usage)
     return operands
 
 

@@ -278,11 +278,8 @@ class Sweep:
         pop = helper(f"pop_array{self.tys[name].ndim}", Sym(self.tape), Sym(self.top))
         out = [ast.Assign([ast.Tuple([ast.Name(name, ast.Store()), ast.Name(self.top, ast.Store())],
                                      ast.Store())], pop.node)]
-        dtype = self.tys[name].dtype
-        if dtype == "bool":
-            out.append(assign(name, Sym(ast.Compare(Sym(name).node, [ast.NotEq()], [ast.Constant(0.0)]))))
-        elif dtype != "float64":
-            out.append(assign(name, Sym(name).method("astype", Sym("np").attr(dtype))))
+        if self.tys[name].dtype != "float64":
+            out.append(assign(name, self.from_tape(Sym(name), name)))
         return out
 
     def push_carried(self, loop):
@@ -294,9 +291,12 @@ class Sweep:
         return out
 
     def from_tape(self, slot, name):
+        """`slot` (a float64 read from the tape, a scalar or a popped array) in `name`'s dtype."""
         dtype = self.tys[name].dtype
         if dtype == "bool":
             return Sym(ast.Compare(slot.node, [ast.NotEq()], [ast.Constant(0.0)]))
+        if dtype != "float64" and self.tys[name].is_array:
+            return slot.method("astype", Sym("np").attr(dtype))
         if dtype == "int64":
             return Sym(ast.Call(ast.Name("int", ast.Load()), [slot.node], []))
         if dtype == "float32":

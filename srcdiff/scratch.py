@@ -176,7 +176,7 @@ class _Carried:
     def _kept_by_call(self, call, node):
         called = called_name(call)
         first = call.args[0] is node
-        if called in UFUNCS and len(call.args) > getattr(np, called).nin:
+        if writes_out(call, called):
             return node                            # a positional `out` array
         if called in COPYING_CALLS or (called in INTO.values() and not first):
             return None
@@ -200,6 +200,11 @@ def _copies(stmt, name):
     return (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
             and isinstance(stmt.targets[0], ast.Name) and isinstance(stmt.value, ast.Name)
             and stmt.value.id == name)
+
+
+def writes_out(call, called):
+    """Whether `call` of ufunc `called` passes a positional `out` array."""
+    return called in UFUNCS and len(call.args) > getattr(np, called).nin
 
 
 def called_name(call):
