@@ -19,7 +19,8 @@ from .graph import Op
 from .sym import Sym, empty_array, np_
 
 RUNTIME_NAMES = tuple(runtime.__all__)
-TAPE_NAMES = ("wins", "push_array", "push_extremes", "pop_array1", "pop_array2", "pop_array3", "all_finite")
+TAPE_NAMES = ("wins", "push_array", "push_extremes", "pop_extremes", "pop_array1", "pop_array2",
+              "pop_array3", "all_finite")
 _COMMENT_LINE = re.compile(r"^(\s*)(\"{3}|'{3}|'|\")" + COMMENT + r"(.*)\2$")
 
 

@@ -39,6 +39,7 @@ class Sweep:
     def __init__(self, graph, tys, plan, names):
         self.graph, self.tys, self.plan, self.names = graph, tys, plan, names
         self.adjoints = {}
+        self.records = {}            # array taped as where it equals its extreme: its record's name
         self.initialized = set()
         self.owned = self._scattered_arrays()
         self.uses_tape = bool(plan.taped)
@@ -255,9 +256,15 @@ class Sweep:
         return out
 
     def record_extra(self, name):
-        """Tape entries of array `name` beyond its data: its dims (and a size for the record
-        of where it equals its extreme)."""
-        return self.tys[name].ndim + (name in self.plan.extremes)
+        """Tape entries of array `name` beyond its data: its dims (or, for the record of where
+        it equals its extreme, its size, the count of positions and the record's length)."""
+        return 3 if name in self.plan.extremes else self.tys[name].ndim
+
+    def record(self, name):
+        """The name of the tape position of the record of where array `name` is extreme."""
+        if name not in self.records:
+            self.records[name] = self.names.fresh(name + "_at")
+        return self.records[name]
 
     def pops(self, block):
         names = self.taped_here(block)
@@ -275,6 +282,10 @@ class Sweep:
 
     def pop_array(self, name):
         """Statements popping array `name` (the tape holds float64: other dtypes convert back)."""
+        if name in self.plan.extremes:
+            pop = helper("pop_extremes", Sym(self.tape), Sym(self.top))
+            return [ast.Assign([ast.Tuple([ast.Name(self.record(name), ast.Store()),
+                                           ast.Name(self.top, ast.Store())], ast.Store())], pop.node)]
         pop = helper(f"pop_array{self.tys[name].ndim}", Sym(self.tape), Sym(self.top))
         out = [ast.Assign([ast.Tuple([ast.Name(name, ast.Store()), ast.Name(self.top, ast.Store())],
                                      ast.Store())], pop.node)]
@@ -416,7 +427,8 @@ class Sweep:
         if op.gate == "index":
             return self.scatter(op, g, args)
         if self.plan.extremes.get(op.args[0]) == op.out:    # x on the tape as where it is m
-            return self.accumulate(op.args[0], helper("tie_share_at", g, args[0])) \
+            share = helper("tie_share_at", g, Sym(self.tape), Sym(self.record(op.args[0])))
+            return self.accumulate(op.args[0], share) \
                 if op.args[0] in self.plan.active else []
         contributions = RULES[op.gate](op, ty, g, Sym(op.out), *args)
         out, self_term = [], None

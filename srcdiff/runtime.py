@@ -143,18 +143,18 @@ def add_tie_share_all(d, g, x, m):
     d += tie_share_all(g, x, m)
 
 
-def tie_share_at(g, record):
-    """tie_share_all(g, x, m) from the record `push_extremes` stored: a vector of size
-    record[0] holding g shared equally among positions record[1:], g * 0 elsewhere."""
-    out = np.full(int(record[0]), g * 0.0)
-    positions = record[1:].astype(np.int64)
-    out[positions] = g * (1.0 / max(len(positions), 1))
+def tie_share_at(g, tape, at):
+    """tie_share_all(g, x, m) from the record `push_extremes` stored at tape[at:]: a vector
+    of x.size holding g shared equally among the positions where x was m, g * 0 elsewhere."""
+    count = int(tape[at + 1])
+    out = np.full(int(tape[at]), g * 0.0)
+    out[tape[at + 2:at + 2 + count].astype(np.int64)] = g * (1.0 / max(count, 1))
     return out
 
 
-def add_tie_share_at(d, g, record):
-    """d += tie_share_at(g, record), in place."""
-    d += tie_share_at(g, record)
+def add_tie_share_at(d, g, tape, at):
+    """d += tie_share_at(g, tape, at), in place."""
+    d += tie_share_at(g, tape, at)
 
 
 def add_outer(d, x, y):
@@ -705,18 +705,19 @@ def _add_tie_share_all_ol(d, g, x, m):
 
 
 @register_jitable
-def _tie_share_at_k(d, g, record):
-    """d += g shared among the positions record[1:] (increasing), g * 0 elsewhere."""
-    count = record.size - 1
+def _tie_share_at_k(d, g, tape, at):
+    """d += g shared among the positions stored at tape[at + 2:] (increasing), g * 0 elsewhere."""
+    count = int(tape[at + 1])
+    first = at + 2
     share = g if count == 1 else g * (1.0 / max(count, 1))
     zero = g * 0.0
     if zero == 0.0:                    # a finite g: adding zeros changes nothing
-        for j in range(1, record.size):
-            d[int(record[j])] += share
+        for j in range(first, first + count):
+            d[int(tape[j])] += share
         return
-    j = 1
+    j = first
     for i in range(d.size):
-        if j < record.size and int(record[j]) == i:
+        if j < first + count and int(tape[j]) == i:
             d[i] += share
             j += 1
         else:
@@ -724,12 +725,12 @@ def _tie_share_at_k(d, g, record):
 
 
 @overload(tie_share_at)
-def _tie_share_at_ol(g, record):
+def _tie_share_at_ol(g, tape, at):
     dtype = np.float32 if g == types.float32 else np.float64
 
-    def impl(g, record):
-        out = np.zeros(int(record[0]), dtype)
-        _tie_share_at_k(out, g, record)
+    def impl(g, tape, at):
+        out = np.zeros(int(tape[at]), dtype)
+        _tie_share_at_k(out, g, tape, at)
         return out
     return impl
 
@@ -784,11 +785,11 @@ overload(min_all)(_extreme_all_ol("minimum", np.min, _less))
 
 
 @overload(add_tie_share_at)
-def _add_tie_share_at_ol(d, g, record):
+def _add_tie_share_at_ol(d, g, tape, at):
     _require_array("add_tie_share_at", d=d)
     if d.ndim != 1:
         raise TypingError("add_tie_share_at: d must be 1-D")
-    return lambda d, g, record: _tie_share_at_k(d, g, record)
+    return lambda d, g, tape, at: _tie_share_at_k(d, g, tape, at)
 
 
 @overload(add_outer)

@@ -26,25 +26,39 @@ def push_array(tape, k, a):
 
 
 def push_extremes(tape, k, x, m):
-    """Store where 1-D `x` equals its extreme `m`, as the 1-D array [x.size, positions...]
-    (so `pop_array1` reads it back); return the new cursor. The reverse sweep shares the
-    extreme's adjoint among these positions without the whole of `x` on the tape."""
-    record = np.concatenate(([x.size], np.flatnonzero(x == m))).astype(np.float64)
-    return push_array(tape, k, record)
+    """Store where 1-D `x` equals its extreme `m`, as the record [x.size, count, positions...,
+    count + 2] (`pop_extremes` finds its start); return the new cursor. The reverse sweep
+    shares the extreme's adjoint among these positions without the whole of `x` on the tape."""
+    positions = np.flatnonzero(x == m)
+    count = positions.size
+    tape[k] = x.size
+    tape[k + 1] = count
+    tape[k + 2:k + 2 + count] = positions
+    tape[k + 2 + count] = count + 2
+    return k + count + 3
 
 
 @overload(push_extremes)
 def _push_extremes_ol(tape, k, x, m):
     def impl(tape, k, x, m):
         tape[k] = x.size
-        i = k + 1
+        i = k + 2
         for p in range(x.size):
             if x[p] == m:
                 tape[i] = p
                 i += 1
+        tape[k + 1] = i - k - 2
         tape[i] = i - k
         return i + 1
     return impl
+
+
+@register_jitable
+def pop_extremes(tape, k):
+    """(where the record `push_extremes` stored last before cursor k starts, the cursor
+    below it): the same position, as the record stays on the tape for `tie_share_at`."""
+    start = k - 1 - int(tape[k - 1])
+    return start, start
 
 
 @overload(push_array)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from srcdiff import runtime as rt
-from srcdiff.tape import pop_array1, push_extremes
+from srcdiff.tape import pop_extremes, push_extremes
 
 SHAPES = {1: (7,), 2: (4, 5), 3: (3, 4, 5)}
 DTYPES = (np.float64, np.float32)
@@ -459,12 +459,12 @@ def test_max_all_of_empty_array_raises():
 # ---------------------------------------------------------------------------
 
 def python_extremes_share(x, m, g):
-    tape = np.zeros(x.size + 3)
+    tape = np.zeros(x.size + 4)
     top = push_extremes(tape, 1, x, m)
-    record, start = pop_array1(tape, top)
+    at, start = pop_extremes(tape, top)
     d = np.ones(x.size)
-    rt.add_tie_share_at(d, g, record)
-    return rt.tie_share_at(g, record), d, top, start
+    rt.add_tie_share_at(d, g, tape, at)
+    return rt.tie_share_at(g, tape, at), d, top, start
 
 
 numba_extremes_share = numba.njit(python_extremes_share)
@@ -480,7 +480,8 @@ def test_tie_share_at_equals_tie_share_all(run, x, g):
     expected = rt.tie_share_all(g, x, m)
     np.testing.assert_array_equal(share, expected)
     np.testing.assert_array_equal(d, 1.0 + expected)
-    assert start == 1 and top == 1 + 1 + np.count_nonzero(x == m) + 1   # size, positions, dim
+    # size, count, positions, length
+    assert start == 1 and top == 1 + 2 + np.count_nonzero(x == m) + 1
 
 
 # ---------------------------------------------------------------------------
