@@ -37,6 +37,7 @@ class Gradient:
         self.wrt, self.single = normalise_wrt(wrt, self.params, fn, self.where)
         self.defaults = fn.__defaults__ or ()
         self._entries = {}
+        self._float32_values = set()  # signature keys whose value is a float32 scalar
         self._last_entry = None      # (forward, gradient call, source, gradient) of the last call
         self._fast = None            # tried first: the last signature's compiled gradient
         self._fast_forward = None    # and its compiled forward
@@ -114,12 +115,14 @@ class Gradient:
                 return typed_like(grads, like[0])
             return tuple(typed_like(g, a) for g, a in zip(grads, like))
 
+        value_type = np.float32 if signature_key(args) in self._float32_values else float
+
         def call_forward(*call_args):
-            return forward(*map(widened, call_args))
+            return value_type(forward(*map(widened, call_args)))
 
         def call_gradient(*call_args):
             result = gradient(*map(widened, call_args))
-            return (result[0], narrowed(result[1])) if with_value else narrowed(result)
+            return (value_type(result[0]), narrowed(result[1])) if with_value else narrowed(result)
         return call_forward, call_gradient, source, compiled
 
     def _translated(self, error, source, args):
@@ -210,16 +213,21 @@ class Gradient:
         fuse_powers(graph)
         tys = infer(graph, types)
         text = "signature (" + ", ".join(f"{p}: {t}" for p, t in zip(self.params, types)) + ")"
-        return generate(graph, tys, self.wrt, self.with_value, graph.names, text,
-                        self.debug_nans, self.single), types
+        source = generate(graph, tys, self.wrt, self.with_value, graph.names, text,
+                          self.debug_nans, self.single)
+        value = tys.get(graph.result) if isinstance(graph.result, str) else None
+        return source, value is not None and value.dtype == "float32"
 
-    def _keep_0d(self, gradient, args):
-        """`gradient` returning 0-d arrays for the 0-d array arguments and np.float32 for the
-        np.float32 ones (numba returns both as Python floats)."""
+    def _keep_types(self, forward, gradient, args, float32_value):
+        """`forward` and `gradient` returning 0-d arrays for the 0-d array arguments,
+        np.float32 for the np.float32 ones, and an np.float32 value for a float32 function
+        (numba returns all of them as Python floats)."""
         kept = {k: prototype(args[i]) for k, i in enumerate(self.wrt)
                 if (type(args[i]) is ndarray and args[i].ndim == 0) or type(args[i]) is np.float32}
-        if not kept:
-            return gradient
+        if float32_value:
+            forward = _float32_result(forward)
+        if not kept and not (float32_value and self.with_value):
+            return forward, gradient
         single, with_value = self.single, self.with_value
 
         def call(*call_args):
@@ -229,18 +237,27 @@ class Gradient:
             for k, like in kept.items():
                 grads[k] = typed_like(grads[k], like)
             grads = grads[0] if single else tuple(grads)
-            return (value, grads) if with_value else grads
-        return call
+            return (np.float32(value) if float32_value else value, grads) if with_value else grads
+        return forward, call
 
     def _build(self, args, key):
         with _BUILD_LOCK:     # threads calling a new signature at once build it once
             if key in self._entries:
                 return self._entries[key]
-            source, _ = self._generate(args)
+            source, float32_value = self._generate(args)
+            if float32_value:
+                self._float32_values.add(key)
             forward, gradient = load(source, self.compile)
-            entry = (forward, self._keep_0d(gradient, args), source, gradient)
+            entry = (*self._keep_types(forward, gradient, args, float32_value), source, gradient)
             self._entries[key] = entry
             return entry
+
+
+def _float32_result(forward):
+    """`forward` returning its value as np.float32."""
+    def call(*args):
+        return np.float32(forward(*args))
+    return call
 
 
 def domain_error(error):

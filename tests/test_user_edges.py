@@ -407,6 +407,20 @@ def test_float32_loops_numba_cannot_type_in_float32_still_compile(fn, args, wrt)
     assert np.isclose(srcdiff.grad(fn, wrt=wrt).forward(*args), fn(*args), rtol=1e-5)
 
 
+
+@MODES
+@pytest.mark.parametrize("fn, args, wrt, kind", [
+    (sine_sum, (X.astype(np.float32),), 0, np.float32),
+    (sum_of_two, (X.astype(np.float32), X.astype(np.float32)), (0, 1), np.float32),
+    (sine_sum, (X,), 0, float),
+], ids=["float32", "float32-pair", "float64"])
+def test_a_float32_value_stays_float32(compiled, fn, args, wrt, kind):
+    value, _ = srcdiff.value_and_grad(fn, wrt=wrt, compile=compiled)(*args)
+    forward = srcdiff.grad(fn, wrt=wrt, compile=compiled).forward(*args)
+    assert isinstance(value, kind) and isinstance(forward, kind)
+    assert np.isclose(value, fn(*args), rtol=1e-6, atol=1e-6)
+    assert np.isclose(forward, fn(*args), rtol=1e-6, atol=1e-6)
+
 # ---- calls users write: keywords to their own functions, min/max of several, ddof --------
 def rbf(x, c, ell=1.0, scale=1.0):
     d = x - c
