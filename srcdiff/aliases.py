@@ -127,9 +127,11 @@ class Tracker:
         writer, op = state.stale[name]
         user, changed = self.user(name), self.user(writer)
         if name == writer:
+            again = "in the next iteration of the loop around the call" \
+                if repr(stmt.where) == repr(op.where) else "here"
             raise SrcdiffError(
                 f"`{user}` was changed in place at {op.where!r}, inside a function it was "
-                "passed to, and is read again here; srcdiff does not follow that change",
+                f"passed to, and is read again {again}; srcdiff does not follow that change",
                 stmt.where, hint=f"in that function write `{changed} = {changed} + ...` and "
                                  f"return it; bind the result where it is called (`{user} = ...`)")
         raise SrcdiffError(

@@ -352,13 +352,13 @@ def reads_after_a_helper_scaled_it(x, a):
     return np.sum(u ** 2) + np.sum(w)
 
 
-@pytest.mark.parametrize("fn, args", [
-    (gram_through_a_helper, (np.arange(6.0).reshape(3, 2) / 5,)),
-    (reads_after_a_helper_scaled_it, (X, 2.0)),
+@pytest.mark.parametrize("fn, args, read", [
+    (gram_through_a_helper, (np.arange(6.0).reshape(3, 2) / 5,), "in the next iteration of the loop around the call"),
+    (reads_after_a_helper_scaled_it, (X, 2.0), "here"),
 ])
-def test_an_array_changed_in_place_inside_a_helper_is_refused_when_read_again(fn, args):
+def test_an_array_changed_in_place_inside_a_helper_is_refused_when_read_again(fn, args, read):
     with pytest.raises(srcdiff.SrcdiffError, match="changed in place at .*inside a function it was "
-                                                   "passed to") as caught:
+                                                   f"passed to, and is read again {read};") as caught:
         srcdiff.grad(fn)(*args)
     assert "hint: in that function write" in str(caught.value)
 
