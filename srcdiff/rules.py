@@ -15,8 +15,8 @@ from .sym import helper, if_else, np_, number, product
 
 RULES = {}
 NON_DIFFERENTIABLE = {
-    "lt", "le", "gt", "ge", "eq", "ne", "and", "or", "not", "sign", "floor", "ceil", "mod",
-    "floordiv", "zeros", "ones", "empty", "zeros_like", "ones_like", "empty_like",
+    "lt", "le", "gt", "ge", "eq", "ne", "and", "or", "not", "sign", "floor", "ceil", "floordiv",
+    "zeros", "ones", "empty", "zeros_like", "ones_like", "empty_like",
     "dim", "broadcast_dim", "size", "ndim", "int",
 }
 # gates whose rule is applied by the reverse sweep itself (they write into arrays)
@@ -82,6 +82,11 @@ def div(op, ty, g, z, x, y):
     if c is not None:                    # z = c / y: dz/dy = -c / y**2 = -z * z / c, no division
         return None, -g * z * z / x
     return g / y, -g * z / y
+
+
+@rule("mod")
+def mod(op, ty, g, z, x, y):
+    return g, -g * np_.floor(x / y)          # z = x - floor(x / y) * y
 
 
 @rule("pow")
@@ -288,4 +293,4 @@ def softmax_cross_entropy(op, ty, g, z, logits, y):
     return g * (p * helper("sum_over_keep", y, -1) - y), -g * helper("log_softmax_over", logits, -1)
 
 
-BROADCASTING = {"add", "sub", "mul", "div", "pow", "maximum", "minimum", "where", "arctan2"}
+BROADCASTING = {"add", "sub", "mul", "div", "pow", "maximum", "minimum", "where", "arctan2", "mod"}

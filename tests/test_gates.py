@@ -45,6 +45,10 @@ def g_div(x, y):
     return np.sum(np.sin(x / y))
 
 
+def g_mod(x, y):
+    return np.sum(np.sin(x % y) * (x % y))
+
+
 def g_pow_const(x):
     return np.sum(x ** 3.0) + np.sum(x ** 2)
 
@@ -344,6 +348,15 @@ def distinct(shape):
     return make
 
 
+def mod_inputs(x_shape, y_shape):
+    """(x, y) with x / y away from whole numbers: no jumps of x % y nearby (y of either sign)."""
+    def make(rng):
+        y = nonzero(y_shape, low=0.5)(rng)[0]
+        whole = rng.integers(-3, 4, size=x_shape)
+        return _draw(y * (whole + rng.uniform(0.2, 0.8, size=x_shape))), y
+    return make
+
+
 def with_ints(maker, *ints):
     return lambda rng: maker(rng) + tuple(ints)
 
@@ -379,6 +392,8 @@ SPEC = [
     Gate("mul", g_mul, (0, 1), {"scalar": real(S, S), "1d": real(V, V)}),
     Gate("div", g_div, (0, 1), {"scalar": lambda r: real(S)(r) + nonzero(S, low=0.5)(r),
                                 "1d": lambda r: real(V)(r) + nonzero(V, low=0.5)(r)}),
+    Gate("mod", g_mod, (0, 1), {"scalar": mod_inputs(S, S), "1d": mod_inputs(V, V),
+                                "2d": mod_inputs(M, S)}),
     Gate("pow-array-const", g_pow_const, 0, {"scalar": positive(S), "1d": positive(V)}),
     Gate("pow-const-array", g_const_pow, 0, {"scalar": real(S), "1d": real(V)}),
     Gate("pow-array-array", g_pow_pow, (0, 1), {"scalar": positive(S, S), "1d": positive(V, V)}),
