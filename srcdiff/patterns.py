@@ -46,6 +46,7 @@ def _rewrite(block, sub, match, uses):
     source = sub.args[0]
     shift = next((op for op in block if isinstance(op, Op) and op.out == source), None)
     if shift is not None and _is_max_shift(shift, block, total.params["axis"]) and uses.get(source) == 2 \
+            and uses.get(shift.args[1]) == 1 \
             and not _written(block[_position(block, shift) + 1:_position(block, sub)], shift.args[0]):
         source = shift.args[0]
         block.remove(next(op for op in block if isinstance(op, Op) and op.out == shift.args[1]))

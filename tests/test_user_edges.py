@@ -283,6 +283,24 @@ def log_softmax_shift_then_edit(z):
     return np.sum(z * (shifted - lse))
 
 
+def log_softmax_max_read_again(z):
+    m = np.max(z, axis=1, keepdims=True)
+    shifted = z - m
+    logp = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+    return np.sum(z * logp) + 0.1 * np.sum(m ** 2)
+
+
+def log_softmax_max_kept_from_a_loop(z, w):
+    m = np.zeros((z.shape[0], 1))
+    total = 0.0
+    for it in range(2):
+        logits = z * w + it
+        m = np.max(logits, axis=1, keepdims=True)
+        shifted = logits - m
+        total += np.sum(z * (shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))))
+    return total + np.sum(m ** 2)          # the last max, read after the loop
+
+
 Z = np.array([[0.2, -1.0, 0.7], [1.5, 0.3, -0.4]])
 
 
@@ -291,7 +309,9 @@ Z = np.array([[0.2, -1.0, 0.7], [1.5, 0.3, -0.4]])
     (log_softmax_rebound_in_loop, (Z, 0.5 * Z), (0, 1)),
     (log_softmax_rebound_in_branch, (Z, 1), 0),
     (log_softmax_shift_then_edit, (Z,), 0),
-], ids=["edit", "loop", "branch", "shift"])
+    (log_softmax_max_read_again, (Z,), 0),
+    (log_softmax_max_kept_from_a_loop, (Z, 0.5 * Z + 1.0), (0, 1)),
+], ids=["edit", "loop", "branch", "shift", "max-read", "max-after-loop"])
 def test_a_log_softmax_is_fused_only_when_its_array_is_unchanged(fn, args, wrt):
     value = srcdiff.value_and_grad(fn, wrt=wrt)(*args)[0]
     assert np.isclose(value, fn(*args), rtol=1e-12)
