@@ -234,14 +234,30 @@ class Lowerer:
         if not isinstance(step, Const) or not isinstance(step.value, int) or step.value == 0:
             self.fail("the step of `range` must be a nonzero integer constant", it,
                       hint="the backward runs the loop in reverse and needs the step's sign")
-        index = self.define(stmt.target.id)
-        self.scope[stmt.target.id] = index
-        self.own_assigned(stmt.body)
-        body, broke = self.loop_body(stmt.body)
+        body = stmt.body
+        if stmt.target.id in assigned_names(body):
+            index, body = self.counted_apart(stmt.target, body)
+        else:
+            index = self.define(stmt.target.id)
+            self.scope[stmt.target.id] = index
+        self.own_assigned(body)
+        body, broke = self.loop_body(body)
         loop = For(index, start, stop, step, body, self.where(stmt), exit=broke)
         if broke:
             loop.counter = self.names.fresh("trips")
         self.block.append(loop)
+
+    def counted_apart(self, target, body):
+        """(index, body) for a loop whose body rebinds its variable: the loop counts in a name
+        of its own, and the body starts by setting the variable from it (as Python does)."""
+        index = self.names.fresh(target.id)
+        self.owned.add(index)
+        counter = f"{target.id} (loop counter)"       # not a Python name: no clash
+        self.scope[counter] = index
+        start = ast.Assign([ast.Name(target.id, ast.Store())], ast.Name(counter, ast.Load()))
+        for node in ast.walk(start):
+            ast.copy_location(node, target)
+        return index, [start] + body
 
     def loop_body(self, stmts):
         """The lowered body of a loop, and the name of its break flag ("" if it cannot break)."""

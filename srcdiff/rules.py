@@ -91,6 +91,15 @@ def mod(op, ty, g, z, x, y):
 
 @rule("pow")
 def pow_(op, ty, g, z, x, y):
+    c = number(y)
+    if c == 0:                           # z = x ** 0 = 1
+        return None, None
+    if c == 1:
+        return g, None
+    if c == 2:                           # z = x ** 2
+        return 2.0 * g * x, None
+    if c is not None:                    # z = x ** c: dz/dx = c * x ** (c - 1)
+        return g * y * x ** (c - 1.0), None
     return g * y * x ** (y - 1.0), g * z * np_.log(x)
 
 

@@ -50,7 +50,7 @@ def g_mod(x, y):
 
 
 def g_pow_const(x):
-    return np.sum(x ** 3.0) + np.sum(x ** 2)
+    return np.sum(x ** 3.0) + np.sum(x ** 2) + np.sum(x ** 1) + np.sum(x ** 0) + np.sum(x ** -1.5)
 
 
 def g_const_pow(x):

@@ -536,3 +536,38 @@ def test_a_python_float_gets_a_python_float_in_both_modes(compiled):
     assert type(value) is float and type(grad) is float and (value, grad) == (8.0, 12.0)
     dx, dy = srcdiff.grad(product_of_two, wrt=(0, 1), compile=compiled)(0.5, 2.0)
     assert type(dx) is float and type(dy) is float
+
+
+# ---- a loop body that rebinds its loop variable ---------------------------------------------
+def odd_entries_squared(x):
+    s = 0.0
+    for i in range(x.shape[0] // 2):
+        i = 2 * i + 1                     # Python sets i from the range again next iteration
+        s += x[i] ** 2
+    return s
+
+
+def neighbours_through_a_shifted_index(x):
+    s = 0.0
+    for i in range(x.shape[0] - 1):
+        i = i + 1
+        s += x[i] * x[i - 1]
+    return s
+
+
+def index_rebound_then_read_after_the_loop(x):
+    s = 0.0
+    for i in range(4):
+        i = i * 2 - 1
+        if i > 3:
+            break
+        s += np.sin(x[i] * s + x[i])
+    return s + x[i] * 2.0               # the value the body gave i last (5, after the break)
+
+
+@pytest.mark.parametrize("fn", [odd_entries_squared, neighbours_through_a_shifted_index,
+                                index_rebound_then_read_after_the_loop])
+def test_a_loop_body_may_rebind_its_loop_variable(fn):
+    x = np.linspace(-1.0, 1.0, 7)
+    assert np.isclose(srcdiff.value_and_grad(fn)(x)[0], fn(x), rtol=1e-12)
+    assert_grad_matches_fd(fn, (x,))
