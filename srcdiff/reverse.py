@@ -40,6 +40,7 @@ class Sweep:
         self.graph, self.tys, self.plan, self.names = graph, tys, plan, names
         self.adjoints = {}
         self.records = {}            # array taped as where it equals its extreme: its record's name
+        self.definition_counts = None
         self.initialized = set()
         self.owned = self._scattered_arrays()
         self.uses_tape = bool(plan.taped)
@@ -160,8 +161,11 @@ class Sweep:
     def forward_return(self, ret, saves, live):
         return []
 
-    def range_of(self, loop):
-        start, stop, step = (self.sym(b) for b in (loop.start, loop.stop, loop.step))
+    def range_of(self, loop, bounds=None):
+        """`range(...)` of `loop`, with the bounds named in `bounds` given by their expressions."""
+        bounds = bounds or {}
+        start, stop, step = (bounds.get(b) or self.sym(b) if isinstance(b, str) else self.sym(b)
+                             for b in (loop.start, loop.stop, loop.step))
         if loop.step.value == 1:
             args = [stop] if isinstance(loop.start, Const) and loop.start.value == 0 else [start, stop]
         else:
@@ -171,7 +175,7 @@ class Sweep:
     def _needs_counter(self, loop):
         return any(is_active_op(s, self.plan.active) for s, _ in _walk_ops(loop.body))
 
-    def pushes_of_loop(self, loop, defined=frozenset(), estimate=False):
+    def pushes_of_loop(self, loop, defined=frozenset(), estimate=False, bounds=None):
         """The number of tape entries `loop` pushes in all, as an expression, if known at entry.
 
         `defined` are the names set inside the enclosing loops counted with it. With
@@ -181,31 +185,61 @@ class Sweep:
         per_iteration = self._pushes_per_iteration(loop, defined, estimate)
         if not per_iteration or loop.exit or id(loop.body) in self.plan.carried and not estimate:
             return None
-        trips = Sym(ast.Call(ast.Name("len", ast.Load()), [self.range_of(loop).node], []))
+        trips = Sym(ast.Call(ast.Name("len", ast.Load()), [self.range_of(loop, bounds).node], []))
         return trips * per_iteration if per_iteration != 1 else trips
 
     def _pushes_per_iteration(self, loop, defined, estimate):
-        names = self.taped_here(loop.body)
         defined = set(defined) | {st.out for st, _ in _walk_ops(loop.body)} | {loop.index} | {
             st.index for b in _blocks(loop.body) for st in b if isinstance(st, For)}
+        return self._pushes_of_block(loop.body, defined, estimate)
+
+    def _pushes_of_block(self, block, defined, estimate):
+        """Tape entries one run of `block` pushes, as an expression valid before the loop
+        around it (0 if none), or None if unknown there. A branch counts its two arms
+        together: a bound, as only one of them runs."""
+        names = self.taped_here(block)
         total = len([n for n in names if not self.tys[n].is_array])
         for name in names:
             if self.tys[name].is_array:
-                size = self._size_at_entry(name, loop.body, defined, estimate)
+                size = self._size_at_entry(name, block, defined, estimate)
                 if size is None:
                     return None
-                total = size + total if total else size
-        for stmt in loop.body:
+                total = size + total
+        for stmt in block:
             if not any(self.plan.taped.get(id(b)) for child in children(stmt) for b in _blocks(child)):
                 continue
-            bounds = names_in((stmt.start, stmt.stop)) if isinstance(stmt, For) else None
-            if bounds is None or set(bounds) & defined:
-                return None      # a branch, a `while` or bounds that change: count as it runs
-            inner = self.pushes_of_loop(stmt, defined, estimate)
+            if isinstance(stmt, If):
+                inner = [self._pushes_of_block(arm, defined, estimate) for arm in (stmt.body, stmt.orelse)]
+                inner = None if None in inner else inner[0] + inner[1]
+            elif isinstance(stmt, For):
+                bounds = self._bounds_at_entry(stmt, block, defined)
+                inner = None if bounds is None else self.pushes_of_loop(stmt, defined, estimate, bounds)
+            else:
+                return None      # a `while`, or bounds that change: count as it runs
             if inner is None:
                 return None
-            total = inner + total if total else inner
+            total = inner + total
         return total
+
+    def _bounds_at_entry(self, loop, block, defined, gates=("add", "sub", "mul", "floordiv", "dim")):
+        """{bound: expression} for the bounds of nested `loop` that `block` computes (once)
+        from values the enclosing loop does not change, as `n - 1` or `x.shape[0]`: its trip
+        count is then known at the enclosing loop's entry. None if a bound changes there."""
+        bounds = {}
+        for name in set(names_in((loop.start, loop.stop))) & defined:
+            op = next((s for s in block if isinstance(s, Op) and s.out == name), None)
+            if op is None or op.gate not in gates or self._definitions(name) != 1 \
+                    or set(names_in(op.args)) & defined:
+                return None
+            bounds[name] = FORWARD[op.gate](op, self.op_types(op), *[self.sym(a) for a in op.args])
+        return bounds
+
+    def _definitions(self, name):
+        if self.definition_counts is None:
+            self.definition_counts = {}
+            for op, _ in _walk_ops(self.graph.body):
+                self.definition_counts[op.out] = self.definition_counts.get(op.out, 0) + 1
+        return self.definition_counts.get(name, 0) + (name in self.graph.params)
 
     def _size_at_entry(self, name, block, defined, estimate):
         """Tape entries of array `name` as an expression valid before the loop, if there is one:

@@ -1979,3 +1979,57 @@ def test_carried_product_in_float32():
                            agree_rtol=1e-5)
     source = srcdiff.grad(power_steps, wrt=(0, 1)).source_for(*args)
     assert "v_a = np.empty((0,), np.float32)" in source, source
+
+
+# ---- the tape reserved once, ahead of a loop, when its size is known at entry --------------
+def logistic_nll_by_sample(w, X, y):
+    nll = 0.0
+    for i in range(X.shape[0]):
+        z = 0.0
+        for j in range(X.shape[1]):
+            z += X[i, j] * w[j]
+        if z > 0.0:                                    # the two arms tape different values
+            nll += (1.0 - y[i]) * z + np.log1p(np.exp(-z))
+        else:
+            nll += -y[i] * z + np.log1p(np.exp(z))
+    return nll
+
+
+def heat_steps(u0, kappa, steps):
+    n = u0.shape[0]
+    u = u0.copy()
+    un = u0.copy()
+    for t in range(steps):
+        for i in range(1, n - 1):                      # `n - 1` computed in the step loop
+            un[i] = u[i] + 0.2 * kappa[i] * (u[i + 1] - 2.0 * u[i] + u[i - 1])
+        for i in range(1, n - 1):
+            u[i] = un[i]
+    return np.sum(u * u * kappa)
+
+
+def triangle_of_products(x):
+    s = 0.0
+    for t in range(x.shape[0]):
+        m = t + 1                                      # changes with t: counted as it runs
+        for i in range(m):
+            s = np.sin(s + x[i]) * x[t]                 # taped: s changes
+    return s
+
+
+def _reserves(source):
+    """(reserves in the gradient, reserves inside one of its loops) by indentation."""
+    text = source.split("def gradient(")[1]
+    lines = [ln for ln in text.splitlines() if "reserve(" in ln]
+    return len(lines), sum(len(ln) - len(ln.lstrip()) > 8 for ln in lines)
+
+
+@pytest.mark.parametrize("fn, args, wrt, inside", [
+    (logistic_nll_by_sample, (rng(111).normal(size=3), rng(112).normal(size=(6, 3)),
+                              (rng(113).random(6) > 0.5) * 1.0), 0, 0),
+    (heat_steps, (rng(114).normal(size=7), rng(115).uniform(0.1, 0.4, 7), 4), (0, 1), 0),
+    (triangle_of_products, (rng(116).normal(size=5),), 0, 1),
+])
+def test_the_tape_is_reserved_ahead_of_a_loop_when_its_size_is_known(fn, args, wrt, inside):
+    check_loop(fn, *args, wrt=wrt)
+    source = srcdiff.grad(fn, wrt=wrt).source_for(*args)
+    assert _reserves(source)[1] == inside, source
