@@ -456,10 +456,25 @@ def _decide(order, local_ops, tys, plan, needed, taping):
     `needed` grows by the values recomputing takes. With `taping`, costly ones are taped."""
     decide = {}
     for name in reversed(order):
-        if name in needed:
-            decide[name] = _recomputable(local_ops[name], tys, plan, local_ops, decide, needed,
-                                         taping)
+        if name not in needed or name in decide:
+            continue
+        trial, wanted = dict(decide), set(needed)
+        if not _recomputable(local_ops[name], tys, plan, local_ops, trial, wanted, taping):
+            decide[name] = False
+        elif not tys[name].is_array and _tapes_more(trial, decide, needed, tys):
+            decide[name] = False     # e.g. u[i+1] - 2*u[i] + u[i-1]: one value, not three reads
+        else:
+            decide.update(trial)
+            needed |= wanted
+            decide[name] = True
     return decide
+
+
+def _tapes_more(trial, decide, needed, tys):
+    """Whether recomputing a scalar tapes more than the scalar: two or more values, or an
+    array, that nothing else needs."""
+    new = [a for a, recompute in trial.items() if not recompute and a not in decide and a not in needed]
+    return len(new) >= 2 or any(tys[a].is_array for a in new)
 
 
 def _recomputable(op, tys, plan, local_ops, decide, needed, taping):

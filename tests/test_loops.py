@@ -2033,3 +2033,13 @@ def test_the_tape_is_reserved_ahead_of_a_loop_when_its_size_is_known(fn, args, w
     check_loop(fn, *args, wrt=wrt)
     source = srcdiff.grad(fn, wrt=wrt).source_for(*args)
     assert _reserves(source)[1] == inside, source
+
+
+def test_a_value_recomputed_from_several_reads_is_taped_itself():
+    # the stencil's u[i+1] - 2 u[i] + u[i-1] is needed for dkappa: one value on the tape, not
+    # the three reads of u (which the step loop overwrites) it could be recomputed from
+    args = (rng(117).normal(size=7), rng(118).uniform(0.1, 0.4, 7), 4)
+    check_loop(heat_steps, *args, wrt=(0, 1))
+    source = srcdiff.grad(heat_steps, wrt=(0, 1)).source_for(*args)
+    stencil = source.split("def gradient(")[1].split("u[i] = un[i]")[0]
+    assert stencil.count("tape[top") == 1, source
