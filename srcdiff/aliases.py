@@ -9,7 +9,7 @@ and loops, rejects such reads (and writes that reach a differentiated argument),
 and returns every name that may hold an array written in place.
 """
 from .errors import SrcdiffError
-from .graph import For, If, Op, Return, While, names_in
+from .graph import For, If, Op, Return, While, names_in, walk
 
 STORES = {"store", "store_add", "store_sub"}
 SHARING_GATES = {"index", "transpose", "reshape", "copy"}
@@ -137,10 +137,35 @@ class Tracker:
         raise SrcdiffError(
             f"`{user}` shares its data with `{changed}`, which line {op.where.line} changed in "
             f"place; in NumPy `{user}` sees that change, and srcdiff does not follow shared data",
-            stmt.where, hint=self.hint(user, changed, op))
+            stmt.where, hint=self.hint(user, changed, op, self.view_between(name, writer)))
+
+    def view_between(self, a, b):
+        """(view, base) when one of IR names a, b is a slice, transpose or reshape of the
+        other (through names for it), else None."""
+        for view, base in ((a, b), (b, a)):
+            source = view
+            for _ in range(32):
+                made = next((o for o, _ in walk(self.graph.body) if isinstance(o, Op)
+                             and o.out == source and o.gate in SHARING_GATES), None)
+                if made is None or not isinstance(made.args[0], str) \
+                        or made.gate == "copy" and source == view:     # a second name, not a view
+                    break
+                source = made.args[0]
+                if source == base:
+                    return self.user(view), self.user(base)
+        return None
 
     @staticmethod
-    def hint(user, changed, op):
+    def hint(user, changed, op, view=None):
+        if view is not None and view[0] == changed:
+            view, base = view
+            return (f"write into `{base}` itself (`{base}[...] = ...`) rather than through "
+                    f"`{view}`, or, if `{base}` should not change, make `{view}` an array of its "
+                    f"own where it is created: add `.copy()` there")
+        if view is not None:
+            view, base = view
+            return (f"read `{base}` itself after the change, or, for the values from before it, "
+                    f"make `{view}` an array of its own where it is created: add `.copy()` there")
         if op.params.get("inplace"):
             return (f"write `{changed} = {changed} + ...` (a new array) instead of `{changed} += ...`,"
                     f" or make `{user}` a copy: `{user} = {changed}.copy()`")

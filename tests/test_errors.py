@@ -441,6 +441,19 @@ def test_slice_read_after_its_array_is_written():
                hint=".copy()", token="head * x[1:]")
 
 
+def write_through_a_row_view(x):
+    B = np.outer(x, x)
+    r = B[0]
+    r *= 2.0
+    return np.sum(B * x[0])  # <- error
+
+
+def test_a_write_through_a_view_names_the_array_to_write_into():
+    call_error(write_through_a_row_view, (np.ones(3),), message="`B` shares its data with `r`",
+               hint="write into `B` itself (`B[...] = ...`) rather than through `r`",
+               token="B * x[0]")
+
+
 def write_through_a_view_of_an_argument(x):
     head = x[0:2]
     head[0] = 1.0  # <- error
