@@ -219,10 +219,11 @@ class Lowerer:
     def for_loop(self, stmt):
         if stmt.orelse:
             self.fail("`for ... else` is not supported", stmt)
-        it = stmt.iter
+        it = self.unreversed(stmt.iter)
         if not (isinstance(it, ast.Call) and self.static_value(it.func) is range):
             self.fail("`for` loops must run over `range(...)`", it,
-                      hint="write `for i in range(len(x)):` and index with x[i]")
+                      hint="write `for i in range(len(x)):` (or `reversed(range(...))`) and "
+                           "index with x[i]")
         if not isinstance(stmt.target, ast.Name):
             self.fail("the loop variable must be a single name", stmt.target)
         if it.keywords or not 1 <= len(it.args) <= 3:
@@ -246,6 +247,43 @@ class Lowerer:
         if broke:
             loop.counter = self.names.fresh("trips")
         self.block.append(loop)
+
+    def unreversed(self, it):
+        """`reversed(range(a, b, s))` as the range counting down, `range(last, a - s, -s)`
+        (`range(b - 1, a - 1, -1)` for s = 1); any other iterable as it is."""
+        if not (isinstance(it, ast.Call) and self.static_value(it.func) is reversed
+                and len(it.args) == 1 and not it.keywords):
+            return it
+        inner = it.args[0]
+        if not (isinstance(inner, ast.Call) and self.static_value(inner.func) is range
+                and 1 <= len(inner.args) <= 3 and not inner.keywords):
+            return it
+        args = list(inner.args)
+        start, stop = (ast.Constant(0), args[0]) if len(args) == 1 else args[:2]
+        step = args[2] if len(args) == 3 else ast.Constant(1)
+        try:
+            s = ast.literal_eval(step)
+        except ValueError:
+            s = None
+        if type(s) is not int or s == 0:
+            self.fail("the step of `range` must be a nonzero integer constant", step)
+
+        def num(value):
+            return ast.Constant(value) if value >= 0 else ast.UnaryOp(ast.USub(), ast.Constant(-value))
+
+        def plus(a, value):
+            return ast.BinOp(a, ast.Add() if value >= 0 else ast.Sub(), ast.Constant(abs(value)))
+        if abs(s) == 1:
+            last = plus(stop, -s)
+        else:   # a + ((b - a - sign) // s) * s, the last value the range gives
+            span = plus(ast.BinOp(stop, ast.Sub(), start), -1 if s > 0 else 1)
+            last = ast.BinOp(start, ast.Add(), ast.BinOp(ast.BinOp(span, ast.FloorDiv(), num(s)),
+                                                         ast.Mult(), num(s)))
+        down = ast.Call(inner.func, [last, plus(start, -s), num(-s)], [])
+        for node in ast.walk(down):
+            if not hasattr(node, "lineno"):
+                ast.copy_location(node, it)
+        return down
 
     def counted_apart(self, target, body):
         """(index, body) for a loop whose body rebinds its variable: the loop counts in a name

@@ -2043,3 +2043,41 @@ def test_a_value_recomputed_from_several_reads_is_taped_itself():
     source = srcdiff.grad(heat_steps, wrt=(0, 1)).source_for(*args)
     stencil = source.split("def gradient(")[1].split("u[i] = un[i]")[0]
     assert stencil.count("tape[top") == 1, source
+
+
+# ---- reversed(range(...)) -------------------------------------------------------------------
+def horner_from_the_end(x):
+    s = 0.0
+    for i in reversed(range(x.shape[0])):
+        s = s * 0.5 + np.sin(x[i])
+    return s
+
+
+def reversed_odd_pairs(x):
+    s = 0.0
+    for i in reversed(range(1, x.shape[0], 2)):
+        s = s * 0.7 + x[i] * x[i - 1]
+    return s
+
+
+def reversed_downward_range(x):
+    s = 0.0
+    for i in reversed(range(x.shape[0] - 1, -1, -3)):    # runs upward: 0 or more, step 3
+        s = s * 0.7 + np.cos(x[i]) * s + x[i]
+    return s
+
+
+def reversed_empty_range(x):
+    s = 0.0
+    for i in reversed(range(3, 3)):
+        s = s + x[i]
+    return s + x[0]
+
+
+@pytest.mark.parametrize("fn", [horner_from_the_end, reversed_odd_pairs, reversed_downward_range,
+                                reversed_empty_range])
+@pytest.mark.parametrize("n", [5, 6, 7])
+def test_reversed_range_loops(fn, n):
+    x = rng(119 + n).normal(size=n)
+    check_loop(fn, x)
+    assert np.isclose(srcdiff.value_and_grad(fn)(x)[0], fn(x), rtol=1e-12)
