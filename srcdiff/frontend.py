@@ -157,18 +157,32 @@ class Lowerer:
         else:
             self.fail("this assignment target is not supported", target)
 
+    def store(self, target, operand, stmt, params=None):
+        """`array[index] = operand` for a subscript target."""
+        array = self.array_name(target.value)
+        index_args, layout = self.index(target.slice)
+        self.emit("store", [array, operand] + index_args, {"index": layout, **(params or {})}, stmt,
+                  out=None)
+
     def unpack(self, target, value, stmt):
         names = target.elts
-        if not all(isinstance(n, ast.Name) for n in names):
-            self.fail("only names can be unpacked", target)
-        if isinstance(value, ast.Tuple) and len(value.elts) == len(names):
-            # all values are taken before any name is assigned: `a, b = b, a` swaps
+        if isinstance(value, ast.Tuple) and len(value.elts) == len(names) \
+                and all(isinstance(n, (ast.Name, ast.Subscript)) for n in names):
+            # all values are taken before any target is set: `a, b = b, a` and
+            # `y[0], y[2] = y[2], y[0]` swap
             operands = [self.fixed(self.expr(v, None), v) for v in value.elts]
             for n, o in zip(names, operands):
+                if isinstance(n, ast.Subscript):
+                    self.store(n, o, stmt, {"swap": True})
+                    continue
                 out = self.define(n.id)
                 self.emit("copy", [o], {}, stmt, out=out)
                 self.scope[n.id] = out
-        elif isinstance(value, ast.Attribute) and value.attr == "shape":
+            return
+        if not all(isinstance(n, ast.Name) for n in names):
+            self.fail("only names can be unpacked", target,
+                      hint="set each target on its own line, or unpack a tuple of the same length")
+        if isinstance(value, ast.Attribute) and value.attr == "shape":
             array = self.expr(value.value, None)
             for k, n in enumerate(names):
                 out = self.define(n.id)
@@ -188,7 +202,9 @@ class Lowerer:
                 self.scope[n.id] = out
         else:
             self.fail("tuple unpacking needs a tuple of the same length, `x.shape` or a call to "
-                      "your own function returning several values", value)
+                      "your own function returning several values", value,
+                      hint="pass the values as separate arguments (srcdiff takes floats and "
+                           "arrays, not tuples), or index an array: `a, b = p[0], p[1]`")
 
     def aug_assign(self, stmt):
         op = BINOPS.get(type(stmt.op))

@@ -120,12 +120,20 @@ def _op(op, env):
         raise SrcdiffError(f"internal: no type rule for gate {op.gate}", op.where)
     out = rule(op, *args)
     if op.out is None:
+        if op.params.get("swap") and args[1].ndim:
+            raise SrcdiffError("a tuple assignment of array slices: in NumPy the slices on the "
+                               "right are views, so the second target gets the first's new values, "
+                               "not a swap", op.where,
+                               hint="swap through a copy: `t = a[0].copy(); a[0] = a[1]; a[1] = t`")
         return
     old = env.get(op.out)
     if old is not None and old != out:
         if old.ndim != out.ndim:
-            raise SrcdiffError(f"`{op.out}` changes from a {old} to a {out} here", op.where,
-                               hint="give the new value its own name")
+            hint = "give the new value its own name"
+            if old.ndim == 0:
+                hint = (f"if `{op.out}` accumulates arrays, start it as one, e.g. "
+                        f"`{op.out} = np.zeros(...)` with the shape it gets here; else {hint}")
+            raise SrcdiffError(f"`{op.out}` changes from a {old} to a {out} here", op.where, hint=hint)
         out = Ty(promote(old.dtype, out.dtype), out.ndim)
     env[op.out] = out
 

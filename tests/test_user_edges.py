@@ -571,3 +571,38 @@ def test_a_loop_body_may_rebind_its_loop_variable(fn):
     x = np.linspace(-1.0, 1.0, 7)
     assert np.isclose(srcdiff.value_and_grad(fn)(x)[0], fn(x), rtol=1e-12)
     assert_grad_matches_fd(fn, (x,))
+
+
+# ---- tuple assignments into elements --------------------------------------------------------
+def swap_two_elements(x):
+    y = x.copy()
+    y[0], y[2] = y[2], y[0]
+    return y[0] * 3.0 + y[2] + np.sum(y * x)
+
+
+def bubble_sorted_weighted(x):
+    y = x * 1.0
+    for k in range(y.shape[0]):
+        for i in range(y.shape[0] - 1):
+            if y[i] > y[i + 1]:
+                y[i], y[i + 1] = y[i + 1], y[i]
+    return y[0] * 3.0 + y[1] * 2.0 + y[4] * 0.5
+
+
+def swap_two_rows(A):
+    B = A.copy()
+    B[0], B[1] = B[1], B[0]
+    return np.sum(B * A)
+
+
+@pytest.mark.parametrize("fn", [swap_two_elements, bubble_sorted_weighted])
+def test_elements_swap_through_a_tuple_assignment(fn):
+    x = np.array([0.3, -1.2, 0.8, 2.0, -0.1])
+    assert np.isclose(srcdiff.value_and_grad(fn)(x)[0], fn(x), rtol=1e-12)
+    assert_grad_matches_fd(fn, (x,))
+
+
+def test_a_tuple_assignment_of_rows_is_refused_as_numpy_does_not_swap_them():
+    with pytest.raises(srcdiff.SrcdiffError, match="the slices on the right are views") as caught:
+        srcdiff.grad(swap_two_rows)(np.arange(4.0).reshape(2, 2))
+    assert "hint: swap through a copy" in str(caught.value)
