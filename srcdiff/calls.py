@@ -34,7 +34,7 @@ LIKE = {np.zeros_like: "zeros_like", np.ones_like: "ones_like", np.empty_like: "
         np.copy: "copy_array"}
 METHODS = {"copy": "copy_array", "sum": "sum", "mean": "mean", "max": "max", "min": "min",
            "transpose": "transpose", "reshape": "reshape", "dot": "matmul", "var": "var",
-           "std": "std"}
+           "std": "std", "ravel": "ravel", "flatten": "flatten"}
 AXIS_DEFAULT = {"softmax": -1, "log_softmax": -1}
 NOT_NUMERIC_MODULES = ("numpy.random", "random")
 
@@ -218,6 +218,13 @@ def method_call(lw, node, target):
         return lw.emit("reshape", [array] + args, {"shape": layout}, node, target)
     if gate == "matmul":
         return lw.emit("matmul", [array] + positional(lw, node, 1, "argument"), {}, node, target)
+    if gate in ("ravel", "flatten"):
+        if node.args or node.keywords:
+            lw.fail(f"`.{name}()` takes no arguments here", node)
+        size = lw.emit("size", [array], {}, node)
+        flat = lw.emit("reshape", [array, size], {"shape": ("tuple", 1)}, node,
+                       target if gate == "ravel" else None)
+        return flat if gate == "ravel" else lw.emit("copy_array", [flat], {}, node, target)
     if node.args or node.keywords:
         lw.fail(f"`.{name}()` takes no arguments here", node)
     return lw.emit(gate, [array], {}, node, target)
@@ -250,6 +257,24 @@ def cast(gate):
             lw.fail(f"`{gate}()` takes one argument here", node)
         return lw.emit(gate, [lw.expr(node.args[0], None)], {}, node, target)
     return lower
+
+
+def builtin_sum(lw, node, gate, target):
+    """Builtin sum(x) of an array: the sum over its first axis, as np.sum(x, axis=0)."""
+    if len(node.args) != 1 or node.keywords:
+        lw.fail("`sum` takes one array here", node, hint="np.sum(x) sums all entries")
+    return lw.emit("sum", [lw.expr(node.args[0], None)], {"axis": 0, "keepdims": False}, node, target)
+
+
+def to_float(lw, node, target):
+    """float(x), and float("inf"), float("-inf"), float("nan") as constants."""
+    if len(node.args) == 1 and isinstance(node.args[0], ast.Constant) \
+            and isinstance(node.args[0].value, str):
+        try:
+            return Const(float(node.args[0].value))
+        except ValueError:
+            lw.fail(f"float({node.args[0].value!r}) is not a number", node)
+    return cast("float")(lw, node, target)
 
 
 def length(lw, node, target):
@@ -318,7 +343,8 @@ DISPATCH = [
     (CREATION, creation), (LIKE, like), ({np.where: "where"}, where),
     ({np.transpose: "transpose"}, transpose_call), ({np.reshape: "reshape"}, reshape_call),
     (composites.FUNCTIONS, composites.variance), ({np.linalg.norm: "norm"}, composites.norm),
-    ({np.clip: "clip"}, composites.clip),
+    ({np.clip: "clip"}, composites.clip), ({np.logaddexp: "logaddexp"}, composites.logaddexp),
+    ({np.diff: "diff"}, composites.diff), ({builtins.sum: "sum"}, builtin_sum),
 ]
-SCALAR_CASTS = {builtins.float: cast("float"), builtins.int: cast("int"), builtins.len: length,
+SCALAR_CASTS = {builtins.float: to_float, builtins.int: cast("int"), builtins.len: length,
                 np.float64: cast("float"), np.float32: cast("float32")}

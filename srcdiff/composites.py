@@ -1,4 +1,5 @@
-"""NumPy functions srcdiff writes with its own gates: var, std, linalg.norm, clip.
+"""NumPy functions srcdiff writes with its own gates: var, std, linalg.norm, clip,
+logaddexp, diff.
 
 Each is lowered to the few gates of its definition, so its gradient comes from
 the rules of those gates (and the generated code shows the definition).
@@ -68,8 +69,48 @@ def clip(lw, node, gate, target):
     return out
 
 
+def logaddexp(lw, node, gate, target):
+    """np.logaddexp(a, b) = m + log(exp(a - m) + exp(b - m)), m = maximum(a, b)."""
+    if len(node.args) != 2 or node.keywords:
+        lw.fail("`np.logaddexp` takes 2 arguments here", node)
+    a, b = (lw.expr(x, None) for x in node.args)
+    m = lw.emit("maximum", [a, b], {}, node)
+    total = lw.emit("add", [lw.emit("exp", [lw.emit("sub", [a, m], {}, node)], {}, node),
+                            lw.emit("exp", [lw.emit("sub", [b, m], {}, node)], {}, node)], {}, node)
+    return lw.emit("add", [m, lw.emit("log", [total], {}, node)], {}, node, target)
+
+
+def diff(lw, node, gate, target):
+    """np.diff(x) = x[1:] - x[:-1] (1-D x); np.diff(x, axis=0) the same for any rank."""
+    options = {k.arg: k.value for k in node.keywords}
+    if len(node.args) != 1 or set(options) - {"axis"}:
+        lw.fail("`np.diff` takes an array and `axis=` here (n = 1)", node,
+                hint="for higher differences apply np.diff again")
+    axis = options.get("axis")
+    axis = -1 if axis is None else _constant_int(lw, axis)
+    if axis not in (0, -1):
+        lw.fail("`np.diff` is supported along axis 0 (and the last axis of a 1-D array)", node,
+                hint="transpose first: np.diff(x.T, axis=0).T")
+    x = lw.expr(node.args[0], None)
+    check = {"only_1d": "np.diff(x) without axis=0"} if axis == -1 else {}
+    after = lw.emit("index", [x, Const(1)], {"index": (("slice", True, False, False),), **check}, node)
+    before = lw.emit("index", [x, Const(-1)], {"index": (("slice", False, True, False),)}, node)
+    return lw.emit("sub", [after, before], {}, node, target)
+
+
+def _constant_int(lw, node):
+    try:
+        value = ast.literal_eval(node)
+    except ValueError:
+        value = None
+    if type(value) is not int:
+        lw.fail("`axis` must be a constant integer", node)
+    return value
+
+
 def _is_none(node):
     return isinstance(node, ast.Constant) and node.value is None
 
 
 FUNCTIONS = {np.var: "var", np.std: "std"}
+EXTRA = {np.logaddexp: logaddexp, np.diff: diff}

@@ -131,9 +131,13 @@ class Lowerer:
         return inner
 
     def assign(self, stmt):
-        if len(stmt.targets) != 1:
-            self.fail("chained assignment `a = b = ...` is not supported", stmt)
-        self.assign_to(stmt.targets[0], stmt.value, stmt)
+        first, *others = stmt.targets
+        if others and not all(isinstance(t, ast.Name) for t in stmt.targets):
+            self.fail("chained assignment `a = b = ...` is supported to names only", stmt,
+                      hint="assign the value to a name, then set the others from it")
+        self.assign_to(first, stmt.value, stmt)
+        for other in others:       # `a = b = value`: one value, both names (as in Python)
+            self.assign_to(other, ast.copy_location(ast.Name(first.id, ast.Load()), first), stmt)
 
     def ann_assign(self, stmt):
         if stmt.value is None:
@@ -472,13 +476,20 @@ class Lowerer:
         return self.emit(gate, [operand], {}, node, target)
 
     def compare(self, node, target):
-        if len(node.ops) != 1:
-            self.fail("chained comparisons are not supported", node, hint="write `a < b and b < c`")
-        gate = CMPOPS.get(type(node.ops[0]))
-        if gate is None:
-            self.fail("`is` and `in` comparisons are not supported", node)
-        return self.emit(gate, [self.expr(node.left, None), self.expr(node.comparators[0], None)],
-                         {}, node, target)
+        """`a < b`, and `a < b <= c` as `a < b and b <= c` with b evaluated once."""
+        gates = [CMPOPS.get(type(op)) for op in node.ops]
+        if None in gates:
+            self.fail("`is` and `in` comparisons are not supported", node,
+                      hint="compare values with `==`, `<`, ... (joined with `or`)")
+        operands = [self.expr(node.left, None)] + [self.expr(c, None) for c in node.comparators]
+        last = len(gates) - 1
+        result = None
+        for k, gate in enumerate(gates):
+            out = target if k == last and not k else None
+            test = self.emit(gate, [operands[k], operands[k + 1]], {}, node, out)
+            result = test if result is None else \
+                self.emit("and", [result, test], {}, node, target if k == last else None)
+        return result
 
     def boolop(self, node, target):
         gate = "and" if isinstance(node.op, ast.And) else "or"

@@ -118,6 +118,10 @@ def _op(op, env):
     rule = TYPE_RULES.get(op.gate)
     if rule is None:
         raise SrcdiffError(f"internal: no type rule for gate {op.gate}", op.where)
+    if op.params.get("only_1d") and args[0].ndim != 1:
+        raise SrcdiffError(f"{op.params['only_1d']} is supported for 1-D arrays; this one is "
+                           f"{args[0].ndim}-D", op.where,
+                           hint="pass axis=0, or transpose: np.diff(x.T, axis=0).T for the last axis")
     out = rule(op, *args)
     if op.out is None:
         if op.params.get("swap") and args[1].ndim:

@@ -194,17 +194,17 @@ def test_non_constant_range_step():
     lowering_error(variable_step, message="step of `range`", hint=True, token="range(0, 6, step)")
 
 
-def chained_comparison(x):
-    if 0.0 < x < 1.0:  # <- error
+def membership_test(x):
+    if x in (0.0, 1.0):  # <- error
         y = x * x
     else:
         y = x
     return y
 
 
-def test_chained_comparison():
-    lowering_error(chained_comparison, message="chained comparisons", hint="and",
-                   token="0.0 < x < 1.0")
+def test_membership_comparison():
+    lowering_error(membership_test, message="`is` and `in` comparisons", hint="==",
+                   token="x in (0.0, 1.0)")
 
 
 # ---- unsupported statements ------------------------------------------------------------------

@@ -49,6 +49,26 @@ def g_mod(x, y):
     return np.sum(np.sin(x % y) * (x % y))
 
 
+def g_logaddexp(x, y):
+    return np.sum(np.logaddexp(x, y) * x) + np.sum(np.logaddexp(y, 0.5))
+
+
+def g_diff(x):
+    return np.sum(np.diff(x) ** 2 * x[1:])
+
+
+def g_diff_axis0(x):
+    return np.sum(np.sin(np.diff(x, axis=0)))
+
+
+def g_ravel_flatten(x):
+    return np.sum(x.ravel() * np.cos(x.T.flatten()))
+
+
+def g_builtin_sum(x):
+    return np.sum(np.sin(sum(x)))
+
+
 def g_pow_const(x):
     return np.sum(x ** 3.0) + np.sum(x ** 2) + np.sum(x ** 1) + np.sum(x ** 0) + np.sum(x ** -1.5)
 
@@ -394,6 +414,11 @@ SPEC = [
                                 "1d": lambda r: real(V)(r) + nonzero(V, low=0.5)(r)}),
     Gate("mod", g_mod, (0, 1), {"scalar": mod_inputs(S, S), "1d": mod_inputs(V, V),
                                 "2d": mod_inputs(M, S)}),
+    Gate("np.logaddexp", g_logaddexp, (0, 1), {"1d": real(V, V), "2d": real(M, M)}),
+    Gate("np.diff", g_diff, 0, {"1d": real(V)}),
+    Gate("np.diff-axis0", g_diff_axis0, 0, {"1d": real(V), "2d": real(M)}),
+    Gate(".ravel-.flatten", g_ravel_flatten, 0, {"2d": real(M)}),
+    Gate("builtin-sum", g_builtin_sum, 0, {"1d": real(V), "2d": real(M)}),
     Gate("pow-array-const", g_pow_const, 0, {"scalar": positive(S), "1d": positive(V)}),
     Gate("pow-const-array", g_const_pow, 0, {"scalar": real(S), "1d": real(V)}),
     Gate("pow-array-array", g_pow_pow, (0, 1), {"scalar": positive(S, S), "1d": positive(V, V)}),
@@ -606,8 +631,9 @@ def call_gates():
 
 def test_every_call_table_gate_has_a_rule():
     assert set(calls.SCALAR_CASTS) == {float, int, len, np.float64, np.float32}
-    # var, std, norm and clip are written with other gates (srcdiff/composites.py)
-    composite = {"var", "std", "norm", "clip"}
+    # var, std, norm, clip, logaddexp and diff are written with other gates
+    # (srcdiff/composites.py), .ravel() and .flatten() with reshape
+    composite = {"var", "std", "norm", "clip", "logaddexp", "diff", "ravel", "flatten"}
     missing = [(callee, gate) for callee, gate in call_gates()
                if gate not in rules.RULES and gate not in rules.NON_DIFFERENTIABLE
                and gate not in rules.SWEEP_GATES and gate not in composite]

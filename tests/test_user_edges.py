@@ -606,3 +606,41 @@ def test_a_tuple_assignment_of_rows_is_refused_as_numpy_does_not_swap_them():
     with pytest.raises(srcdiff.SrcdiffError, match="the slices on the right are views") as caught:
         srcdiff.grad(swap_two_rows)(np.arange(4.0).reshape(2, 2))
     assert "hint: swap through a copy" in str(caught.value)
+
+
+# ---- small forms users write: chained comparisons, a = b = ..., float("-inf") -------------
+def banded_sum(x, y):
+    a = b = x * 2.0
+    s = 0.0
+    for i in range(y.shape[0]):
+        if -0.5 < y[i] <= 0.7:
+            s += np.sin(y[i] * a)
+        elif 0.7 < y[i] < 2.0 < 3.0:
+            s += y[i] ** 2 * b
+    return s + a * b
+
+
+def running_max_from_minus_inf(x):
+    m = float("-inf")
+    for i in range(x.shape[0]):
+        if x[i] > m:
+            m = x[i]
+    return m * 2.0 + float("1.5")
+
+
+def diff_of_a_matrix(A):
+    return np.sum(np.diff(A))
+
+
+@pytest.mark.parametrize("fn, args, wrt", [
+    (banded_sum, (0.4, np.array([-1.0, -0.2, 0.5, 0.9, 1.5, 2.5])), (0, 1)),
+    (running_max_from_minus_inf, (np.array([0.3, -1.2, 0.8, 2.0, -0.1]),), 0),
+], ids=["chained", "minus-inf"])
+def test_small_forms_users_write(fn, args, wrt):
+    assert np.isclose(srcdiff.value_and_grad(fn, wrt=wrt)(*args)[0], fn(*args), rtol=1e-12)
+    assert_grad_matches_fd(fn, args, wrt=wrt)
+
+
+def test_np_diff_without_axis_of_a_matrix_is_refused():
+    with pytest.raises(srcdiff.SrcdiffError, match="supported for 1-D arrays; this one is 2-D"):
+        srcdiff.grad(diff_of_a_matrix)(np.ones((3, 4)))
