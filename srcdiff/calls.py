@@ -14,7 +14,7 @@ ELEMENTWISE = {
     np.exp: "exp", np.log: "log", np.sqrt: "sqrt", np.sin: "sin", np.cos: "cos", np.tan: "tan",
     np.tanh: "tanh", np.abs: "abs", np.absolute: "abs", np.log1p: "log1p", np.expm1: "expm1",
     np.sign: "sign", np.square: "square", np.negative: "neg", np.arctan: "arctan",
-    np.sinh: "sinh", np.cosh: "cosh", np.floor: "floor", np.ceil: "ceil",
+    np.sinh: "sinh", np.cosh: "cosh", np.floor: "floor", np.ceil: "ceil", np.cumsum: "cumsum",
     math.exp: "exp", math.log: "log", math.sqrt: "sqrt", math.sin: "sin", math.cos: "cos",
     math.tan: "tan", math.tanh: "tanh", math.fabs: "abs", math.log1p: "log1p", math.expm1: "expm1",
     math.atan: "arctan", math.sinh: "sinh", math.cosh: "cosh", math.floor: "floor", math.ceil: "ceil",

@@ -279,6 +279,11 @@ def needs_array(op, x, what):
                            hint="index with a slice to keep an array: x[0:1] instead of x[0]")
 
 
+def cumulative(op, x):
+    needs_array(op, x, "np.cumsum")
+    return Ty(x.dtype if x.dtype.startswith("float") else "int64", 1)
+
+
 TYPE_RULES = {
     "copy": same, "neg": same, "abs": same, "square": same, "copy_array": same,
     "zeros_like": same, "ones_like": same, "empty_like": same, "transpose": transpose,
@@ -295,5 +300,5 @@ TYPE_RULES = {
     "softmax": softmax, "log_softmax": softmax, "softmax_cross_entropy": scalar_of,
     "zeros": create, "ones": create, "empty": create, "reshape": reshape,
     "dim": dim, "broadcast_dim": integer, "size": integer, "ndim": integer, "int": integer, "float": to_float, "float32": to_float32,
-    "index": index, "store": store, "store_add": store, "store_sub": store,
+    "index": index, "store": store, "store_add": store, "store_sub": store, "cumsum": cumulative,
 }

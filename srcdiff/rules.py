@@ -113,6 +113,11 @@ def identity(op, ty, g, z, x):
     return (g,)
 
 
+@rule("cumsum")
+def cumsum(op, ty, g, z, x):
+    return (helper("reversed_cumsum", g, x),)     # z[k] = x[0] + ... + x[k]
+
+
 @rule("where")
 def where(op, ty, g, z, c, a, b):
     return None, choose(ty, c, g, 0.0), choose(ty, c, 0.0, g)

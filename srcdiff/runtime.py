@@ -27,7 +27,7 @@ __all__ = [
     "add_tie_share_all", "tie_share_at", "add_tie_share_at", "add_outer", "vecmat", "matvec", "vecmat_into", "matvec_into",
     "softmax_over", "log_softmax_over", "logsumexp_over_keep",
     "softmax_all", "log_softmax_all", "logsumexp_all",
-    "reserve", "range_last", "broadcast_dim", "as_dtype_of", "apart",
+    "reserve", "range_last", "broadcast_dim", "as_dtype_of", "apart", "reversed_cumsum",
 ]
 
 
@@ -155,6 +155,12 @@ def tie_share_at(g, tape, at):
 def add_tie_share_at(d, g, tape, at):
     """d += tie_share_at(g, tape, at), in place."""
     d += tie_share_at(g, tape, at)
+
+
+def reversed_cumsum(g, x):
+    """The adjoint of np.cumsum(x) for its adjoint g: entry k gets g[k] + g[k+1] + ...,
+    shaped like x (np.cumsum flattens)."""
+    return np.cumsum(g[::-1])[::-1].reshape(x.shape)
 
 
 def add_outer(d, x, y):
@@ -790,6 +796,20 @@ def _add_tie_share_at_ol(d, g, tape, at):
     if d.ndim != 1:
         raise TypingError("add_tie_share_at: d must be 1-D")
     return lambda d, g, tape, at: _tie_share_at_k(d, g, tape, at)
+
+
+@overload(reversed_cumsum)
+def _reversed_cumsum_ol(g, x):
+    _require_array("reversed_cumsum", g=g, x=x)
+
+    def impl(g, x):
+        out = np.empty(g.size, g.dtype)
+        total = 0.0
+        for k in range(g.size - 1, -1, -1):
+            total += g[k]
+            out[k] = total
+        return out.reshape(x.shape)
+    return impl
 
 
 @overload(add_outer)

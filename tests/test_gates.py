@@ -69,6 +69,10 @@ def g_builtin_sum(x):
     return np.sum(np.sin(sum(x)))
 
 
+def g_cumsum(x):
+    return np.sum(np.sin(np.cumsum(x)) * np.cumsum(x * x)[-1])
+
+
 def g_pow_const(x):
     return np.sum(x ** 3.0) + np.sum(x ** 2) + np.sum(x ** 1) + np.sum(x ** 0) + np.sum(x ** -1.5)
 
@@ -419,6 +423,7 @@ SPEC = [
     Gate("np.diff-axis0", g_diff_axis0, 0, {"1d": real(V), "2d": real(M)}),
     Gate(".ravel-.flatten", g_ravel_flatten, 0, {"2d": real(M)}),
     Gate("builtin-sum", g_builtin_sum, 0, {"1d": real(V), "2d": real(M)}),
+    Gate("np.cumsum", g_cumsum, 0, {"1d": real(V), "2d": real(M)}),
     Gate("pow-array-const", g_pow_const, 0, {"scalar": positive(S), "1d": positive(V)}),
     Gate("pow-const-array", g_const_pow, 0, {"scalar": real(S), "1d": real(V)}),
     Gate("pow-array-array", g_pow_pow, (0, 1), {"scalar": positive(S, S), "1d": positive(V, V)}),

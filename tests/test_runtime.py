@@ -573,3 +573,21 @@ def test_helpers_under_njit_cache(tmp_path, monkeypatch):
     np.testing.assert_array_equal(tape1[:tape.size], want_tape[:tape.size])
     np.testing.assert_array_equal(tape2[:tape.size], want_tape[:tape.size])
     assert tape1.shape == want_tape.shape == (64,) and tape1[0] == 3
+
+
+# ---------------------------------------------------------------------------
+# reversed_cumsum: the adjoint of np.cumsum
+# ---------------------------------------------------------------------------
+
+@numba.njit
+def numba_reversed_cumsum(g, x):
+    return rt.reversed_cumsum(g, x)
+
+
+@pytest.mark.parametrize("run", [rt.reversed_cumsum, numba_reversed_cumsum], ids=["python", "numba"])
+@pytest.mark.parametrize("shape", [(5,), (2, 3), (1,)], ids=str)
+def test_reversed_cumsum_is_the_transpose_of_cumsum(run, shape):
+    x = np.arange(float(np.prod(shape))).reshape(shape)
+    g = np.linspace(-1.0, 2.0, x.size)
+    jacobian = np.tril(np.ones((x.size, x.size)))          # d cumsum(x)[i] / d x[j] = [j <= i]
+    np.testing.assert_allclose(run(g, x), (jacobian.T @ g).reshape(shape), rtol=1e-14)
