@@ -240,10 +240,13 @@ class Lowerer:
         if stmt.orelse:
             self.fail("`for ... else` is not supported", stmt)
         it = self.unreversed(stmt.iter)
+        if not (isinstance(it, ast.Call) and self.static_value(it.func) in (range, reversed)):
+            stmt = self.over_entries(stmt)
+            it = stmt.iter
         if not (isinstance(it, ast.Call) and self.static_value(it.func) is range):
-            self.fail("`for` loops must run over `range(...)`", it,
-                      hint="write `for i in range(len(x)):` (or `reversed(range(...))`) and "
-                           "index with x[i]")
+            self.fail("this `for` loop runs over something srcdiff cannot iterate", it,
+                      hint="loop over `range(...)`, `reversed(range(...))`, an array, "
+                           "`enumerate(x)` or `zip(x, y)`")
         if not isinstance(stmt.target, ast.Name):
             self.fail("the loop variable must be a single name", stmt.target)
         if it.keywords or not 1 <= len(it.args) <= 3:
@@ -267,6 +270,41 @@ class Lowerer:
         if broke:
             loop.counter = self.names.fresh("trips")
         self.block.append(loop)
+
+    def over_entries(self, stmt):
+        """`for v in x`, `for i, v in enumerate(x)` and `for a, b in zip(x, y)` over arrays
+        as a loop over `range`, the body starting with `v = x[i]` (x taken once, before)."""
+        it, target = stmt.iter, stmt.target
+        callee = self.static_value(it.func) if isinstance(it, ast.Call) else None
+        if callee is enumerate and len(it.args) == 1 and not it.keywords \
+                and isinstance(target, ast.Tuple) and len(target.elts) == 2 \
+                and isinstance(target.elts[0], ast.Name):
+            counter, targets, sources = target.elts[0], [target.elts[1]], it.args
+        elif callee is zip and it.args and not it.keywords and isinstance(target, ast.Tuple) \
+                and len(target.elts) == len(it.args):
+            counter, targets, sources = None, target.elts, it.args
+        elif callee is None and not isinstance(it, (ast.List, ast.Tuple, ast.Constant)):
+            counter, targets, sources = None, [target], [it]
+        else:
+            return stmt
+        names = []
+        for source in sources:
+            name = f"{ast.unparse(source)} (iterated)"          # not a Python name: no clash
+            self.scope[name] = self.fixed(self.expr(source, None), source)
+            names.append(ast.copy_location(ast.Name(name, ast.Load()), source))
+        if counter is None:
+            counter = ast.Name(self.names.fresh("k"), ast.Store())
+        lengths = [ast.Call(ast.Name("len", ast.Load()), [n], []) for n in names]
+        trips = lengths[0] if len(lengths) == 1 else ast.Call(ast.Name("min", ast.Load()), lengths, [])
+        starts = [ast.Assign([t], ast.Subscript(n, ast.Name(counter.id, ast.Load()), ast.Load()))
+                  for t, n in zip(targets, names)]
+        loop = ast.For(ast.Name(counter.id, ast.Store()),
+                       ast.Call(ast.Name("range", ast.Load()), [trips], []), starts + stmt.body, [])
+        for node in [loop] + starts + [trips, loop.iter]:
+            for part in ast.walk(node):
+                if not hasattr(part, "lineno"):
+                    ast.copy_location(part, stmt)
+        return loop
 
     def unreversed(self, it):
         """`reversed(range(a, b, s))` as the range counting down, `range(last, a - s, -s)`

@@ -106,7 +106,8 @@ def loop_over_list(x):
 
 
 def test_for_loop_over_a_list():
-    lowering_error(loop_over_list, message="range", hint="range(len(x))", token="[1.0, 2.0]")
+    lowering_error(loop_over_list, message="cannot iterate", hint="`enumerate(x)` or `zip(x, y)`",
+                   token="[1.0, 2.0]")
 
 
 def while_loop(x):

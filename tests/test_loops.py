@@ -855,16 +855,16 @@ def uses_break_in_while(x):
     return s
 
 
-def iterates_array(x):
+def iterates_tuple_literal(x):
     s = 0.0
-    for v in x:
-        s += v * v
+    for v in (0.5, 1.5):
+        s += v * x[0]
     return s
 
 
-def iterates_enumerate(x):
+def iterates_enumerate_from_one(x):
     s = 0.0
-    for i, v in enumerate(x):
+    for i, v in enumerate(x, 1):
         s += v * i
     return s
 
@@ -1374,8 +1374,8 @@ def test_break_and_continue(fn, x):
 
 
 @pytest.mark.parametrize("fn, marker", [
-    (iterates_array, "for v in x"),
-    (iterates_enumerate, "for i, v in enumerate"),
+    (iterates_tuple_literal, "for v in (0.5"),
+    (iterates_enumerate_from_one, "for i, v in enumerate"),
     (for_else, "for i in range"),
     (variable_step, "for i in range"),
     (return_in_loop, "return s"),
@@ -2081,3 +2081,46 @@ def test_reversed_range_loops(fn, n):
     x = rng(119 + n).normal(size=n)
     check_loop(fn, x)
     assert np.isclose(srcdiff.value_and_grad(fn)(x)[0], fn(x), rtol=1e-12)
+
+
+# ---- loops over arrays: for v in x, enumerate, zip ------------------------------------------
+def decaying_sum_over_entries(x):
+    s = 0.0
+    for v in x:
+        s = s * 0.5 + np.sin(v)
+    return s
+
+
+def rows_through_tanh(A, w):
+    s = 0.0
+    for row in A:
+        s += np.sum(np.tanh(row * w))
+    return s
+
+
+def zipped_and_enumerated(x, y):
+    s = 0.0
+    for a, b in zip(x, y):                # stops at the shorter one
+        s += a * b * b
+    for i, v in enumerate(x):
+        s += v * i
+    return s
+
+
+def iterates_the_array_taken_before_the_loop(x):
+    s = 0.0
+    for v in x * 2.0:
+        x = x + 1.0
+        s += v * np.sum(x)
+    return s
+
+
+@pytest.mark.parametrize("fn, args, wrt", [
+    (decaying_sum_over_entries, (rng(120).normal(size=5),), 0),
+    (rows_through_tanh, (rng(121).normal(size=(3, 4)), rng(122).normal(size=4)), (0, 1)),
+    (zipped_and_enumerated, (rng(123).normal(size=5), rng(124).normal(size=4)), (0, 1)),
+    (iterates_the_array_taken_before_the_loop, (rng(125).normal(size=4),), 0),
+])
+def test_loops_over_the_entries_of_arrays(fn, args, wrt):
+    check_loop(fn, *args, wrt=wrt)
+    assert np.isclose(srcdiff.value_and_grad(fn, wrt=wrt)(*args)[0], fn(*args), rtol=1e-12)
