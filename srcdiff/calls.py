@@ -259,6 +259,22 @@ def cast(gate):
     return lower
 
 
+def ranges(lw, node, gate, target):
+    """np.arange(stop), np.arange(start, stop[, step]), np.linspace(a, b[, num]), np.eye(n):
+    always with all their bounds (numba's forms)."""
+    counts = {"arange": (1, 3), "linspace": (2, 3), "eye": (1, 1)}[gate]
+    if not counts[0] <= len(node.args) <= counts[1] or node.keywords:
+        lw.fail(f"`np.{gate}` takes {counts[0]} to {counts[1]} positional arguments here", node,
+                hint="dtype= and other options are not supported; convert after, e.g. x * 1.0")
+    args = [lw.expr(a, None) for a in node.args]
+    if gate == "arange":
+        args = {1: lambda a: [Const(0)] + a + [Const(1)], 2: lambda a: a + [Const(1)],
+                3: lambda a: a}[len(args)](args)
+    if gate == "linspace" and len(args) == 2:
+        args.append(Const(50))
+    return lw.emit(gate, args, {}, node, target)
+
+
 def builtin_sum(lw, node, gate, target):
     """Builtin sum(x) of an array: the sum over its first axis, as np.sum(x, axis=0)."""
     if len(node.args) != 1 or node.keywords:
@@ -344,7 +360,8 @@ DISPATCH = [
     ({np.transpose: "transpose"}, transpose_call), ({np.reshape: "reshape"}, reshape_call),
     (composites.FUNCTIONS, composites.variance), ({np.linalg.norm: "norm"}, composites.norm),
     ({np.clip: "clip"}, composites.clip), ({np.logaddexp: "logaddexp"}, composites.logaddexp),
-    ({np.diff: "diff"}, composites.diff), ({builtins.sum: "sum"}, builtin_sum),
+    ({np.diff: "diff"}, composites.diff),
+    ({np.arange: "arange", np.linspace: "linspace", np.eye: "eye"}, ranges), ({builtins.sum: "sum"}, builtin_sum),
 ]
 SCALAR_CASTS = {builtins.float: to_float, builtins.int: cast("int"), builtins.len: length,
                 np.float64: cast("float"), np.float32: cast("float32")}

@@ -279,6 +279,18 @@ def needs_array(op, x, what):
                            hint="index with a slice to keep an array: x[0:1] instead of x[0]")
 
 
+def ranged(op, *bounds):
+    """np.arange (int64 from integer bounds), np.linspace (float64), np.eye (2-D float64)."""
+    for b in bounds:
+        if b.ndim:
+            raise SrcdiffError(f"np.{op.gate} takes scalars here, and one of these is an array",
+                               op.where)
+    if op.gate == "eye":
+        return Ty("float64", 2)
+    integers = all(b.dtype in ("int64", "bool") for b in bounds)
+    return Ty("int64" if op.gate == "arange" and integers else "float64", 1)
+
+
 def cumulative(op, x):
     needs_array(op, x, "np.cumsum")
     return Ty(x.dtype if x.dtype.startswith("float") else "int64", 1)
@@ -301,4 +313,5 @@ TYPE_RULES = {
     "zeros": create, "ones": create, "empty": create, "reshape": reshape,
     "dim": dim, "broadcast_dim": integer, "size": integer, "ndim": integer, "int": integer, "float": to_float, "float32": to_float32,
     "index": index, "store": store, "store_add": store, "store_sub": store, "cumsum": cumulative,
+    "arange": ranged, "linspace": ranged, "eye": ranged,
 }

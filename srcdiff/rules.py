@@ -16,7 +16,7 @@ from .sym import helper, if_else, np_, number, product
 RULES = {}
 NON_DIFFERENTIABLE = {
     "lt", "le", "gt", "ge", "eq", "ne", "and", "or", "not", "sign", "floor", "ceil", "floordiv",
-    "zeros", "ones", "empty", "zeros_like", "ones_like", "empty_like",
+    "zeros", "ones", "empty", "zeros_like", "ones_like", "empty_like", "eye",
     "dim", "broadcast_dim", "size", "ndim", "int",
 }
 # gates whose rule is applied by the reverse sweep itself (they write into arrays)
@@ -116,6 +116,18 @@ def identity(op, ty, g, z, x):
 @rule("cumsum")
 def cumsum(op, ty, g, z, x):
     return (helper("reversed_cumsum", g, x),)     # z[k] = x[0] + ... + x[k]
+
+
+@rule("arange")
+def arange(op, ty, g, z, start, stop, step):
+    k = np_.arange(z.attr("size"))                 # z[k] = start + k * step
+    return np_.sum(g), None, np_.sum(g * k)
+
+
+@rule("linspace")
+def linspace(op, ty, g, z, a, b, n):
+    t = np_.linspace(0.0, 1.0, n)                  # z = a + (b - a) * t
+    return np_.sum(g * (1.0 - t)), np_.sum(g * t), None
 
 
 @rule("where")

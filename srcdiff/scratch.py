@@ -32,7 +32,8 @@ COPYING_CALLS = {
     "tie_share_all", "add_tie_share_all", "add_tie_share_at", "softmax_over",
     "log_softmax_over", "logsumexp_over_keep", "softmax_all", "log_softmax_all",
     "logsumexp_all", "len", "sum", "mean", "dot", "outer", "matmul", "copy", "zeros_like",
-    "ones_like", "empty_like", "where", "clip", "var", "std", "max", "min", "cumsum",
+    "ones_like", "empty_like", "where", "clip", "var", "std", "max", "min", "cumsum", "arange",
+    "linspace", "eye",
     "reversed_cumsum",
 }
 UFUNCS = {name for name, value in vars(np).items() if isinstance(value, np.ufunc)}

@@ -73,6 +73,23 @@ def g_cumsum(x):
     return np.sum(np.sin(np.cumsum(x)) * np.cumsum(x * x)[-1])
 
 
+def g_arange(x):
+    return np.sum(x * np.arange(x.shape[0])) + np.sum(np.sin(x) * np.arange(0.5, 5.5, 1.0)[0])
+
+
+def g_arange_bounds(a, h):
+    t = np.arange(a, a + 3.5 * h, h)          # start and step differentiated: 4 entries
+    return np.sum(t * t)
+
+
+def g_linspace(L, x):
+    return np.sum(np.sin(np.linspace(-L, 2.0 * L, 5)) * x)
+
+
+def g_eye(x):
+    return np.sum((x + 0.5 * np.eye(x.shape[0])) ** 2)
+
+
 def g_pow_const(x):
     return np.sum(x ** 3.0) + np.sum(x ** 2) + np.sum(x ** 1) + np.sum(x ** 0) + np.sum(x ** -1.5)
 
@@ -424,6 +441,10 @@ SPEC = [
     Gate(".ravel-.flatten", g_ravel_flatten, 0, {"2d": real(M)}),
     Gate("builtin-sum", g_builtin_sum, 0, {"1d": real(V), "2d": real(M)}),
     Gate("np.cumsum", g_cumsum, 0, {"1d": real(V), "2d": real(M)}),
+    Gate("np.arange", g_arange, 0, {"1d": real(V)}),
+    Gate("np.arange-bounds", g_arange_bounds, (0, 1), {"scalar": positive(S, S)}),
+    Gate("np.linspace", g_linspace, (0, 1), {"1d": real(S, V)}),
+    Gate("np.eye", g_eye, 0, {"2d": real((3, 3))}),
     Gate("pow-array-const", g_pow_const, 0, {"scalar": positive(S), "1d": positive(V)}),
     Gate("pow-const-array", g_const_pow, 0, {"scalar": real(S), "1d": real(V)}),
     Gate("pow-array-array", g_pow_pow, (0, 1), {"scalar": positive(S, S), "1d": positive(V, V)}),
