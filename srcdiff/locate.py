@@ -16,7 +16,8 @@ from .compile import load
 from .errors import SrcdiffError, Where
 
 LINE_COMMENT = re.compile(r"^\s*# (?:reverse of )?line (\d+): ")
-RUNTIME_ERRORS = (ValueError, IndexError, ZeroDivisionError, TypeError, AssertionError)
+RUNTIME_ERRORS = (ValueError, IndexError, ZeroDivisionError, TypeError, AssertionError,
+                  NameError)
 
 
 def runtime_error(gradient, source, args, error):
@@ -32,6 +33,9 @@ def runtime_error(gradient, source, args, error):
                             "iteration to the next)")
     message = (f"`{gradient.__name__}` failed on these arguments ({describe(gradient.params, args)})"
                f": {type(reason).__name__}: {reason}")
+    if isinstance(reason, NameError):      # as in Python: set only in a branch that did not run
+        return SrcdiffError(message, where, hint="give the name a value before the `if` that sets "
+                            "it (or in its `else`)")
     return SrcdiffError(message, where, hint="check that the arguments' shapes fit together as "
                         "the function expects")
 

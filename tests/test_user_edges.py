@@ -644,3 +644,17 @@ def test_small_forms_users_write(fn, args, wrt):
 def test_np_diff_without_axis_of_a_matrix_is_refused():
     with pytest.raises(srcdiff.SrcdiffError, match="supported for 1-D arrays; this one is 2-D"):
         srcdiff.grad(diff_of_a_matrix)(np.ones((3, 4)))
+
+
+def set_only_when_positive(x):
+    if x > 0.0:
+        y = x * 2.0
+    return y * x
+
+
+def test_a_name_a_branch_did_not_set_is_a_srcdiff_error_without_compiling():
+    g = srcdiff.grad(set_only_when_positive, compile=False)
+    assert np.isclose(g(0.5), 2.0)
+    with pytest.raises(srcdiff.SrcdiffError, match="UnboundLocalError") as caught:
+        g(-0.5)
+    assert "give the name a value before the `if`" in str(caught.value)
