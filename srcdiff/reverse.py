@@ -221,18 +221,30 @@ class Sweep:
             total = inner + total
         return total
 
-    def _bounds_at_entry(self, loop, block, defined, gates=("add", "sub", "mul", "floordiv", "dim")):
+    def _bounds_at_entry(self, loop, block, defined):
         """{bound: expression} for the bounds of nested `loop` that `block` computes (once)
         from values the enclosing loop does not change, as `n - 1` or `x.shape[0]`: its trip
         count is then known at the enclosing loop's entry. None if a bound changes there."""
         bounds = {}
         for name in set(names_in((loop.start, loop.stop))) & defined:
-            op = next((s for s in block if isinstance(s, Op) and s.out == name), None)
-            if op is None or op.gate not in gates or self._definitions(name) != 1 \
-                    or set(names_in(op.args)) & defined:
+            bounds[name] = self._invariant(name, block, defined)
+            if bounds[name] is None:
                 return None
-            bounds[name] = FORWARD[op.gate](op, self.op_types(op), *[self.sym(a) for a in op.args])
         return bounds
+
+    def _invariant(self, name, block, defined, depth=4, gates=("add", "sub", "mul", "floordiv", "dim")):
+        """An expression for `name`, set once in `block` by integer arithmetic or a dim from
+        values the enclosing loop does not change (or from such names), else None."""
+        op = next((s for s in block if isinstance(s, Op) and s.out == name), None)
+        if not depth or op is None or op.gate not in gates or self._definitions(name) != 1:
+            return None
+        args = []
+        for a in op.args:
+            args.append(self._invariant(a, block, defined, depth - 1)
+                        if isinstance(a, str) and a in defined else self.sym(a))
+            if args[-1] is None:
+                return None
+        return FORWARD[op.gate](op, self.op_types(op), *args)
 
     def _definitions(self, name):
         if self.definition_counts is None:

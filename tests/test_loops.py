@@ -2007,6 +2007,27 @@ def heat_steps(u0, kappa, steps):
     return np.sum(u * u * kappa)
 
 
+def chain_forces(q, f, alpha):
+    n = q.shape[0]
+    for i in range(n - 1):                             # n - 1 from the inlined q.shape[0]
+        r = q[i + 1] - q[i]
+        fb = r + alpha * r * r
+        f[i] += fb
+        f[i + 1] -= fb
+    return f
+
+
+def chain_steps(q0, alpha, steps):
+    q = q0.copy()
+    f = np.zeros(q0.shape[0])
+    for t in range(steps):
+        f = f * 0.0
+        f = chain_forces(q, f, alpha)
+        for i in range(q.shape[0]):
+            q[i] += 0.1 * f[i]
+    return np.sum(q * q * q)
+
+
 def triangle_of_products(x):
     s = 0.0
     for t in range(x.shape[0]):
@@ -2027,6 +2048,7 @@ def _reserves(source):
     (logistic_nll_by_sample, (rng(111).normal(size=3), rng(112).normal(size=(6, 3)),
                               (rng(113).random(6) > 0.5) * 1.0), 0, 0),
     (heat_steps, (rng(114).normal(size=7), rng(115).uniform(0.1, 0.4, 7), 4), (0, 1), 0),
+    (chain_steps, (rng(126).normal(size=6), 0.3, 4), (0, 1), 0),
     (triangle_of_products, (rng(116).normal(size=5),), 0, 1),
 ])
 def test_the_tape_is_reserved_ahead_of_a_loop_when_its_size_is_known(fn, args, wrt, inside):
