@@ -83,6 +83,7 @@ class Lowerer:
 
     # ---- statements -----------------------------------------------------
     def lower_function_body(self, node):
+        self.function_node = node
         body = [s for s in node.body if not is_docstring(s)]
         for i, stmt in enumerate(body):
             if isinstance(stmt, ast.Return):
@@ -240,6 +241,7 @@ class Lowerer:
         if stmt.orelse:
             self.fail("`for ... else` is not supported", stmt)
         it = self.unreversed(stmt.iter)
+        shared = self.read_elsewhere(stmt)
         if not (isinstance(it, ast.Call) and self.static_value(it.func) in (range, reversed)):
             stmt = self.over_entries(stmt)
             it = stmt.iter
@@ -259,7 +261,7 @@ class Lowerer:
             self.fail("the step of `range` must be a nonzero integer constant", it,
                       hint="the backward runs the loop in reverse and needs the step's sign")
         body = stmt.body
-        if stmt.target.id in assigned_names(body):
+        if stmt.target.id in assigned_names(body) or stmt.target.id in shared:
             index, body = self.counted_apart(stmt.target, body)
         else:
             index = self.define(stmt.target.id)
@@ -270,6 +272,32 @@ class Lowerer:
         if broke:
             loop.counter = self.names.fresh("trips")
         self.block.append(loop)
+
+    def read_elsewhere(self, loop):
+        """The loop variables of `loop` that the function reads outside it (before, after, in
+        its bounds, or in an enclosing loop): the backward, which reruns the loop counting
+        down, would leave them at its first value, so such a loop counts in a name of its own.
+        Reads in the body of another loop over the same name are that loop's own."""
+        targets = loop.target.elts if isinstance(loop.target, ast.Tuple) else [loop.target]
+        names = {t.id for t in targets if isinstance(t, ast.Name)}
+        enclosing = self.enclosing(loop)
+        skipped = {id(n) for s in loop.body for n in ast.walk(s)}
+        for other in ast.walk(self.function_node):
+            if isinstance(other, ast.For) and other is not loop and id(other) not in enclosing \
+                    and {n.id for n in ast.walk(other.target) if isinstance(n, ast.Name)} & names:
+                skipped |= {id(n) for s in other.body for n in ast.walk(s)}
+        return {n.id for n in ast.walk(self.function_node) if isinstance(n, ast.Name)
+                and isinstance(n.ctx, ast.Load) and n.id in names and id(n) not in skipped}
+
+    def enclosing(self, node):
+        """Ids of the statements of the function that contain `node`."""
+        parents = {id(child): parent for parent in ast.walk(self.function_node)
+                   for child in ast.iter_child_nodes(parent)}
+        found = set()
+        while id(node) in parents:
+            node = parents[id(node)]
+            found.add(id(node))
+        return found
 
     def over_entries(self, stmt):
         """`for v in x`, `for i, v in enumerate(x)` and `for a, b in zip(x, y)` over arrays

@@ -658,3 +658,73 @@ def test_a_name_a_branch_did_not_set_is_a_srcdiff_error_without_compiling():
     with pytest.raises(srcdiff.SrcdiffError, match="UnboundLocalError") as caught:
         g(-0.5)
     assert "give the name a value before the `if`" in str(caught.value)
+
+
+# ---- a loop variable read outside its loop (the backward reruns the loop counting down) ----
+def index_reused(x):            # an index picked and used, then the name reused by a loop
+    i = 2
+    s = x[i] * x[i]
+    for i in range(4):
+        s = s * 0.5 + x[i]
+    return s
+
+
+def last_then_loop(x):          # the last index of one loop read between two loops
+    s = 0.0
+    n = x.shape[0]
+    for i in range(n):
+        s += x[i] * x[i]
+    last = x[i] * 2.0           # i == n - 1
+    for i in range(n):
+        s += x[i] * last
+    return s
+
+
+def inner_index_after(x, T):    # the inner loop's last index read after it, in the outer loop
+    s = 0.1
+    for t in range(T):
+        for i in range(x.shape[0] - t):
+            s = s * 0.9 + x[i]
+        s = s * x[i]
+    return s
+
+
+def shadowed_index(x):          # an inner loop reusing the outer loop's index name
+    s = 0.0
+    for i in range(3):
+        s += x[i]
+        for i in range(2):
+            s += x[i + 3] * 0.5
+        s += x[i] * s           # i == 1 here
+    return s
+
+
+def continue_after_for(x):
+    s = 1.0
+    for i in range(3):
+        s += x[i]
+    while i < 6:            # carry on from where the for loop stopped
+        s = s * x[i]
+        i += 1
+    return s
+
+
+def for_inside_while(x):
+    s = 0.0
+    i = 0
+    while i < 4:
+        s = s + x[i] * s + 0.1
+        for i in range(i, i + 2):
+            s = s * 0.9 + x[i + 1]
+        i = i + 1
+    return s
+
+
+@pytest.mark.parametrize("fn, args", [
+    (index_reused, ()), (last_then_loop, ()), (inner_index_after, (3,)), (shadowed_index, ()),
+    (continue_after_for, ()), (for_inside_while, ()),
+])
+def test_a_loop_variable_read_outside_its_loop(fn, args):
+    x = np.array([0.1, -0.4, 0.7, 0.3, -0.2, 0.5, 0.9])
+    assert np.isclose(srcdiff.value_and_grad(fn)(x, *args)[0], fn(x, *args), rtol=1e-12)
+    assert_grad_matches_fd(fn, (x,) + args)
