@@ -18,12 +18,13 @@ ELEMENTWISE = {
     math.exp: "exp", math.log: "log", math.sqrt: "sqrt", math.sin: "sin", math.cos: "cos",
     math.tan: "tan", math.tanh: "tanh", math.fabs: "abs", math.log1p: "log1p", math.expm1: "expm1",
     math.atan: "arctan", math.sinh: "sinh", math.cosh: "cosh", math.floor: "floor", math.ceil: "ceil",
-    builtins.abs: "abs", nn.relu: "relu", nn.sigmoid: "sigmoid",
+    builtins.abs: "abs", nn.relu: "relu", nn.sigmoid: "sigmoid", np.logical_not: "not",
 }
 BINARY = {
     np.maximum: "maximum", np.minimum: "minimum", np.dot: "matmul", np.matmul: "matmul",
     np.power: "pow", math.pow: "pow", np.add: "add", np.subtract: "sub", np.multiply: "mul",
     np.divide: "div", np.outer: "outer", np.arctan2: "arctan2", math.atan2: "arctan2",
+    np.logical_and: "and", np.logical_or: "or",
     nn.softmax_cross_entropy: "softmax_cross_entropy",
 }
 REDUCTIONS = {np.sum: "sum", np.mean: "mean", np.max: "max", np.min: "min", np.amax: "max",
@@ -262,10 +263,12 @@ def cast(gate):
 def ranges(lw, node, gate, target):
     """np.arange(stop), np.arange(start, stop[, step]), np.linspace(a, b[, num]), np.eye(n):
     always with all their bounds (numba's forms)."""
-    counts = {"arange": (1, 3), "linspace": (2, 3), "eye": (1, 1)}[gate]
-    if not counts[0] <= len(node.args) <= counts[1] or node.keywords:
-        lw.fail(f"`np.{gate}` takes {counts[0]} to {counts[1]} positional arguments here", node,
-                hint="dtype= and other options are not supported; convert after, e.g. x * 1.0")
+    low, high = {"arange": (1, 3), "linspace": (2, 3), "eye": (1, 1)}[gate]
+    if not low <= len(node.args) <= high or node.keywords:
+        counted = f"{low} to {high} positional arguments" if low < high else "one argument, n"
+        lw.fail(f"`np.{gate}` takes {counted} here", node,
+                hint="np.eye(n) is square; write others with np.zeros and writes" if gate == "eye"
+                else "dtype= and other options are not supported; convert after, e.g. x * 1.0")
     args = [lw.expr(a, None) for a in node.args]
     if gate == "arange":
         args = {1: lambda a: [Const(0)] + a + [Const(1)], 2: lambda a: a + [Const(1)],

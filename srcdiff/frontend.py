@@ -317,6 +317,9 @@ class Lowerer:
             return stmt
         names = []
         for source in sources:
+            if isinstance(source, ast.Name) and source.id not in assigned_names(stmt.body):
+                names.append(source)        # read as it is at each step, as NumPy iterates
+                continue
             name = f"{ast.unparse(source)} (iterated)"          # not a Python name: no clash
             self.scope[name] = self.fixed(self.expr(source, None), source)
             names.append(ast.copy_location(ast.Name(name, ast.Load()), source))
@@ -528,7 +531,10 @@ class Lowerer:
     def binop(self, node, target):
         gate = BINOPS.get(type(node.op))
         if gate is None:
-            self.fail(f"the operator `{type(node.op).__name__}` is not supported", node)
+            hint = {"BitAnd": "for conditions use `and`, or np.logical_and(a, b) on arrays",
+                    "BitOr": "for conditions use `or`, or np.logical_or(a, b) on arrays"}
+            self.fail(f"the operator `{type(node.op).__name__}` is not supported", node,
+                      hint=hint.get(type(node.op).__name__))
         left, right = self.expr(node.left, None), self.expr(node.right, None)
         return self.emit(gate, [left, right], {}, node, target)
 

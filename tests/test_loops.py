@@ -2137,7 +2137,17 @@ def iterates_the_array_taken_before_the_loop(x):
     return s
 
 
+def writes_the_array_it_iterates(y0, w):
+    y = y0 * 1.0
+    for i, v in enumerate(y):                 # NumPy reads y[i] as it is at step i
+        y[i] = np.sin(v) * w[i]
+        if i + 1 < y.shape[0]:
+            y[i + 1] = y[i + 1] + v
+    return np.sum(y * y)
+
+
 @pytest.mark.parametrize("fn, args, wrt", [
+    (writes_the_array_it_iterates, (rng(127).normal(size=5), rng(128).normal(size=5)), (0, 1)),
     (decaying_sum_over_entries, (rng(120).normal(size=5),), 0),
     (rows_through_tanh, (rng(121).normal(size=(3, 4)), rng(122).normal(size=4)), (0, 1)),
     (zipped_and_enumerated, (rng(123).normal(size=5), rng(124).normal(size=4)), (0, 1)),

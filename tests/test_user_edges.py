@@ -628,6 +628,12 @@ def running_max_from_minus_inf(x):
     return m * 2.0 + float("1.5")
 
 
+def logical_masks(x):
+    inside = np.logical_and(x > -0.5, x < 0.5)
+    return np.sum(np.where(np.logical_not(inside), x * x, 2.0 * x)) + np.sum(
+        np.where(np.logical_or(x < -1.0, x > 1.0), x, 0.0))
+
+
 def diff_of_a_matrix(A):
     return np.sum(np.diff(A))
 
@@ -635,7 +641,8 @@ def diff_of_a_matrix(A):
 @pytest.mark.parametrize("fn, args, wrt", [
     (banded_sum, (0.4, np.array([-1.0, -0.2, 0.5, 0.9, 1.5, 2.5])), (0, 1)),
     (running_max_from_minus_inf, (np.array([0.3, -1.2, 0.8, 2.0, -0.1]),), 0),
-], ids=["chained", "minus-inf"])
+    (logical_masks, (np.array([0.3, -1.2, 0.8, 2.0, -0.1, 0.45]),), 0),
+], ids=["chained", "minus-inf", "logical"])
 def test_small_forms_users_write(fn, args, wrt):
     assert np.isclose(srcdiff.value_and_grad(fn, wrt=wrt)(*args)[0], fn(*args), rtol=1e-12)
     assert_grad_matches_fd(fn, args, wrt=wrt)
