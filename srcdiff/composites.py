@@ -82,12 +82,12 @@ def logaddexp(lw, node, gate, target):
 
 def diff(lw, node, gate, target):
     """np.diff(x) = x[1:] - x[:-1] (1-D x); np.diff(x, axis=0) the same for any rank."""
+    from .calls import constant_option
     options = {k.arg: k.value for k in node.keywords}
     if len(node.args) != 1 or set(options) - {"axis"}:
         lw.fail("`np.diff` takes an array and `axis=` here (n = 1)", node,
                 hint="for higher differences apply np.diff again")
-    axis = options.get("axis")
-    axis = -1 if axis is None else _constant_int(lw, axis)
+    axis = constant_option(lw, options.get("axis"), -1, "axis", (int,))
     if axis not in (0, -1):
         lw.fail("`np.diff` is supported along axis 0 (and the last axis of a 1-D array)", node,
                 hint="transpose first: np.diff(x.T, axis=0).T")
@@ -96,16 +96,6 @@ def diff(lw, node, gate, target):
     after = lw.emit("index", [x, Const(1)], {"index": (("slice", True, False, False),), **check}, node)
     before = lw.emit("index", [x, Const(-1)], {"index": (("slice", False, True, False),)}, node)
     return lw.emit("sub", [after, before], {}, node, target)
-
-
-def _constant_int(lw, node):
-    try:
-        value = ast.literal_eval(node)
-    except ValueError:
-        value = None
-    if type(value) is not int:
-        lw.fail("`axis` must be a constant integer", node)
-    return value
 
 
 def _is_none(node):

@@ -355,7 +355,8 @@ class Lowerer:
         except ValueError:
             s = None
         if type(s) is not int or s == 0:
-            self.fail("the step of `range` must be a nonzero integer constant", step)
+            self.fail("the step of `range` must be a nonzero integer constant", step,
+                      hint="the backward runs the loop in reverse and needs the step's sign")
 
         def num(value):
             return ast.Constant(value) if value >= 0 else ast.UnaryOp(ast.USub(), ast.Constant(-value))
