@@ -17,6 +17,7 @@ from .aliases import STORES, check_aliasing
 from .carry import carried_arrays
 from .fuse import ELEMENTWISE_GATES
 from .graph import Const, For, If, Op, Return, While, names_in, walk
+from .shifts import cancelling_shifts
 from .rules import BROADCASTING, NON_DIFFERENTIABLE, RULES, SWEEP_GATES
 from .infer import INT
 from .sym import Sym
@@ -38,17 +39,19 @@ class Plan:
     shape_of: dict = field(default_factory=dict)     # array read for its shape only -> dim names
     carried: dict = field(default_factory=dict)      # loop body id -> [Carry] (see carry.py)
     extremes: dict = field(default_factory=dict)     # array taped as where it equals: its max/min
+    cancelling: set = field(default_factory=set)     # log-sum-exp shifts, zero adjoint (shifts.py)
 
 
 def analyse(graph, tys, wrt_names, with_value, names):
     stored = {s.args[0] for s, _ in walk(graph.body) if isinstance(s, Op) and s.gate in STORES}
     stored |= check_aliasing(graph, tys, wrt_names)
     mutable = mutable_names(graph, stored)
-    active = activity(graph, tys, wrt_names, stored)
+    shifts = cancelling_shifts(graph, tys)
+    active = activity(graph, tys, wrt_names, stored, shifts)
     copy_reads(graph, tys, active, mutable, names)
     mutable = mutable_names(graph, stored)
-    active = activity(graph, tys, wrt_names, stored)
-    plan = Plan(active, mutable, stored, set())
+    active = activity(graph, tys, wrt_names, stored, shifts)
+    plan = Plan(active, mutable, stored, set(), cancelling=shifts)
     plan.shape_of = read_shapes(graph, tys, active, mutable, names)
     plan.needed = needed_values(graph, tys, active, plan.shape_of)
     plan_tape(graph, tys, plan)
@@ -149,8 +152,9 @@ def differentiable(op):
     return op.gate not in NON_DIFFERENTIABLE
 
 
-def activity(graph, tys, wrt_names, stored):
-    """Names that depend on `wrt` and reach the result, through differentiable gates."""
+def activity(graph, tys, wrt_names, stored, cancelling=frozenset()):
+    """Names that depend on `wrt` and reach the result, through differentiable gates
+    (`cancelling` names have a zero adjoint however they are computed: see shifts.py)."""
     ops = [s for s, _ in walk(graph.body) if isinstance(s, Op)]
     floating = {n for n, t in tys.items() if t.is_float}
     varied = set(wrt_names)
@@ -160,7 +164,7 @@ def activity(graph, tys, wrt_names, stored):
         for op in ops:
             target = op.args[0] if op.gate in STORES else op.out
             sources = op.args[1:2] if op.gate in STORES else op.args
-            if differentiable(op) and target not in varied and target in floating and any(
+            if differentiable(op) and target not in varied | cancelling and target in floating and any(
                     a in varied for a in names_in(sources)):
                 varied.add(target)
                 changed = True

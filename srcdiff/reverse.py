@@ -376,12 +376,19 @@ class Sweep:
                 if code and stmt.where.line != line:
                     line = stmt.where.line
                     out.append(comment(f"line {line}: {stmt.where.text.strip()}"))
+                out.extend(self.cancelled_note(stmt) if code else [])
                 out.extend(code)
             elif isinstance(stmt, (For, While, If)):
                 out.extend(self.backward_region(stmt, local_names))
                 line = None
         # pops stay even when nothing else does: the blocks reversed later read below them
         return pops + recompute + out if out else pops
+
+    def cancelled_note(self, op):
+        """Why a log-sum-exp's shift gets no adjoint, where it is added back."""
+        shifts = [a for a in op.args if a in self.plan.cancelling] if op.gate == "add" else []
+        return [comment(f"{m} cancels in {m} + log(sum(exp(... - {m}))): its adjoint is zero")
+                for m in shifts]
 
     def backward_region(self, region, local_names):
         if not _contains_active(region, self.plan.active):
