@@ -755,14 +755,16 @@ def _less(a, b):
 def _extreme_1d(x, better):
     """The entry of 1-D x no other is `better` than (the first NaN if x holds one)."""
     m = x[0]
-    nan_at = -1
-    for k in range(x.size):
+    unordered = False
+    for k in range(x.size):      # selects, not branches: where the winner sits is random
         v = x[k]
-        if better(v, m):
-            m = v
-        elif v != v and nan_at < 0:
-            nan_at = k
-    return x[nan_at] if nan_at >= 0 else m
+        m = v if better(v, m) else m
+        unordered |= v != v
+    if unordered:
+        for k in range(x.size):
+            if x[k] != x[k]:
+                return x[k]
+    return m
 
 
 @register_jitable
@@ -786,8 +788,8 @@ def _extreme_all_ol(name, numpy_fn, better):
     return typer
 
 
-overload(max_all)(_extreme_all_ol("maximum", np.max, _greater))
-overload(min_all)(_extreme_all_ol("minimum", np.min, _less))
+overload(max_all, inline="always")(_extreme_all_ol("maximum", np.max, _greater))
+overload(min_all, inline="always")(_extreme_all_ol("minimum", np.min, _less))
 
 
 @overload(add_tie_share_at)
@@ -812,7 +814,7 @@ def _reversed_cumsum_ol(g, x):
     return impl
 
 
-@overload(add_outer)
+@overload(add_outer, inline="always")
 def _add_outer_ol(d, x, y):
     _require_array("add_outer", d=d, x=x, y=y)
 

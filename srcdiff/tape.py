@@ -61,16 +61,15 @@ def pop_extremes(tape, k):
     return start, start
 
 
-@overload(push_array)
+@overload(push_array, inline="always")
 def _push_array_ol(tape, k, a):
     def impl(tape, k, a):
-        i = k
-        for v in a.flat:      # a loop: cheaper than a flat copy and slice assignment
-            tape[i] = v
-            i += 1
+        for i, v in enumerate(a.flat):      # a loop: cheaper than a flat copy and a slice
+            tape[k + i] = v
+        end = k + a.size
         for d in range(a.ndim):
-            tape[i + d] = a.shape[d]
-        return i + a.ndim
+            tape[end + d] = a.shape[d]
+        return end + a.ndim
     return impl
 
 
