@@ -76,6 +76,7 @@ class Lowerer:
         self.loop_depth = 0
         self.returned = None
         self.owned = set()             # IR names this function's own assignments write
+        self.locals = set()            # names the body assigns: never a global (Python's scoping)
 
     # ---- errors -------------------------------------------------------
     def fail(self, message, node, hint=None):
@@ -85,6 +86,7 @@ class Lowerer:
     def lower_function_body(self, node):
         self.function_node = node
         body = [s for s in node.body if not is_docstring(s)]
+        self.locals = assigned_names(body)
         for i, stmt in enumerate(body):
             if isinstance(stmt, ast.Return):
                 if i != len(body) - 1:
@@ -472,6 +474,11 @@ class Lowerer:
     def read(self, name, node):
         if name in self.scope:
             return self.scope[name]
+        if name in self.locals:
+            self.fail(f"`{name}` is read before it is assigned (it is a local variable: the function "
+                      "assigns it elsewhere)", node,
+                      hint=f"give `{name}` a value before this line, before the loop if a loop carries it "
+                           f"(e.g. `{name} = 0.0`)")
         if name in self.env:
             value = self.env[name]
             if isinstance(value, bool) or isinstance(value, (int, float)):

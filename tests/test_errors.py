@@ -243,6 +243,24 @@ def test_global():
     lowering_error(uses_global, message="`global`", token="global")
 
 
+shadowed = 0.0     # a module global a function's own local shadows
+
+
+def local_read_before_its_assignment(x):
+    total = 0.0
+    for i in range(x.shape[0]):
+        if i > 0:
+            total += np.exp(shadowed)  # <- error
+        shadowed = x[i] * 2.0
+    return total
+
+
+def test_a_local_read_before_its_assignment_is_not_the_global_of_that_name():
+    """Python makes `shadowed` local (it is assigned in the function), so the global is never read."""
+    lowering_error(local_read_before_its_assignment, message="read before it is assigned",
+                   token="shadowed", hint="before the loop")
+
+
 def nested_def(x):
     def inner(v):  # <- error
         return v * 2.0
