@@ -80,8 +80,8 @@ def div(op, ty, g, z, x, y):
     if c == 0:                           # z = 0 / y does not depend on y
         return None, None
     if c is not None:                    # z = c / y: dz/dy = -c / y**2 = -z * z / c, no division
-        return None, -g * (z * z / x)
-    return g / y, -g * (z / y)
+        return None, -g * z * z / x
+    return g / y, -g * z / y             # g first: z / y alone may overflow where g * z / y does not
 
 
 @rule("mod")
@@ -100,7 +100,7 @@ def pow_(op, ty, g, z, x, y):
         return 2.0 * g * x, None
     if c is not None:                    # z = x ** c: dz/dx = c * x ** (c - 1)
         return g * (y * x ** (c - 1.0)), None
-    return g * (y * x ** (y - 1.0)), g * (z * np_.log(x))
+    return g * (y * x ** (y - 1.0)), g * z * np_.log(x)
 
 
 @rule("neg")
@@ -144,7 +144,9 @@ def arctan2(op, ty, g, z, y, x):
 # ---- elementwise f(x): dx = g * f'(x), reusing the output where it is cheaper ----
 # A local derivative of several factors is built from forward values alone, then multiplied
 # by g once: g arrives last (at the end of the chain of adjoints), so in a loop the CPU
-# computes f'(x) while it waits. (2 * g * x stays: 2 * g is shared by the squares of one g.)
+# computes f'(x) while it waits. Only where f'(x) cannot overflow unless the forward does
+# (x ** (n - 1) is finite where x ** n is); division keeps g first, as g * z / y can be
+# finite where z / y is not. (2 * g * x stays: 2 * g is shared by the squares of one g.)
 @rule("exp")
 def exp(op, ty, g, z, x):
     return (g * z,)

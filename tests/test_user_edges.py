@@ -735,3 +735,25 @@ def test_a_loop_variable_read_outside_its_loop(fn, args):
     x = np.array([0.1, -0.4, 0.7, 0.3, -0.2, 0.5, 0.9])
     assert np.isclose(srcdiff.value_and_grad(fn)(x, *args)[0], fn(x, *args), rtol=1e-12)
     assert_grad_matches_fd(fn, (x,) + args)
+
+
+# ---- a small adjoint times a huge local derivative stays finite -------------------------------
+def weighted_reciprocals(y, a):
+    return np.sum(a * (1.0 / y))
+
+
+def weighted_quotients(y, x, a):
+    return np.sum(a * (x / y))
+
+
+@MODES
+@pytest.mark.parametrize("dtype, tiny, weight", [(np.float64, 1e-160, 1e-20), (np.float32, 1e-20, 1e-5)],
+                         ids=["float64", "float32"])
+def test_division_multiplies_the_adjoint_in_first(compiled, dtype, tiny, weight):
+    """d(c / y)/dy = -c / y**2 overflows at y = tiny, but the gradient a * (-1 / y**2) does not."""
+    y, a = np.array([tiny, 0.5], dtype), np.array([weight, 1.0], dtype)
+    expected = -(a.astype(np.float64) / y.astype(np.float64)) / y.astype(np.float64)
+    dy = srcdiff.grad(weighted_reciprocals, compile=compiled)(y, a)
+    np.testing.assert_allclose(dy, expected, rtol=1e-5)
+    dy = srcdiff.grad(weighted_quotients, compile=compiled)(y, np.ones(2, dtype), a)
+    np.testing.assert_allclose(dy, expected, rtol=1e-5)
