@@ -182,6 +182,10 @@ def matmul(op, x, y):
 
 
 def outer(op, x, y):
+    if x.ndim != 1 or y.ndim != 1:
+        raise SrcdiffError(f"np.outer of {x} and {y}: srcdiff takes 1-D arrays (NumPy would "
+                           "flatten the others)", op.where,
+                           hint="flatten them yourself, e.g. np.outer(x.ravel(), y.ravel())")
     return Ty(promote(x.dtype, y.dtype), 2)
 
 

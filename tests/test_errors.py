@@ -261,6 +261,14 @@ def test_a_local_read_before_its_assignment_is_not_the_global_of_that_name():
                    token="shadowed", hint="before the loop")
 
 
+def outer_of_a_matrix(X, y):
+    return np.sum(np.sin(np.outer(X, y)))  # <- error
+
+
+def test_outer_of_a_matrix_is_refused_not_flattened():
+    call_error(outer_of_a_matrix, (np.ones((2, 2)), np.ones(3)), message="np.outer", hint="ravel")
+
+
 def nested_def(x):
     def inner(v):  # <- error
         return v * 2.0
