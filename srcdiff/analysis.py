@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from .aliases import STORES, check_aliasing
 from .carry import carried_arrays
 from .fuse import ELEMENTWISE_GATES
-from .graph import Const, For, If, Op, Return, While, names_in, walk
+from .graph import Const, For, If, Op, While, names_in, uses_of, walk
 from .shifts import cancelling_shifts
 from .rules import BROADCASTING, NON_DIFFERENTIABLE, RULES, SWEEP_GATES
 from .infer import INT
@@ -85,7 +85,7 @@ def _scan(block, parent_key, defs, where_defined, uses, counter):
     chain_base = parent_key or ()
     for pos, stmt in enumerate(block):
         key = chain_base + ((id(block), pos),)
-        for name in _stmt_uses(stmt):
+        for name in uses_of(stmt):
             uses.setdefault(name, []).append(key)
         for name in _stmt_defs(stmt):
             defs[name] = defs.get(name, 0) + 1
@@ -123,20 +123,6 @@ def _stmt_defs(stmt):
     return []
 
 
-def _stmt_uses(stmt):
-    if isinstance(stmt, Op):
-        return names_in(stmt.args)
-    if isinstance(stmt, For):
-        return names_in((stmt.start, stmt.stop)) + ([stmt.exit] if stmt.exit else [])
-    if isinstance(stmt, If):
-        return names_in((stmt.test,))
-    if isinstance(stmt, While):
-        return names_in((stmt.test,)) + ([stmt.exit] if stmt.exit else [])
-    if isinstance(stmt, Return):
-        return names_in((stmt.value,))
-    return []
-
-
 def children(stmt):
     if isinstance(stmt, For):
         return [stmt.body]
@@ -164,8 +150,8 @@ def activity(graph, tys, wrt_names, stored, cancelling=frozenset()):
         for op in ops:
             target = op.args[0] if op.gate in STORES else op.out
             sources = op.args[1:2] if op.gate in STORES else op.args
-            if differentiable(op) and target not in varied | cancelling and target in floating and any(
-                    a in varied for a in names_in(sources)):
+            if differentiable(op) and target not in varied and target not in cancelling \
+                    and target in floating and any(a in varied for a in names_in(sources)):
                 varied.add(target)
                 changed = True
     useful = set(names_in([graph.result]))
@@ -589,7 +575,7 @@ def liveness(graph, plan, with_value, tys):
                 continue
             if _keeps(stmt, live_names, kept):
                 kept.add(id(stmt))
-                live_names |= set(_stmt_uses(stmt))
+                live_names |= set(uses_of(stmt))
                 if isinstance(stmt, Op) and stmt.gate in STORES:
                     live_names |= set(names_in(stmt.args))
                 changed = True

@@ -95,6 +95,22 @@ def names_in(operands):
     return [a for a in operands if isinstance(a, str)]
 
 
+def uses_of(stmt):
+    """The names a statement itself reads (each time it reads them): an op's arguments, a
+    loop's bounds and exit flag, a test, a returned value; nested blocks not included."""
+    if isinstance(stmt, Op):
+        return names_in(stmt.args)
+    if isinstance(stmt, For):
+        return names_in((stmt.start, stmt.stop)) + ([stmt.exit] if stmt.exit else [])
+    if isinstance(stmt, If):
+        return names_in((stmt.test,))
+    if isinstance(stmt, While):
+        return names_in((stmt.test,)) + ([stmt.exit] if stmt.exit else [])
+    if isinstance(stmt, Return):
+        return names_in((stmt.value,))
+    return []
+
+
 def format_graph(graph):
     """A readable listing of the IR, one statement per line."""
     lines = [f"def {graph.name}({', '.join(graph.params)}):"]

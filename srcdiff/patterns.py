@@ -8,7 +8,7 @@ keepdims=True)` is dropped: log_softmax is shift-invariant and computed stably.
 `x * x * x` (a chain of one factor) becomes `power(x, 3)`, whose rule is the
 power rule `3 * g * x * x` rather than the chain rule through each product.
 """
-from .graph import For, If, Op, While, walk
+from .graph import For, If, Op, While, uses_of, walk
 
 
 def fuse_log_softmax(graph):
@@ -113,16 +113,8 @@ def _is_max_shift(op, block, axis):
 def use_counts(graph):
     counts = {}
     for stmt, _ in walk(graph.body):
-        operands = stmt.args if isinstance(stmt, Op) else ()
-        if isinstance(stmt, For):
-            operands = (stmt.start, stmt.stop)
-        elif isinstance(stmt, (If, While)):
-            operands = (stmt.test,)
-        elif hasattr(stmt, "value"):
-            operands = (stmt.value,)
-        for a in operands:
-            if isinstance(a, str):
-                counts[a] = counts.get(a, 0) + 1
+        for a in uses_of(stmt):
+            counts[a] = counts.get(a, 0) + 1
     return counts
 
 

@@ -14,7 +14,7 @@ whose every differentiable use is one of them:
 m's assignments, then its uses, must sit in the block that holds `m + log(...)`, in
 that order, so each exp is shifted by the same m that is added back.
 """
-from .graph import Const, For, If, Op, Return, While, walk
+from .graph import Const, Op, uses_of, walk
 from .patterns import blocks
 from .rules import NON_DIFFERENTIABLE
 
@@ -25,9 +25,8 @@ def cancelling_shifts(graph, tys):
     for stmt, _ in walk(graph.body):
         if isinstance(stmt, Op):
             defs.setdefault(stmt.out if stmt.out is not None else stmt.args[0], []).append(stmt)
-        for a in set(_operands(stmt)):
-            if isinstance(a, str):
-                readers.setdefault(a, []).append(stmt)
+        for a in set(uses_of(stmt)):
+            readers.setdefault(a, []).append(stmt)
     found = set()
     for name, made in defs.items():
         ty = tys.get(name)
@@ -36,17 +35,6 @@ def cancelling_shifts(graph, tys):
         if _cancels(name, made, graph, defs, readers):
             found.add(name)
     return found
-
-
-def _operands(stmt):
-    """What a statement reads: an op's arguments, a loop's bounds, a test, a returned value."""
-    if isinstance(stmt, Op):
-        return stmt.args
-    if isinstance(stmt, For):
-        return (stmt.start, stmt.stop, stmt.step)
-    if isinstance(stmt, (If, While)):
-        return (stmt.test,)
-    return (stmt.value,) if isinstance(stmt, Return) else ()
 
 
 def _cancels(m, made, graph, defs, readers):
