@@ -319,6 +319,24 @@ def numba_add_tie_share_all(d, g, x, m):
     return d
 
 
+@numba.njit
+def numba_extremes(x):
+    return rt.max_all(x), rt.min_all(x)
+
+
+@pytest.mark.parametrize("values", [[3.0, -1.0, 7.5, 7.5, 0.0], [np.nan, 1.0, 2.0], [1.0, np.nan, 2.0],
+                                    [1.0, 2.0, np.nan], [-np.inf, np.nan, np.inf], [2.0, 2.0], [4.0],
+                                    [-np.inf, -np.inf], [5.0, -3.0, np.inf, 1.0]],
+                         ids=lambda v: str(v))
+@pytest.mark.parametrize("layout", ["C", "strided"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_max_all_and_min_all_compiled_agree_with_numpy(values, layout, dtype):
+    """The compiled scan (selects and a NaN flag) gives np.max / np.min, NaN included."""
+    x = as_layout(values, dtype, layout if len(values) > 1 else "C")   # one entry: no stride
+    got = numba_extremes(x)
+    np.testing.assert_array_equal(got, (np.max(x), np.min(x)))
+
+
 @pytest.mark.parametrize("mode", ["python", "numba"])
 def test_tie_share_all_equals_spread_times_mask(mode):
     share = rt.tie_share_all if mode == "python" else numba_tie_share_all
