@@ -74,7 +74,7 @@ class Gradient:
         for retry in (False, True):
             try:
                 return entry[part](*args), key, entry
-            except NumbaError as error:
+            except (NumbaError, NotImplementedError) as error:   # numba's compile failures
                 if read_only_write(error):
                     raise self._read_only_failure(args) from None
                 if retry or not any(is_float32(a) for a in args):
@@ -86,10 +86,15 @@ class Gradient:
             entry = self._entries[key] = self._last_entry = self._widened(args)
 
     def _numba_failure(self, error):
+        reason = str(error).strip().splitlines()[0]
+        hint = ("compile=False runs the same code with NumPy; this is a srcdiff limitation "
+                "worth reporting")
+        if "layout 'A'" in reason:      # numba types a C-ordered and a transposed value as one
+            hint = ("an array variable holds a C-ordered array and a transposed one (e.g. "
+                    "`A = np.sin(A.T)` in a loop), which numba cannot compile: make it C-ordered "
+                    "with .copy() (`A = np.sin(A.T).copy()`), or pass compile=False")
         return SrcdiffError(f"numba cannot compile the gradient of `{self.__name__}` for these "
-                            f"arguments: {str(error).strip().splitlines()[0]}", self.where,
-                            hint="compile=False runs the same code with NumPy; this is a "
-                                 "srcdiff limitation worth reporting")
+                            f"arguments: {reason}", self.where, hint=hint)
 
     def _read_only_failure(self, args):
         names = [p for p, a in zip(self.params, args) if isinstance(a, ndarray) and not a.flags.writeable]

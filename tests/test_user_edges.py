@@ -757,3 +757,27 @@ def test_division_multiplies_the_adjoint_in_first(compiled, dtype, tiny, weight)
     np.testing.assert_allclose(dy, expected, rtol=1e-5)
     dy = srcdiff.grad(weighted_quotients, compile=compiled)(y, np.ones(2, dtype), a)
     np.testing.assert_allclose(dy, expected, rtol=1e-5)
+
+
+# ---- an array whose memory order changes in a loop -------------------------------------------
+def transposed_each_step(A):
+    for _ in range(3):
+        A = np.sin(A.T) * np.cos(A.T)
+    return np.sum(A)
+
+
+def transposed_and_copied(A):
+    for _ in range(3):
+        A = (np.sin(A.T) * np.cos(A.T)).copy()
+    return np.sum(A)
+
+
+def test_a_changing_memory_order_is_explained_and_copy_is_the_cure():
+    """numba types a variable holding a C-ordered and a transposed array as layout 'A', which
+    it cannot allocate: a SrcdiffError names the cure, and the cure compiles and is right."""
+    A = np.random.default_rng(3).standard_normal((3, 3))
+    with pytest.raises(srcdiff.SrcdiffError, match=r"\.copy\(\)"):
+        srcdiff.grad(transposed_each_step)(A)
+    assert_grad_matches_fd(transposed_and_copied, (A,))
+    np.testing.assert_allclose(srcdiff.grad(transposed_each_step, compile=False)(A),
+                               srcdiff.grad(transposed_and_copied)(A), rtol=1e-12)
