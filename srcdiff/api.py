@@ -1,12 +1,13 @@
 """The public API: `grad`, `value_and_grad`, and the callable gradient object."""
 import copy
 import inspect
+import sys
 import threading
 
-from numba.core.errors import NumbaError
 import numpy as np
 from numpy import ndarray
 
+from . import native
 from .compile import listing, load, restricted
 from .emit import generate
 from .errors import SrcdiffError, UndefinedName
@@ -22,9 +23,11 @@ _BUILD_LOCK = threading.RLock()
 class Gradient:
     """A compiled gradient of a function; call it like the function."""
 
-    def __init__(self, fn, wrt=0, compile=True, with_value=False, debug_nans=False):
+    def __init__(self, fn, wrt=0, compile=True, with_value=False, debug_nans=False, aot=False):
         self.fn = fn
         self.compile = compile
+        self.aot = aot
+        self._native_tried = set()   # signature keys whose native module was looked for or built
         self.debug_nans = debug_nans
         self.with_value = with_value
         self.graph = None   # lowered at the first call, which reads the globals it uses
@@ -35,6 +38,8 @@ class Gradient:
         params, self.where = signature(fn)
         self.params = list(params)
         self.wrt, self.single = normalise_wrt(wrt, self.params, fn, self.where)
+        if aot and not compile:
+            raise SrcdiffError("aot=True builds compiled code, so it needs compile=True", self.where)
         self.defaults = fn.__defaults__ or ()
         self._entries = {}
         self._float32_values = set()  # signature keys whose value is a float32 scalar
@@ -73,17 +78,20 @@ class Gradient:
         entry = self._last_entry = self._entries.get(key) or self._build(args, key)
         for retry in (False, True):
             try:
-                return entry[part](*args), key, entry
-            except (NumbaError, NotImplementedError) as error:   # numba's compile failures
-                if read_only_write(error):
-                    raise self._read_only_failure(args) from None
-                if retry or not any(is_float32(a) for a in args):
-                    raise self._numba_failure(error) from error
+                result = entry[part](*args)
             except Exception as error:
                 if read_only_write(error):
                     raise self._read_only_failure(args) from None
-                raise self._translated(error, entry[2], args) from None
-            entry = self._entries[key] = self._last_entry = self._widened(args)
+                if not compile_failure(error):
+                    raise self._translated(error, entry[2], args) from None
+                if retry or not any(is_float32(a) for a in args):
+                    raise self._numba_failure(error) from error
+                entry = self._entries[key] = self._last_entry = self._widened(args)
+                continue
+            if self.aot and not retry and key not in self._native_tried:
+                self._native_tried.add(key)
+                native.build(entry[2], args)     # no-op if the module exists
+            return result, key, entry
 
     def _numba_failure(self, error):
         reason = str(error).strip().splitlines()[0]
@@ -180,6 +188,9 @@ class Gradient:
 
     def _compiled_gradient(self):
         gradient = self._last_entry and self._last_entry[3]
+        if self.aot and self._last_entry and not hasattr(gradient, "inspect_llvm"):
+            raise SrcdiffError(f"`{self.__name__}` runs a native module built ahead of time, "
+                               "which keeps no listing", hint="inspect it with aot=False")
         if not hasattr(gradient, "inspect_llvm"):
             raise SrcdiffError(f"`{self.__name__}` has no compiled gradient yet",
                                hint="call it once with compile=True first")
@@ -252,10 +263,22 @@ class Gradient:
             source, float32_value = self._generate(args)
             if float32_value:
                 self._float32_values.add(key)
-            forward, gradient = load(source, self.compile)
+            forward, gradient = self._functions(source, args)
             entry = (*self._keep_types(forward, gradient, args, float32_value), source, gradient)
             self._entries[key] = entry
             return entry
+
+
+    def _functions(self, source, args):
+        """(forward, gradient) of `source`, jitted by numba; with aot, the native ones built for
+        the exact types of `args` if they exist (numba's, loaded when needed, for other types)."""
+        found = native.find(source, args) if self.aot else None
+        if found is None:
+            return load(source, self.compile)
+        types = native.argument_types(args)
+        forward = native.exact(found["forward"], types, lambda: load(source, True)[0])
+        gradient = found.get("gradient") or found["value_and_gradient"]
+        return forward, native.exact(gradient, types, lambda: load(source, True)[1])
 
 
 def _float32_result(forward):
@@ -308,6 +331,15 @@ def read_only_write(error):
     """Whether `error` is NumPy's or numba's refusal to write into a read-only array."""
     text = str(error)
     return "read-only" in text or "setitem(readonly array" in text
+
+
+def compile_failure(error):
+    """Whether `error` is numba's failure to compile (a NumbaError, or a NotImplementedError
+    from its lowering), as opposed to an error the generated code raised when it ran."""
+    if isinstance(error, NotImplementedError):
+        return True
+    errors = sys.modules.get("numba.core.errors")     # not imported: nothing was compiled
+    return errors is not None and isinstance(error, errors.NumbaError)
 
 
 def is_float32(value):
@@ -368,20 +400,22 @@ def normalise_wrt(wrt, params, fn, where=None):
     return tuple(positions), single
 
 
-def grad(fn=None, wrt=0, compile=True, debug_nans=False):
+def grad(fn=None, wrt=0, compile=True, debug_nans=False, aot=False):
     """The gradient of a scalar function w.r.t. `wrt` (a position, a name, or a tuple of them).
 
     Usable as `@grad`, `@grad(wrt=...)` or `grad(f, wrt=...)`. NaNs and infs propagate
     as in NumPy; with `debug_nans=True` the first one raises, naming the gate and line.
+    With `aot=True`, the first call of each signature also builds a native module (once, in
+    the cache), which later processes load without importing numba: a fast start-up.
     """
     if fn is None:
-        return lambda f: Gradient(f, wrt, compile, debug_nans=debug_nans)
-    return Gradient(fn, wrt, compile, debug_nans=debug_nans)
+        return lambda f: Gradient(f, wrt, compile, debug_nans=debug_nans, aot=aot)
+    return Gradient(fn, wrt, compile, debug_nans=debug_nans, aot=aot)
 
 
-def value_and_grad(fn=None, wrt=0, compile=True, debug_nans=False):
+def value_and_grad(fn=None, wrt=0, compile=True, debug_nans=False, aot=False):
     """Like `grad`, but the call returns `(value, gradient)`."""
     if fn is None:
-        return lambda f: Gradient(f, wrt, compile, with_value=True, debug_nans=debug_nans)
-    return Gradient(fn, wrt, compile, with_value=True, debug_nans=debug_nans)
+        return lambda f: Gradient(f, wrt, compile, with_value=True, debug_nans=debug_nans, aot=aot)
+    return Gradient(fn, wrt, compile, with_value=True, debug_nans=debug_nans, aot=aot)
 

@@ -12,10 +12,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import numba
 import numpy as np
-
-from . import runtime, tape
 
 VERSION = "0.1.0"
 # NumPy's semantics for float errors: 1/0 is inf, 0/0 is nan, no exception
@@ -46,10 +43,25 @@ def clear_cache():
 def digest(source):
     global _RUNTIME_DIGEST
     if _RUNTIME_DIGEST is None:
-        parts = [Path(m.__file__).read_bytes() for m in (runtime, tape)]
+        here = Path(__file__).parent
+        parts = [(here / name).read_bytes() for name in ("runtime.py", "tape.py")]
         _RUNTIME_DIGEST = hashlib.sha256(b"".join(parts)).hexdigest()
-    key = "\n".join([VERSION, numba.__version__, repr(JIT_OPTIONS), _RUNTIME_DIGEST, source])
+    key = "\n".join([VERSION, numba_version(), repr(JIT_OPTIONS), _RUNTIME_DIGEST, source])
     return hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+def numba_version():
+    """numba's version, read without importing numba (or importlib.metadata, slower than
+    this whole lookup) when it is not imported yet: from its installed metadata's folder name."""
+    numba = sys.modules.get("numba")
+    if numba is not None:
+        return numba.__version__
+    spec = importlib.util.find_spec("numba")
+    if spec is not None and spec.origin:
+        for entry in Path(spec.origin).parent.parent.glob("numba-*.dist-info"):
+            return entry.name[len("numba-"):-len(".dist-info")]
+    from importlib.metadata import version
+    return version("numba")
 
 
 def write_module(source):
@@ -100,6 +112,7 @@ def _functions(module, compiled, cache):
     if not compiled:
         gradient = getattr(module, "gradient", None) or module.value_and_gradient
         return with_numpy_scalars(module.forward), with_numpy_scalars(gradient)
+    import numba
     jitted = module.__dict__.setdefault("__srcdiff_jitted__", {})
     if not jitted:
         for fn_name in ("forward", "gradient", "value_and_gradient"):
@@ -133,6 +146,7 @@ def listing(dispatcher, kind):
     the same signatures are compiled again in memory (once, with the same options) to show it."""
     text = _listing_or_none(dispatcher, kind)
     if text is None:
+        import numba
         fresh = numba.njit(**JIT_OPTIONS)(dispatcher.py_func)
         for signature in dispatcher.signatures:
             fresh.compile(signature)
@@ -152,6 +166,7 @@ def _listing_or_none(dispatcher, kind):
 def restricted(dispatcher):
     """A dispatcher running the overloads `dispatcher` has compiled so far, and raising
     TypeError for other argument types instead of compiling them."""
+    import numba
     fixed = numba.njit(**JIT_OPTIONS)(dispatcher.py_func)
     for result in dispatcher.overloads.values():
         fixed.add_overload(result)

@@ -5,7 +5,7 @@ The output is deterministic: the same graph and signature give the same bytes.
 import ast
 import re
 
-from . import runtime
+from .helpers import RUNTIME_NAMES, TAPE_NAMES
 from .analysis import analyse
 from .apart import keep_apart
 from .commute import run_forwards
@@ -18,9 +18,6 @@ from .reverse import COMMENT, Sweep, assign
 from .graph import Op
 from .sym import Sym, empty_array, np_
 
-RUNTIME_NAMES = tuple(runtime.__all__)
-TAPE_NAMES = ("wins", "push_array", "push_extremes", "pop_extremes", "pop_array1", "pop_array2",
-              "pop_array3", "all_finite")
 _COMMENT_LINE = re.compile(r"^(\s*)(\"{3}|'{3}|'|\")" + COMMENT + r"(.*)\2$")
 
 

@@ -19,16 +19,9 @@ from numba.cpython.unsafe.tuple import tuple_setitem
 from numba.extending import overload, register_jitable
 from numba.np.numpy_support import as_dtype
 
-__all__ = [
-    "unbroadcast", "unbroadcast_to",
-    "sum_over", "sum_over_keep", "mean_over", "mean_over_keep",
-    "max_over", "max_over_keep", "min_over", "min_over_keep", "max_all", "min_all",
-    "spread", "spread_all", "tie_mask", "tie_mask_all", "tie_share_all",
-    "add_tie_share_all", "tie_share_at", "add_tie_share_at", "add_outer", "vecmat", "matvec", "vecmat_into", "matvec_into",
-    "softmax_over", "log_softmax_over", "logsumexp_over_keep",
-    "softmax_all", "log_softmax_all", "logsumexp_all",
-    "reserve", "range_last", "broadcast_dim", "as_dtype_of", "apart", "reversed_cumsum",
-]
+from .helpers import RUNTIME_NAMES
+
+__all__ = list(RUNTIME_NAMES)
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,16 @@
+"""The helpers generated code imports, by module. Listed here, apart from their numba
+implementations, so that generating code does not import numba."""
+
+RUNTIME_NAMES = (
+    "unbroadcast", "unbroadcast_to",
+    "sum_over", "sum_over_keep", "mean_over", "mean_over_keep",
+    "max_over", "max_over_keep", "min_over", "min_over_keep", "max_all", "min_all",
+    "spread", "spread_all", "tie_mask", "tie_mask_all", "tie_share_all",
+    "add_tie_share_all", "tie_share_at", "add_tie_share_at", "add_outer", "vecmat", "matvec",
+    "vecmat_into", "matvec_into",
+    "softmax_over", "log_softmax_over", "logsumexp_over_keep",
+    "softmax_all", "log_softmax_all", "logsumexp_all",
+    "reserve", "range_last", "broadcast_dim", "as_dtype_of", "apart", "reversed_cumsum",
+)
+TAPE_NAMES = ("wins", "push_array", "push_extremes", "pop_extremes", "pop_array1", "pop_array2",
+              "pop_array3", "all_finite")
