@@ -206,6 +206,9 @@ print("STARTUP_JSON " + json.dumps({{"import_s": _t1 - _t0, "inputs_s": _t2 - _t
 
 def _run_python(code, timeout):
     env = dict(os.environ)
+    # warm caches include Python's own: let the first process write the bytecode of the
+    # project's modules (as installing a package does) for the next ones to read
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPATH"] = PROJECT_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env,
@@ -230,7 +233,8 @@ def python_baseline(repeats=3, timeout=60):
 def startup(system_name, workload_name, size, seed=1234, repeats=3, timeout=300, probe_numba=True):
     """Start-up cost of one system's gradient in a brand-new process, caches warm.
 
-    Runs ``repeats`` fresh interpreters that each import the benchmark modules
+    Runs ``repeats`` fresh interpreters (after an unmeasured one, when there
+    are several, which writes Python's bytecode cache) that each import the benchmark modules
     (and through them NumPy and the system's library), build the inputs and
     call the gradient once.  Call it after the gradient has been run in this
     process, so that on-disk compilation caches (numba ``cache=True``,
@@ -249,6 +253,8 @@ def startup(system_name, workload_name, size, seed=1234, repeats=3, timeout=300,
     code = _STARTUP_SNIPPET.format(workload=workload_name, size=repr(size), seed=seed,
                                    system=system_name, probe_numba=bool(probe_numba))
     baseline = python_baseline()
+    if repeats > 1:
+        _run_python(code, timeout)      # a first process writes what the others read warm
     rows = []
     for _ in range(repeats):
         wall, out = _run_python(code, timeout)
