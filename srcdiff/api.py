@@ -88,9 +88,9 @@ class Gradient:
                     raise self._numba_failure(error) from error
                 entry = self._entries[key] = self._last_entry = self._widened(args)
                 continue
-            if self.aot and not retry and key not in self._native_tried:
-                self._native_tried.add(key)
-                native.build(entry[2], args)     # no-op if the module exists
+            if self.aot and key not in self._native_tried:
+                self._native_tried.add(key)      # the build is a no-op if the module exists
+                native.build(entry[2], tuple(map(widened, args)) if retry else args)
             return result, key, entry
 
     def _numba_failure(self, error):

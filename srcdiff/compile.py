@@ -18,6 +18,7 @@ VERSION = "0.1.0"
 # NumPy's semantics for float errors: 1/0 is inf, 0/0 is nan, no exception
 JIT_OPTIONS = {"error_model": "numpy"}
 _RUNTIME_DIGEST = None
+NUMPY_SCALARS = {float: np.float64, int: np.int64}
 
 
 def cache_dir():
@@ -123,11 +124,13 @@ def _functions(module, compiled, cache):
 
 
 def with_numpy_scalars(fn):
-    """`fn` taking Python floats as np.float64, so that its arithmetic follows NumPy's
-    semantics (1.0 / 0.0 is inf with a warning, as in the compiled code), not Python's;
-    np.float64 results come back as Python floats, as from the compiled code."""
+    """`fn` taking Python floats and ints as np.float64 and np.int64, so that its arithmetic
+    follows NumPy's semantics (1.0 / 0.0 and 1.0 / 0 are inf with a warning, as in the
+    compiled code), not Python's; np.float64 results come back as Python floats, as from
+    the compiled code."""
     def call(*args):
-        return _as_python_floats(fn(*[np.float64(a) if type(a) is float else a for a in args]))
+        return _as_python_floats(fn(*[NUMPY_SCALARS[type(a)](a) if type(a) in NUMPY_SCALARS
+                                      else a for a in args]))
     call.__wrapped__ = fn
     return call
 

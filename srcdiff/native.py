@@ -58,24 +58,33 @@ def cpu_fingerprint():
 
 
 def module_name(source, types):
-    key = "\n".join([digest(source), types, cpu_fingerprint()])
+    """The module's name: a hash of the generated source (with srcdiff's and numba's
+    versions), the argument types, NumPy's version (its C interface) and the CPU."""
+    key = "\n".join([digest(source), types, np.__version__, cpu_fingerprint()])
     return "srcdiff_native_" + hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
-def module_path(name):
-    return cache_dir() / (name + importlib.machinery.EXTENSION_SUFFIXES[0])
-
-
-def find(source, args):
-    """The native functions {name: function} built for `source` and the exact types of
-    `args`, or None if there is no such module (or it cannot be loaded)."""
+def module_path(source, args):
+    """(name, path) of the native module for `source` and the exact types of `args`, or
+    None if an argument has no native form or there is no cache folder."""
     types = argument_types(args)
     if types is None:
         return None
     name = module_name(source, types)
-    path = module_path(name)
-    if not path.exists():
+    try:
+        return name, cache_dir() / (name + importlib.machinery.EXTENSION_SUFFIXES[0])
+    except OSError:     # the cache folder cannot be made: compile.load has said so
         return None
+
+
+def find(source, args):
+    """The native functions {name: function} built for `source` and the exact types of
+    `args`, or None if there is no such module. One that cannot be loaded is deleted, so
+    that the next build replaces it."""
+    located = module_path(source, args)
+    if located is None or not located[1].exists():
+        return None
+    name, path = located
     module = sys.modules.get(name)
     if module is None:
         try:
@@ -84,8 +93,9 @@ def find(source, args):
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
         except (ImportError, OSError) as error:
-            warnings.warn(f"srcdiff: cannot load the native module {path} ({error}); "
-                          "compiling with numba instead")
+            warnings.warn(f"srcdiff: cannot load the native module {path} ({error}); deleted "
+                          "it, numba's code runs and the module is built again")
+            path.unlink(missing_ok=True)
             return None
         sys.modules[name] = module
     return {fn: getattr(module, fn) for fn in FUNCTIONS if hasattr(module, fn)}
@@ -125,23 +135,20 @@ def preload_blas():
 def build(source, args):
     """Build the native module of `source` for the exact types of `args`, unless it exists.
     A failure is a warning: the process goes on with numba's code."""
-    types = argument_types(args)
-    if types is None:
-        return
-    name = module_name(source, types)
-    path = module_path(name)
-    if path.exists():
+    located = module_path(source, args)
+    if located is None or located[1].exists():
         return
     try:
-        _build(source, args, name, path)
+        _build(source, args, *located)
     except Exception as error:      # a missing C compiler, a numba refusal: keep the jitted code
         warnings.warn(f"srcdiff: cannot build the native module for this gradient "
-                      f"({type(error).__name__}: {str(error).strip()[:300]}); new processes "
-                      "will compile it with numba")
+                      f"({type(error).__name__}: {str(error).strip()[:300]}); numba's code "
+                      "runs instead, in this process and the next")
 
 
 def _build(source, args, name, path):
     import numba
+    from numba.core.compiler_lock import global_compiler_lock
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")     # numba.pycc is pending deprecation
         from numba.pycc import CC, compiler
@@ -157,12 +164,13 @@ def _build(source, args, name, path):
             dispatcher.compile(argtypes)
             cc.export(dispatcher.py_func.__name__,
                       dispatcher.overloads[argtypes].signature)(dispatcher.py_func)
-        plain_flags = compiler.Flags
-        compiler.Flags = _with_jit_options(plain_flags)
-        try:
-            cc.compile()
-        finally:
-            compiler.Flags = plain_flags
+        with global_compiler_lock:      # no other thread's build sees the flags swapped
+            plain_flags = compiler.Flags
+            compiler.Flags = _with_jit_options(plain_flags)
+            try:
+                cc.compile()
+            finally:
+                compiler.Flags = plain_flags
         os.replace(os.path.join(folder, cc.output_file), path)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

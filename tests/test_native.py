@@ -116,3 +116,12 @@ def square(x):
 def test_aot_needs_compile():
     with pytest.raises(srcdiff.SrcdiffError, match="compile=True"):
         srcdiff.grad(square, aot=True, compile=False)
+
+
+def test_aot_without_a_cache_folder_warns_and_runs(tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    monkeypatch.setenv("SRCDIFF_CACHE_DIR", str(blocker / "cache"))     # cannot be made
+    with pytest.warns(UserWarning, match="cannot write to the cache"):
+        gradient = srcdiff.grad(square, aot=True)(3.0)
+    assert gradient == 6.0

@@ -3,6 +3,7 @@ memory, values srcdiff cannot take are refused (never a silent zero), globals ar
 the first call, check_grad's defaults follow the precision, and a gradient keeps the type
 of its argument."""
 import functools
+import warnings
 
 import numpy as np
 import pytest
@@ -781,3 +782,16 @@ def test_a_changing_memory_order_is_explained_and_copy_is_the_cure():
     assert_grad_matches_fd(transposed_and_copied, (A,))
     np.testing.assert_allclose(srcdiff.grad(transposed_each_step, compile=False)(A),
                                srcdiff.grad(transposed_and_copied)(A), rtol=1e-12)
+
+
+# ---- a Python int divisor of zero follows NumPy in both modes --------------------------------
+def scaled(a, k):
+    return a / k
+
+
+@MODES
+def test_dividing_by_an_int_zero_is_inf_as_in_numpy(compiled):
+    with np.errstate(divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        value, gradient = srcdiff.value_and_grad(scaled, compile=compiled)(1.0, 0)
+    assert value == np.inf and gradient == np.inf
