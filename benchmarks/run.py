@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 import traceback
 
@@ -401,7 +402,25 @@ def main(argv=None):
     ap.add_argument("--strict", action="store_true",
                     help="exit with status 1 if any gradient is FAILED or any system raised an ERROR")
     ap.add_argument("--verbose", action="store_true", help="print tracebacks of errors")
+    ap.add_argument("--warm-cache", action="store_true",
+                    help="keep srcdiff's own cache folder; by default the run starts from an empty "
+                         "one, so that srcdiff's first calls are cold compiles")
     args = ap.parse_args(argv)
+    if args.warm_cache:
+        return run(args, ap)
+    before = os.environ.get("SRCDIFF_CACHE_DIR")
+    with tempfile.TemporaryDirectory(prefix="srcdiff-bench-cache-") as folder:
+        os.environ["SRCDIFF_CACHE_DIR"] = folder     # the start-up processes inherit it warm
+        try:
+            return run(args, ap)
+        finally:
+            if before is None:
+                del os.environ["SRCDIFF_CACHE_DIR"]
+            else:
+                os.environ["SRCDIFF_CACHE_DIR"] = before
+
+
+def run(args, ap):
 
     only = [w for item in args.only for w in item.split(",") if w]
     for name in only:
@@ -516,6 +535,7 @@ def main(argv=None):
         "records": records,
         "reference_checks": ref_checks,
         "startup": startups,
+        "srcdiff_cache": "warm (kept)" if args.warm_cache else "empty at the start (cold first calls)",
     }
     json_path = os.path.join(args.out, stem + ".json")
     with open(json_path, "w") as fh:
@@ -586,7 +606,10 @@ def markdown_report(result, plot_paths, out_dir):
         "Columns: *grad* / *forward* = median time of one gradient / objective call; "
         "*grad/fwd* = the system's gradient over its own forward; *vs hand* = gradient time over "
         "the hand-written numba gradient; *first call* = preparation (tracing/compiling/cache loading) "
-        "plus the first gradient call in this process (wall clock); *peak mem* = peak bytes allocated during one "
+        "plus the first gradient call in this process (wall clock); srcdiff's cache folder was "
+        f"{result.get('srcdiff_cache', 'as found')}: then srcdiff's first call at a workload's first "
+        "size generates and compiles its code (later sizes have the same signature, already "
+        "compiled), while the hand-written gradients load from numba's cache; *peak mem* = peak bytes allocated during one "
         "gradient call as seen by tracemalloc (NumPy and numba arrays are traced; values marked * are "
         "PyTorch/XLA, whose allocators tracemalloc cannot see: lower bounds only).",
         "",
