@@ -12,9 +12,7 @@ import importlib.machinery
 import importlib.util
 import os
 import platform
-import shutil
 import sys
-import tempfile
 import warnings
 
 import numpy as np
@@ -147,6 +145,9 @@ def build(source, args):
 
 
 def _build(source, args, name, path):
+    import shutil
+    import tempfile
+
     import numba
     from numba.core.compiler_lock import global_compiler_lock
     with warnings.catch_warnings():
