@@ -3,8 +3,10 @@ and it computes what the jitted gradient computes."""
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import warnings
 
@@ -54,7 +56,11 @@ def load_model(folder):
     return module
 
 
+C_COMPILER = (sysconfig.get_config_var("CC") or "cc").split()[0]
+
+
 @pytest.mark.slow
+@pytest.mark.skipif(shutil.which(C_COMPILER) is None, reason=f"no C compiler ({C_COMPILER})")
 def test_a_new_process_runs_the_native_module_without_numba(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("SRCDIFF_CACHE_DIR", str(cache))
