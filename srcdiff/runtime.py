@@ -16,9 +16,10 @@ import numpy as np
 from numba import types
 from numba.core.errors import TypingError
 from numba.cpython.unsafe.tuple import tuple_setitem
-from numba.extending import overload, register_jitable
+from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
+from .cached import register_jitable, register_jitable_in_memory
 from .helpers import RUNTIME_NAMES
 
 __all__ = list(RUNTIME_NAMES)
@@ -734,17 +735,17 @@ def _tie_share_at_ol(g, tape, at):
     return impl
 
 
-@register_jitable
+@register_jitable_in_memory
 def _greater(a, b):
     return a > b
 
 
-@register_jitable
+@register_jitable_in_memory
 def _less(a, b):
     return a < b
 
 
-@register_jitable
+@register_jitable_in_memory     # takes a function: not cached
 def _extreme_1d(x, better):
     """The entry of 1-D x no other is `better` than (the first NaN if x holds one)."""
     m = x[0]

@@ -7,7 +7,9 @@ array is a view of the tape: the backward never writes into the tape or into
 the forward values it reads, so nothing needs copying.
 """
 import numpy as np
-from numba.extending import overload, register_jitable
+from numba.extending import overload
+
+from .cached import register_jitable
 
 
 @register_jitable
