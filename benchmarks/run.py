@@ -421,7 +421,6 @@ def main(argv=None):
 
 
 def run(args, ap):
-
     only = [w for item in args.only for w in item.split(",") if w]
     for name in only:
         if name not in workloads.BY_NAME:

@@ -188,10 +188,10 @@ class Gradient:
 
     def _compiled_gradient(self):
         gradient = self._last_entry and self._last_entry[3]
-        if self.aot and self._last_entry and not hasattr(gradient, "inspect_llvm"):
-            raise SrcdiffError(f"`{self.__name__}` runs a native module built ahead of time, "
-                               "which keeps no listing", hint="inspect it with aot=False")
         if not hasattr(gradient, "inspect_llvm"):
+            if self.aot and self._last_entry:
+                raise SrcdiffError(f"`{self.__name__}` runs a native module built ahead of time, "
+                                   "which keeps no listing", hint="inspect it with aot=False")
             raise SrcdiffError(f"`{self.__name__}` has no compiled gradient yet",
                                hint="call it once with compile=True first")
         return gradient
@@ -267,7 +267,6 @@ class Gradient:
             entry = (*self._keep_types(forward, gradient, args, float32_value), source, gradient)
             self._entries[key] = entry
             return entry
-
 
     def _functions(self, source, args):
         """(forward, gradient) of `source`, jitted by numba; with aot, the native ones built for

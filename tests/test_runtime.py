@@ -12,6 +12,9 @@ Other numba tests reuse those argument types where they can.
 
 import itertools
 import math
+import os
+import subprocess
+import sys
 
 import numba
 import numpy as np
@@ -609,3 +612,29 @@ def test_reversed_cumsum_is_the_transpose_of_cumsum(run, shape):
     g = np.linspace(-1.0, 2.0, x.size)
     jacobian = np.tril(np.ones((x.size, x.size)))          # d cumsum(x)[i] / d x[j] = [j <= i]
     np.testing.assert_allclose(run(g, x), (jacobian.T @ g).reshape(shape), rtol=1e-14)
+
+
+KERNEL_USER = '''
+import numpy as np, srcdiff
+
+def row_sums(x):
+    return np.sum(np.sum(x, axis=1) ** 2)
+
+srcdiff.grad(row_sums)(np.ones((3, 4)))
+'''
+
+
+def test_runtime_kernels_are_compiled_into_numbas_disk_cache(tmp_path):
+    """A kernel a gradient calls (here the axis sum's) is stored by numba's cache, so a new
+    gradient in a new process loads it instead of compiling it; the kernel taking a
+    function (the max scan) is not, since numba cannot store its signature."""
+    program = tmp_path / "kernel_user.py"
+    program.write_text(KERNEL_USER)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"),
+               SRCDIFF_CACHE_DIR=str(tmp_path / "srcdiff"))
+    run = subprocess.run([sys.executable, str(program)], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    cached = [p.name for p in (tmp_path / "numba").rglob("*.nbi")]
+    assert any(name.startswith("runtime._sum_k") for name in cached), cached
+    assert not any("_extreme_1d" in name for name in cached), cached
