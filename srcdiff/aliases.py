@@ -12,7 +12,7 @@ from .errors import SrcdiffError
 from .graph import For, If, Op, Return, While, names_in, walk
 
 STORES = {"store", "store_add", "store_sub"}
-SHARING_GATES = {"index", "transpose", "reshape", "copy"}
+SHARING_GATES = {"index", "transpose", "reshape", "copy", "assigned"}
 
 
 def check_aliasing(graph, tys, wrt_names):
@@ -148,7 +148,7 @@ class Tracker:
                 made = next((o for o, _ in walk(self.graph.body) if isinstance(o, Op)
                              and o.out == source and o.gate in SHARING_GATES), None)
                 if made is None or not isinstance(made.args[0], str) \
-                        or made.gate == "copy" and source == view:     # a second name, not a view
+                        or made.gate in ("copy", "assigned") and source == view:     # a second name, not a view
                     break
                 source = made.args[0]
                 if source == base:

@@ -12,7 +12,7 @@ import types
 
 import numpy as np
 
-from . import calls, exits
+from . import calls, exits, unset
 from .errors import SrcdiffError, UndefinedName
 from .graph import Const, For, Graph, If, Op, Return, While
 from .source import (NameAllocator, all_names, assigned_names, check_signature, environment,
@@ -77,6 +77,8 @@ class Lowerer:
         self.returned = None
         self.owned = set()             # IR names this function's own assignments write
         self.locals = set()            # names the body assigns: never a global (Python's scoping)
+        self.unset_reads = {}          # id(Name node) -> name, for reads of a maybe-unset name
+        self.unset_flags = {}          # such a name -> its flag's name
 
     # ---- errors -------------------------------------------------------
     def fail(self, message, node, hint=None):
@@ -86,6 +88,7 @@ class Lowerer:
     def lower_function_body(self, node):
         self.function_node = node
         body = [s for s in node.body if not is_docstring(s)]
+        body = self.flag_unset_reads(body)
         self.locals = assigned_names(body)
         for i, stmt in enumerate(body):
             if isinstance(stmt, ast.Return):
@@ -101,6 +104,14 @@ class Lowerer:
                            "and bind them where it is called" if self.prefix else
                            "end the function with `return <scalar>`")
         return self.block, self.returned
+
+    def flag_unset_reads(self, body):
+        """`body` with flags for the names it may read before they are set (see unset.py)."""
+        self.unset_reads = unset.possibly_unset_reads(body, self.scope)
+        names = sorted(set(self.unset_reads.values()))
+        self.unset_flags = {n: self.names.fresh(f"{n}_is_set") for n in names}
+        self.mutable |= set(self.unset_flags.values())
+        return unset.with_set_flags(body, self.unset_flags) if names else body
 
     def result_of(self, stmt):
         """The returned operand; a tuple of operands for an inlined function returning several."""
@@ -472,6 +483,9 @@ class Lowerer:
                 self.scope[name] = out
 
     def read(self, name, node):
+        if name in self.scope and id(node) in self.unset_reads:
+            flag = self.scope[self.unset_flags[name]]
+            return self.emit("assigned", [self.scope[name], flag], {"name": name}, node)
         if name in self.scope:
             return self.scope[name]
         if name in self.locals:

@@ -171,6 +171,7 @@ FORWARD = {
     "ne": binop(lambda x, y: Sym(ast.Compare(x.node, [ast.NotEq()], [y.node]))),
     "and": logical(ast.And, "logical_and"), "or": logical(ast.Or, "logical_or"), "not": logical_not,
     "neg": lambda op, ty, x: -x, "copy": lambda op, ty, x: x,
+    "assigned": lambda op, ty, x, is_set: helper("assigned", x, is_set, Sym(ast.Constant(op.params["name"]))),
     "maximum": scalar_or_np("max", "maximum"), "minimum": scalar_or_np("min", "minimum"),
     "where": where, "outer": np_call("outer"), "arctan2": np_call("arctan2"),
     "relu": relu, "sigmoid": sigmoid, "square": lambda op, ty, x: x * x, "power": power,

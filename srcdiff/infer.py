@@ -301,7 +301,7 @@ def cumulative(op, x):
 
 
 TYPE_RULES = {
-    "copy": same, "neg": same, "abs": same, "square": same, "copy_array": same,
+    "copy": same, "assigned": same, "neg": same, "abs": same, "square": same, "copy_array": same,
     "zeros_like": same, "ones_like": same, "empty_like": same, "transpose": transpose,
     "exp": floating, "log": floating, "sqrt": floating, "sin": floating, "cos": floating,
     "tan": floating, "tanh": floating, "log1p": floating, "expm1": floating, "sign": floating,

@@ -113,6 +113,11 @@ def identity(op, ty, g, z, x):
     return (g,)
 
 
+@rule("assigned")
+def assigned(op, ty, g, z, x, is_set, *name):
+    return g, None
+
+
 @rule("cumsum")
 def cumsum(op, ty, g, z, x):
     return (helper("reversed_cumsum", g, x),)     # z[k] = x[0] + ... + x[k]

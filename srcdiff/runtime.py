@@ -281,6 +281,16 @@ def broadcast_dim(m, n):
 
 
 @register_jitable
+def assigned(value, is_set, name):
+    """`value` of the variable `name`, read where it may not be set: UnboundLocalError, as
+    in Python, if no assignment to it ran."""
+    if not is_set:
+        raise UnboundLocalError("cannot access local variable '" + name + "' where it is not "
+                                "associated with a value")
+    return value
+
+
+@register_jitable
 def range_last(a, b, s):
     """Last value of range(a, b, s), or a - s when that range is empty."""
     if s > 0:

@@ -795,3 +795,80 @@ def test_dividing_by_an_int_zero_is_inf_as_in_numpy(compiled):
         warnings.simplefilter("ignore", RuntimeWarning)
         value, gradient = srcdiff.value_and_grad(scaled, compile=compiled)(1.0, 0)
     assert value == np.inf and gradient == np.inf
+
+
+# ---- a name set only in a branch or a loop: read when it was never set ----------------------
+def set_in_branch(x):
+    if x[0] > 0.0:
+        y = x[0] * 2.0
+    return y * y
+
+
+def array_set_in_branch(x):
+    if x[0] > 0.0:
+        y = x * 2.0
+    return np.sum(y * y)
+
+
+def last_of_loop(x, n):
+    s = 0.0
+    for i in range(n):
+        last = x[i] * 2.0
+        s += last
+    return s + last * last
+
+
+def array_of_loop(x, n):
+    for i in range(n):
+        y = np.sin(x) * float(i + 1)
+    return np.sum(y * y)
+
+
+def helper_setting_in_branch(x, c):
+    if c > 0.0:
+        r = x * c
+    return r
+
+
+def calls_helper_setting_in_branch(x, c):
+    return np.sum(helper_setting_in_branch(x, c) ** 2)
+
+
+UNSET_CASES = [
+    (set_in_branch, (np.array([-1.0, 2.0]),), (np.array([1.5, 2.0]),), "y"),
+    (array_set_in_branch, (np.array([-1.0, 2.0]),), (np.array([1.5, 2.0]),), "y"),
+    (last_of_loop, (np.array([1.5, 2.0]), 0), (np.array([1.5, 2.0]), 2), "last"),
+    (array_of_loop, (np.array([1.5, 2.0]), 0), (np.array([1.5, 2.0]), 3), "y"),
+    (calls_helper_setting_in_branch, (np.array([1.5, 2.0]), -1.0), (np.array([1.5, 2.0]), 0.5), "r"),
+]
+
+
+@MODES
+@pytest.mark.parametrize("fn, unset_args, set_args, name", UNSET_CASES,
+                         ids=[c[0].__name__ for c in UNSET_CASES])
+def test_reading_a_name_no_assignment_set_raises_as_python_does(compiled, fn, unset_args, set_args,
+                                                                 name):
+    with pytest.raises(UnboundLocalError):
+        fn(*unset_args)
+    g = srcdiff.value_and_grad(fn, compile=compiled)
+    with pytest.raises(srcdiff.SrcdiffError, match=f"UnboundLocalError.*'{name}'") as error:
+        g(*unset_args)
+    assert f"{fn.__code__.co_filename}:" in str(error.value)
+    assert "give the name a value before" in str(error.value)
+    value, _ = g(*set_args)
+    assert value == pytest.approx(fn(*set_args), rel=1e-12)
+
+
+@pytest.mark.parametrize("fn, set_args", [(c[0], c[2]) for c in UNSET_CASES],
+                         ids=[c[0].__name__ for c in UNSET_CASES])
+def test_a_name_set_on_the_path_taken_has_the_right_gradient(fn, set_args):
+    assert_grad_matches_fd(fn, set_args)
+
+
+def test_only_reads_that_may_find_the_name_unset_are_checked():
+    g = srcdiff.grad(last_of_loop)
+    source = g.source_for(np.array([1.5, 2.0]), 2)
+    assert source.count("assigned(last, last_is_set, 'last')") == 2   # forward and gradient
+    assert "last_is_set = True" in source
+    plain = srcdiff.grad(sum_of_two).source_for(X, X)
+    assert "assigned(" not in plain and "_is_set" not in plain
