@@ -35,6 +35,8 @@ class Gradient:
             lower(fn)       # so that what srcdiff cannot differentiate is reported here
         except UndefinedName:
             pass            # may be defined further down the module: checked at the first call
+        except SrcdiffError as error:
+            raise error.with_traceback(None)    # the message points at the user's line
         params, self.where = signature(fn)
         self.params = list(params)
         self.wrt, self.single = normalise_wrt(wrt, self.params, fn, self.where)
@@ -210,6 +212,12 @@ class Gradient:
         return tuple(bound.arguments[p] for p in self.params)
 
     def _generate(self, args):
+        try:
+            return self._generated(args)
+        except SrcdiffError as error:
+            raise error.with_traceback(None)    # the message points at the user's line
+
+    def _generated(self, args):
         types = []
         for name, value in zip(self.params, args):
             ty = type_of_value(value)

@@ -94,7 +94,9 @@ def positional(lw, node, count, what):
 
 def elementwise(lw, node, gate, target):
     if len(node.args) != 1 or node.keywords:
-        lw.fail(f"`{ast.unparse(node.func)}` takes one argument here", node)
+        hint = ("np.cumsum sums the flattened array (no `axis`): for the running sum down the "
+                "rows of a matrix, loop over its rows" if gate == "cumsum" else None)
+        lw.fail(f"`{ast.unparse(node.func)}` takes one argument here", node, hint)
     return lw.emit(gate, [lw.expr(node.args[0], None)], {}, node, target)
 
 
@@ -126,16 +128,25 @@ def reduction(lw, node, gate, target, array=None):
 def reduction_operands(lw, node, array, default_axis=None):
     """(array operand, constant axis, keepdims) of `np.f(x, axis, keepdims=...)` or `x.f(...)`."""
     args = list(node.args)
+    options = {k.arg: k.value for k in node.keywords}
+    function_form = array is None      # np.max(x, ...), not x.max(...)
     if array is None:
         if not args:
-            lw.fail(f"`{ast.unparse(node.func)}` needs an array", node)
+            named = "a" in options
+            lw.fail(f"`{ast.unparse(node.func)}` needs an array as its first argument", node,
+                    hint=f"pass the array by position: `{ast.unparse(node.func)}(x)`" if named else None)
         array = lw.expr(args.pop(0), None)
-    options = {k.arg: k.value for k in node.keywords}
     if args:
         options["axis"] = args.pop(0)
     unknown = set(options) - {"axis", "keepdims"}
     if unknown or args:
         lw.fail(f"`{ast.unparse(node.func)}`: only `axis` and `keepdims` are supported", node)
+    if isinstance(options.get("axis"), (ast.Name, ast.Attribute, ast.Subscript, ast.BinOp, ast.Call)) \
+            and function_form and getattr(node.func, "attr", "") in ("max", "min"):
+        what = "maximum" if node.func.attr == "max" else "minimum"
+        lw.fail(f"the second argument of `{ast.unparse(node.func)}` is the axis to reduce along, "
+                "and it must be a constant", options["axis"],
+                hint=f"for the elementwise {what} of two arrays use `np.{what}(a, b)`")
     axis = constant_option(lw, options.get("axis"), default_axis, "axis", (int, type(None)))
     keepdims = constant_option(lw, options.get("keepdims"), False, "keepdims", (bool,))
     return array, axis, keepdims
@@ -248,7 +259,8 @@ def array_attribute(lw, node, target):
         return lw.emit("size", [array], {}, node, target)
     if node.attr == "ndim":
         return lw.emit("ndim", [array], {}, node, target)
-    hint = "use x.shape[k] or `n, m = x.shape`" if node.attr == "shape" else None
+    hint = "use x.shape[k] or `n, m = x.shape`" if node.attr == "shape" else (
+        f"srcdiff takes arrays and numbers, not objects: pass `{ast.unparse(node)}` as an argument")
     lw.fail(f"the attribute `.{node.attr}` is not supported here", node, hint=hint)
 
 

@@ -317,7 +317,14 @@ class Lowerer:
         as a loop over `range`, the body starting with `v = x[i]` (x taken once, before)."""
         it, target = stmt.iter, stmt.target
         callee = self.static_value(it.func) if isinstance(it, ast.Call) else None
-        if callee is enumerate and len(it.args) == 1 and not it.keywords \
+        inner = it.args[0] if callee is enumerate and len(it.args) == 1 else None
+        if isinstance(inner, ast.Call) and self.static_value(inner.func) is zip \
+                and inner.args and not inner.keywords and not it.keywords \
+                and isinstance(target, ast.Tuple) and len(target.elts) == 2 \
+                and isinstance(target.elts[0], ast.Name) and isinstance(target.elts[1], ast.Tuple) \
+                and len(target.elts[1].elts) == len(inner.args):       # enumerate(zip(x, y))
+            counter, targets, sources = target.elts[0], target.elts[1].elts, inner.args
+        elif callee is enumerate and len(it.args) == 1 and not it.keywords \
                 and isinstance(target, ast.Tuple) and len(target.elts) == 2 \
                 and isinstance(target.elts[0], ast.Name):
             counter, targets, sources = target.elts[0], [target.elts[1]], it.args
@@ -547,6 +554,9 @@ class Lowerer:
     def constant(self, node, target):
         if isinstance(node.value, (bool, int, float)):
             return Const(node.value)
+        if isinstance(node.value, str):
+            self.fail("strings are not supported (nor dicts indexed by name)", node,
+                      hint="pass each array as an argument of its own: `def loss(w, b, x)`")
         self.fail(f"constants of type {type(node.value).__name__} are not supported", node,
                   hint="only numbers are allowed in differentiated code")
 

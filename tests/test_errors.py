@@ -298,7 +298,67 @@ def string_constant(x):
 
 
 def test_string_constant():
-    lowering_error(string_constant, message="constants of type str", hint=True, token='"weight"')
+    lowering_error(string_constant, message="strings are not supported", hint=True, token='"weight"')
+
+
+def indexes_a_dict_by_name(params, x):
+    return np.sum(params["w"] * x)  # <- error
+
+
+def test_indexing_by_name_says_to_pass_arrays_as_arguments():
+    lowering_error(indexes_a_dict_by_name, message="dicts indexed by name",
+                   hint="as an argument of its own", token='"w"')
+
+
+def reads_an_attribute(model, x):
+    return np.sum(model.w * x)  # <- error
+
+
+def test_an_attribute_says_to_pass_it_as_an_argument():
+    lowering_error(reads_an_attribute, message="attribute `.w`", hint="pass `model.w` as an argument",
+                   token="model.w")
+
+
+def sums_by_keyword(x):
+    return np.sum(a=x)  # <- error
+
+
+def test_a_reduction_given_its_array_by_keyword():
+    lowering_error(sums_by_keyword, message="needs an array as its first argument",
+                   hint="by position: `np.sum(x)`", token="np.sum")
+
+
+def max_of_two_arrays(x, y):
+    return np.sum(np.max(x, y))  # <- error
+
+
+def test_max_of_two_arrays_points_to_maximum():
+    lowering_error(max_of_two_arrays, message="the axis to reduce along",
+                   hint="`np.maximum(a, b)`", token="y")
+
+
+def cumsum_along_an_axis(A):
+    return np.sum(np.cumsum(A, axis=0))  # <- error
+
+
+def test_cumsum_along_an_axis_says_it_is_flattened():
+    lowering_error(cumsum_along_an_axis, message="takes one argument", hint="flattened",
+                   token="np.cumsum")
+
+
+def doubled_sum(x):
+    return np.sum(x * 2.0)
+
+
+def test_an_error_about_the_code_shows_few_of_srcdiffs_own_frames():
+    import traceback
+    with pytest.raises(SrcdiffError) as info:
+        srcdiff.grad(max_of_two_arrays)
+    assert len(traceback.extract_tb(info.value.__traceback__)) <= 3
+    g = srcdiff.grad(doubled_sum, compile=False)
+    with pytest.raises(SrcdiffError, match="is a list") as info:
+        g([1.0, 2.0])
+    assert len(traceback.extract_tb(info.value.__traceback__)) <= 6
 
 
 def uses_dict(x):

@@ -2131,6 +2131,13 @@ def zipped_and_enumerated(x, y):
     return s
 
 
+def enumerates_zipped(x, y):
+    s = 0.0
+    for i, (a, b) in enumerate(zip(x, y)):
+        s += (i + 1) * a * np.sin(b)
+    return s
+
+
 def iterates_the_array_taken_before_the_loop(x):
     s = 0.0
     for v in x * 2.0:
@@ -2154,6 +2161,7 @@ def writes_the_array_it_iterates(y0, w):
     (rows_through_tanh, (rng(121).normal(size=(3, 4)), rng(122).normal(size=4)), (0, 1)),
     (zipped_and_enumerated, (rng(123).normal(size=5), rng(124).normal(size=4)), (0, 1)),
     (iterates_the_array_taken_before_the_loop, (rng(125).normal(size=4),), 0),
+    (enumerates_zipped, (rng(129).normal(size=5), rng(130).normal(size=4)), (0, 1)),
 ])
 def test_loops_over_the_entries_of_arrays(fn, args, wrt):
     check_loop(fn, *args, wrt=wrt)
