@@ -170,7 +170,7 @@ class Lowerer:
         elif isinstance(target, ast.Subscript):
             array = self.array_name(target.value)
             index_args, layout = self.index(target.slice)
-            operand = self.expr(value, None)
+            operand = self.stored(target.value, self.expr(value, None))
             self.emit("store", [array, operand] + index_args, {"index": layout}, stmt, out=None)
         else:
             self.fail("this assignment target is not supported", target)
@@ -179,8 +179,18 @@ class Lowerer:
         """`array[index] = operand` for a subscript target."""
         array = self.array_name(target.value)
         index_args, layout = self.index(target.slice)
+        operand = self.stored(target.value, operand)
         self.emit("store", [array, operand] + index_args, {"index": layout, **(params or {})}, stmt,
                   out=None)
+
+    def stored(self, array, operand):
+        """`operand`, about to be stored into the array the name node `array` names; read through
+        `assigned` where that array may not be set yet (the store would then write into the
+        backward's empty placeholder)."""
+        if id(array) not in self.unset_reads:
+            return operand
+        flag = self.scope[self.unset_flags[array.id]]
+        return self.emit("assigned", [operand, flag], {"name": array.id}, array)
 
     def unpack(self, target, value, stmt):
         names = target.elts
@@ -232,7 +242,7 @@ class Lowerer:
         if isinstance(target, ast.Subscript):
             array = self.array_name(target.value)
             index_args, layout = self.index(target.slice)
-            value = self.expr(stmt.value, None)
+            value = self.stored(target.value, self.expr(stmt.value, None))
             gate = AUGSTORE.get(type(stmt.op))
             if gate:
                 self.emit(gate, [array, value] + index_args, {"index": layout}, stmt, out=None)

@@ -824,6 +824,21 @@ def array_of_loop(x, n):
     return np.sum(y * y)
 
 
+def stores_after_loop(x, n):
+    for i in range(n):
+        y = np.sin(x) * float(i + 1)
+    y[0] = 2.0 * x[0]
+    y[1] += x[1]
+    return np.sum(y * y)
+
+
+def scales_set_in_branch(x):
+    if x[0] > 0.0:
+        y = x * 2.0
+    y[0] *= x[1]
+    return np.sum(y)
+
+
 def helper_setting_in_branch(x, c):
     if c > 0.0:
         r = x * c
@@ -839,6 +854,8 @@ UNSET_CASES = [
     (array_set_in_branch, (np.array([-1.0, 2.0]),), (np.array([1.5, 2.0]),), "y"),
     (last_of_loop, (np.array([1.5, 2.0]), 0), (np.array([1.5, 2.0]), 2), "last"),
     (array_of_loop, (np.array([1.5, 2.0]), 0), (np.array([1.5, 2.0]), 3), "y"),
+    (stores_after_loop, (np.array([1.5, 2.0]), 0), (np.array([1.5, 2.0]), 2), "y"),
+    (scales_set_in_branch, (np.array([-1.0, 2.0]),), (np.array([1.5, 2.0]),), "y"),
     (calls_helper_setting_in_branch, (np.array([1.5, 2.0]), -1.0), (np.array([1.5, 2.0]), 0.5), "r"),
 ]
 
