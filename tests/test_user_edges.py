@@ -824,6 +824,15 @@ def array_of_loop(x, n):
     return np.sum(y * y)
 
 
+def accumulates_from_the_first(x):
+    for i in range(x.shape[0]):
+        if i == 0:
+            acc = x[i] * x[i]
+        else:
+            acc = np.sin(acc) * x[i]
+    return acc
+
+
 def stores_after_loop(x, n):
     for i in range(n):
         y = np.sin(x) * float(i + 1)
@@ -854,6 +863,7 @@ UNSET_CASES = [
     (array_set_in_branch, (np.array([-1.0, 2.0]),), (np.array([1.5, 2.0]),), "y"),
     (last_of_loop, (np.array([1.5, 2.0]), 0), (np.array([1.5, 2.0]), 2), "last"),
     (array_of_loop, (np.array([1.5, 2.0]), 0), (np.array([1.5, 2.0]), 3), "y"),
+    (accumulates_from_the_first, (np.zeros(0),), (np.array([0.3, -0.7, 1.1]),), "acc"),
     (stores_after_loop, (np.array([1.5, 2.0]), 0), (np.array([1.5, 2.0]), 2), "y"),
     (scales_set_in_branch, (np.array([-1.0, 2.0]),), (np.array([1.5, 2.0]),), "y"),
     (calls_helper_setting_in_branch, (np.array([1.5, 2.0]), -1.0), (np.array([1.5, 2.0]), 0.5), "r"),
@@ -867,11 +877,11 @@ def test_reading_a_name_no_assignment_set_raises_as_python_does(compiled, fn, un
                                                                  name):
     with pytest.raises(UnboundLocalError):
         fn(*unset_args)
-    g = srcdiff.value_and_grad(fn, compile=compiled)
-    with pytest.raises(srcdiff.SrcdiffError, match=f"UnboundLocalError.*'{name}'") as error:
-        g(*unset_args)
-    assert f"{fn.__code__.co_filename}:" in str(error.value)
-    assert "give the name a value before" in str(error.value)
+    for g in (srcdiff.grad(fn, compile=compiled), srcdiff.value_and_grad(fn, compile=compiled)):
+        with pytest.raises(srcdiff.SrcdiffError, match=f"UnboundLocalError.*'{name}'") as error:
+            g(*unset_args)
+        assert f"{fn.__code__.co_filename}:" in str(error.value)
+        assert "give the name a value before" in str(error.value)
     value, _ = g(*set_args)
     assert value == pytest.approx(fn(*set_args), rel=1e-12)
 
