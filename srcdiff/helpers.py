@@ -7,7 +7,7 @@ RUNTIME_NAMES = (
     "max_over", "max_over_keep", "min_over", "min_over_keep", "max_all", "min_all",
     "spread", "spread_all", "tie_mask", "tie_mask_all", "tie_share_all",
     "add_tie_share_all", "tie_share_at", "add_tie_share_at", "add_outer", "vecmat", "matvec",
-    "vecmat_into", "matvec_into",
+    "vecmat_into", "matvec_into", "vecmat_fill", "matvec_fill",
     "softmax_over", "log_softmax_over", "logsumexp_over_keep",
     "softmax_all", "log_softmax_all", "logsumexp_all",
     "reserve", "range_last", "assigned", "broadcast_dim", "as_dtype_of", "apart", "reversed_cumsum",

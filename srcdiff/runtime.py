@@ -182,6 +182,16 @@ def matvec_into(out, a, x):
     return a @ x
 
 
+def vecmat_fill(out, x, a):
+    """out[:] = x @ a, for a buffer `out` of the product's length."""
+    out[:] = x @ a
+
+
+def matvec_fill(out, a, x):
+    """out[:] = a @ x, for a buffer `out` of the product's length."""
+    out[:] = a @ x
+
+
 def _shift_over(z, axis):
     """Max of z along axis (kept), with non-finite maxima replaced by 0."""
     m = np.max(z, axis=axis, keepdims=True)
@@ -918,6 +928,41 @@ def _matvec_into_ol(out, a, x):
             out = np.empty(n, out.dtype)
         _row_dots(a, x, out)
         return out
+    return impl
+
+
+@overload(vecmat_fill)
+def _vecmat_fill_ol(out, x, a):
+    _require_array("vecmat_fill", out=out, x=x, a=a)
+    if x.ndim != 1 or a.ndim != 2 or out.ndim != 1:
+        raise TypingError("vecmat_fill: x and out must be 1-D and a 2-D")
+
+    def impl(out, x, a):
+        n, m = a.shape
+        if n * m > VECMAT_LOOP_SIZE or x.shape[0] != n or out.shape[0] != m:
+            out[:] = x @ a      # large: BLAS; shapes that do not match: numba's error
+        else:
+            out[:] = 0
+            _add_rows(x, a, out)
+    return impl
+
+
+@overload(matvec_fill)
+def _matvec_fill_ol(out, a, x):
+    _require_array("matvec_fill", out=out, a=a, x=x)
+    if a.ndim != 2 or x.ndim != 1 or out.ndim != 1:
+        raise TypingError("matvec_fill: a must be 2-D, x and out 1-D")
+    if a.layout != "C" or a.dtype != x.dtype or not isinstance(a.dtype, types.Float):
+        def by_blas(out, a, x):
+            out[:] = a @ x
+        return by_blas
+
+    def impl(out, a, x):
+        n, m = a.shape
+        if n * m > VECMAT_LOOP_SIZE or x.shape[0] != m or out.shape[0] != n:
+            out[:] = a @ x      # large: BLAS; shapes that do not match: numba's error
+        else:
+            _row_dots(a, x, out)
     return impl
 
 

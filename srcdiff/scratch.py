@@ -1,13 +1,17 @@
 """Matrix-vector products inside loops write into buffers that later iterations reuse.
 
 `t3 = vecmat(t2, Wx)`, read once by arithmetic (whose value is a new array), becomes
-`t3 = vecmat_into(t3, t2, Wx)`, with `t3 = np.empty((0,), np.float64)` before the loop:
-the product's array is allocated once per loop rather than once per iteration.
+`vecmat_fill(t3, t2, Wx)`, with `t3 = np.empty(Wx.shape[1], np.float64)` before the loop:
+the product's array is allocated once per loop rather than once per iteration, and the
+call returns nothing, so the loop does no reference counting for it. A matrix the loop
+rebinds has no fixed size: `t3 = vecmat_into(t3, t2, W)` then writes into `t3` when it
+has the product's shape (`t3 = np.empty((0,), np.float64)` before the loop).
 
 A product that becomes the state a loop carries (`dh = dt10`, `h = t4`) lives one
 iteration longer, so it alternates between two buffers:
 
-    dt10 = matvec_into(dt10_a, Wh, dt4)
+    matvec_fill(dt10_a, Wh, dt4)
+    dt10 = dt10_a
     dt10_a, dt10_b = dt10_b, dt10
 
 The buffer written in one iteration is written again two iterations later. By then the
@@ -16,13 +20,16 @@ iteration; a value that could outlive that (a view kept in another name, a `brea
 keeps its allocation.
 """
 import ast
+import copy
 
 import numpy as np
 
 from .optimize import name_counts, nested_blocks
-from .sym import empty_array
+from .sym import Sym, empty_array, np_
 
 INTO = {"vecmat": "vecmat_into", "matvec": "matvec_into"}
+FILL = {"vecmat": "vecmat_fill", "matvec": "matvec_fill"}
+RESULT_AXIS = {"vecmat": 1, "matvec": 0}     # the matrix's axis the product runs along
 # calls whose value never shares memory with an argument (the first argument of an
 # `_into` call is the buffer it may return, so it is not among them)
 COPYING_CALLS = {
@@ -34,7 +41,7 @@ COPYING_CALLS = {
     "logsumexp_all", "len", "sum", "mean", "dot", "outer", "matmul", "copy", "zeros_like",
     "ones_like", "empty_like", "where", "clip", "var", "std", "max", "min", "cumsum", "arange",
     "linspace", "eye",
-    "reversed_cumsum",
+    "reversed_cumsum", "vecmat_fill", "matvec_fill",
 }
 UFUNCS = {name for name, value in vars(np).items() if isinstance(value, np.ufunc)}
 COPYING_CALLS |= UFUNCS
@@ -59,7 +66,8 @@ def _rewrite(stmts, tys, counts, carried):
             for stmt in list(loop.body):
                 name = _product(stmt, tys)
                 if name and counts.get(name) == (1, 1) and carried.read_once(loop.body, name):
-                    buffers.append(_into(stmt, name, name, tys))
+                    filled = _fill(loop.body, stmt, name, name, tys)
+                    buffers.append(filled[0] if filled else _into(stmt, name, name, tys))
                 elif name and carried.state_of(loop.body, stmt, name, counts):
                     buffers += carried.alternate(loop.body, stmt, name, tys)
         stmts[position:position] = buffers
@@ -87,6 +95,28 @@ def _into(stmt, name, buffer, tys):
     stmt.value.func.id = INTO[stmt.value.func.id]
     stmt.value.args.insert(0, ast.Name(buffer, ast.Load()))
     return _empty(buffer, name, tys)
+
+
+def _fill(body, stmt, name, buffer, tys):
+    """When the product's matrix is the same in every iteration of the loop `body`: make
+    `stmt` fill `buffer` (`vecmat_fill(t3, t2, Wx)`, a call that returns nothing, so the
+    loop does no reference counting for it), followed by `name = buffer` if they differ.
+    Returns (the buffer's start, sized once before the loop: `t3 = np.empty(Wx.shape[1],
+    np.float64)`, the last statement now standing for `stmt`), or None."""
+    called = stmt.value.func.id
+    matrix = stmt.value.args[1] if called == "vecmat" else stmt.value.args[0]
+    if name_counts(body).get(matrix.id, (0, 0))[0]:
+        return None
+    filled = [ast.Expr(ast.Call(ast.Name(FILL[called], ast.Load()),
+                                [ast.Name(buffer, ast.Load())] + stmt.value.args, []))]
+    if buffer != name:
+        filled.append(ast.Assign([ast.Name(name, ast.Store())], ast.Name(buffer, ast.Load())))
+    at = next(k for k, s in enumerate(body) if s is stmt)
+    body[at:at + 1] = filled
+    size = Sym(ast.parse(f"{matrix.id}.shape[{RESULT_AXIS[called]}]", mode="eval").body)
+    start = ast.Assign([ast.Name(buffer, ast.Store())],
+                       np_.empty(size, Sym("np").attr(tys[name].dtype)).node)
+    return start, filled[-1]
 
 
 def _empty(buffer, name, tys):
@@ -126,12 +156,17 @@ class _Carried:
     def alternate(self, body, stmt, name, tys):
         """Rewrite `stmt` to write into two alternating buffers; return their empty starts."""
         first, second = self.names.fresh(f"{name}_a"), self.names.fresh(f"{name}_b")
-        starts = [_into(stmt, name, first, tys), _empty(second, name, tys)]
+        filled = _fill(body, stmt, name, first, tys)
+        if filled is None:
+            starts = [_into(stmt, name, first, tys), _empty(second, name, tys)]
+        else:
+            start, stmt = filled
+            starts = [start, ast.Assign([ast.Name(second, ast.Store())], copy.deepcopy(start.value))]
         swap = ast.Assign([ast.Tuple([ast.Name(first, ast.Store()), ast.Name(second, ast.Store())],
                                      ast.Store())],
                           ast.Tuple([ast.Name(second, ast.Load()), ast.Name(name, ast.Load())],
                                     ast.Load()))
-        body.insert(body.index(stmt) + 1, swap)
+        body.insert(next(k for k, s in enumerate(body) if s is stmt) + 1, swap)
         return starts
 
     def _used_in_iteration(self, load, body):

@@ -1755,7 +1755,7 @@ def test_carried_arrays(fn, args, wrt, carries):
     check_loop(fn, *args, wrt=wrt)
     backward = srcdiff.grad(fn, wrt=wrt).source_for(*args).split("# backward")[1]
     popped_before_loop = re.search(r"(\w+), top = pop_array\d\(tape, top\)\n"
-                                   r"(\s+\w+ = np\.empty\(\(0,\), np\.float64\)\n)*\s+for ", backward)
+                                   r"(\s+\w+ = np\.empty\(.+, np\.float64\)\n)*\s+for ", backward)
     assert bool(popped_before_loop) == carries, backward
 
 
@@ -1980,7 +1980,34 @@ def test_carried_product_in_float32():
     assert_grad_matches_fd(power_steps, args, wrt=("W", "v0"), rtol=2e-2, atol=1e-3, eps=1e-2,
                            agree_rtol=1e-5)
     source = srcdiff.grad(power_steps, wrt=(0, 1)).source_for(*args)
-    assert "v_a = np.empty((0,), np.float32)" in source, source
+    assert "v_a = np.empty(W.shape[0], np.float32)" in source, source
+
+
+def power_steps_decaying(W, v0, steps):
+    v = v0.copy()
+    for t in range(steps):
+        v = W @ v
+        W = W * 0.9                     # the matrix changes: no fixed size for the product
+    return np.sum(v * v)
+
+
+def test_a_product_by_a_fixed_matrix_fills_a_buffer_sized_before_the_loop():
+    source = srcdiff.grad(rnn_state, wrt=(0, 1, 2)).source_for(*_rnn_args(3))
+    filled = re.search(r"\n\s+vecmat_fill\((\w+), \w+, Wx\)\n", source)
+    assert filled and f"{filled[1]} = np.empty(Wx.shape[1], np.float64)" in source, source
+    assert re.search(r"matvec_fill\((\w+)_a, Wh, \w+\)\n\s+\1 = \1_a\n", source), source
+    assert "_into(" not in source
+    args = (_square(110), rng(111).normal(size=4), 5)
+    check_loop(power_steps_decaying, *args, wrt=("W", "v0"))
+    decaying = srcdiff.grad(power_steps_decaying, wrt=(0, 1)).source_for(*args)
+    assert "matvec_into(" in decaying and "_fill(" not in decaying
+
+
+def test_a_filled_product_of_mismatched_shapes_is_a_clear_error():
+    W, v0 = _square(112), rng(113).normal(size=5)
+    for compiled in (True, False):
+        with pytest.raises(srcdiff.SrcdiffError, match="v = W @ v"):
+            srcdiff.grad(power_steps, wrt=(0, 1), compile=compiled)(W, v0, 3)
 
 
 # ---- the tape reserved once, ahead of a loop, when its size is known at entry --------------
