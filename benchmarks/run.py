@@ -134,10 +134,8 @@ def machine_info():
                     break
     except OSError:
         pass
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = None
+    from . import USABLE_CORES          # before the process was bound to one core
+    affinity = len(USABLE_CORES) or None
     try:
         load = [round(x, 2) for x in os.getloadavg()]
     except (AttributeError, OSError):
@@ -156,6 +154,7 @@ def machine_info():
         "thread_env": {k: os.environ.get(k) for k in
                        ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                         "NUMBA_NUM_THREADS", "XLA_FLAGS")},
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
     }
     return info
 
@@ -577,8 +576,10 @@ def markdown_report(result, plot_paths, out_dir):
     lines += [
         f"- date: {info['date']}",
         f"- CPU: {info['cpu_model']} ({info['logical_cores']} logical cores, "
-        f"{info['usable_cores']} usable); every system pinned to one thread",
+        f"{info['usable_cores']} usable); every system pinned to one thread, the process bound to one core",
         f"- {info['platform']}, Python {info['python']}",
+        *([f"- OpenBLAS kernels (NumPy's, SciPy's, so numba's): {info['openblas_coretype']}, as "
+           "OPENBLAS_CORETYPE in the environment says"] if info.get("openblas_coretype") else []),
         f"- CPUs busy with other processes just before the run: {info.get('busy_cpus_at_start')} "
         f"of {info['logical_cores']}; load average (1, 5, 15 min) at start "
         f"{info.get('load_average_at_start')}, at end {info.get('load_average_at_end')}"
