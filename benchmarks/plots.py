@@ -117,7 +117,7 @@ def speedup_plot(result, path, quick=False):
         bars = ax.bar(pos, ys, width * 0.92, color=st["color"], label=st["label"])
         for b, y in zip(bars, ys):
             if np.isfinite(y):
-                txt = f"{y:.0f}" if y >= 10 else (f"{y:.1f}" if y >= 1 else f"{y:.2f}")
+                txt = f"{y:.0f}" if y >= 10 else (f"{y:.1f}" if y >= 1 else f"{y:.2g}")
                 ax.annotate(txt, (b.get_x() + b.get_width() / 2, y), ha="center", va="bottom",
                             fontsize=7, xytext=(0, 1), textcoords="offset points")
     ax.axhline(1.0, color="#666666", linewidth=1)
