@@ -586,7 +586,7 @@ def markdown_report(result, plot_paths, out_dir):
         + (" -- the machine was shared with other work" if _busy_warning(
             info.get("busy_cpus_at_start"), info["logical_cores"]) else ""),
         "- versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v),
-        f"- systems: " + ", ".join(f"{k} ({v})" if v else k for k, v in result["systems"].items()),
+        "- systems: " + ", ".join(f"{k} ({v})" if v else k for k, v in result["systems"].items()),
     ]
     for name, note in result["skipped_systems"].items():
         lines.append(f"- skipped {name}: {note}")

@@ -147,8 +147,9 @@ class Tracker:
             for _ in range(32):
                 made = next((o for o, _ in walk(self.graph.body) if isinstance(o, Op)
                              and o.out == source and o.gate in SHARING_GATES), None)
+                second_name = made is not None and made.gate in ("copy", "assigned")
                 if made is None or not isinstance(made.args[0], str) \
-                        or made.gate in ("copy", "assigned") and source == view:     # a second name, not a view
+                        or second_name and source == view:      # a second name, not a view
                     break
                 source = made.args[0]
                 if source == base:
