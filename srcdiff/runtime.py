@@ -290,14 +290,24 @@ def broadcast_dim(m, n):
     return m if n == 1 else n
 
 
-@register_jitable
 def assigned(value, is_set, name):
     """`value` of the variable `name`, read where it may not be set: UnboundLocalError, as
     in Python, if no assignment to it ran."""
     if not is_set:
-        raise UnboundLocalError("cannot access local variable '" + name + "' where it is not "
+        raise UnboundLocalError(f"cannot access local variable '{name}' where it is not "
                                 "associated with a value")
     return value
+
+
+@overload(assigned)
+def _assigned_ol(value, is_set, name):
+    def impl(value, is_set, name):
+        # a constant message: a native (aot) module cannot raise a built one; the error
+        # srcdiff reports is that of rerunning the code in Python, which names the variable
+        if not is_set:
+            raise UnboundLocalError("a local variable is read before any assignment to it ran")
+        return value
+    return impl
 
 
 @register_jitable

@@ -89,6 +89,43 @@ def test_a_new_process_runs_the_native_module_without_numba(tmp_path, monkeypatc
     assert float(out["at_zero"]) in (np.inf, -np.inf)
 
 
+UNSET_MODEL = textwrap.dedent('''
+    def last_squared(x, n):
+        for i in range(n):
+            last = x[i] * 2.0
+        return last * last
+''')
+
+UNSET_PROCESS = textwrap.dedent('''
+    import sys
+    import numpy as np
+    import srcdiff
+    from unset_model import last_squared
+    g = srcdiff.grad(last_squared, aot=True)
+    print(g(np.array([1.5, 2.0]), 2).tolist(), "numba" in sys.modules)
+    try:
+        g(np.array([1.5, 2.0]), 0)
+    except srcdiff.SrcdiffError as error:
+        print(str(error).splitlines()[0])
+''')
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which(C_COMPILER) is None, reason=f"no C compiler ({C_COMPILER})")
+def test_the_native_module_raises_for_a_name_read_before_it_is_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("SRCDIFF_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "unset_model.py").write_text(UNSET_MODEL)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.getcwd()]))
+    runs = [subprocess.run([sys.executable, "-c", UNSET_PROCESS], capture_output=True, text=True,
+                           env=env, cwd=tmp_path, timeout=600) for _ in range(2)]
+    for run in runs:                      # the first builds the module, the second loads it
+        assert run.returncode == 0, run.stderr
+        lines = run.stdout.splitlines()
+        assert lines[0].startswith("[0.0, 16.0]")
+        assert "UnboundLocalError" in lines[1] and "'last'" in lines[1], run.stdout
+    assert runs[1].stdout.splitlines()[0].endswith("False")     # the native module ran
+
+
 def test_argument_types_tell_apart_what_numba_compiles_apart():
     a = np.zeros((3, 2))
     kinds = [a, np.asfortranarray(a), a[:, ::2], a.astype(np.float32), np.zeros((3, 2), int),
