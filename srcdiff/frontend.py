@@ -189,8 +189,13 @@ class Lowerer:
         backward's empty placeholder)."""
         if id(array) not in self.unset_reads:
             return operand
-        flag = self.scope[self.unset_flags[array.id]]
-        return self.emit("assigned", [operand, flag], {"name": array.id}, array)
+        return self.checked_set(array.id, operand, array)
+
+    def checked_set(self, name, operand, node):
+        """`assigned(operand, name_is_set, 'name')`: `operand`, or UnboundLocalError if no
+        assignment to `name` ran."""
+        flag = self.scope[self.unset_flags[name]]
+        return self.emit("assigned", [operand, flag], {"name": name}, node)
 
     def unpack(self, target, value, stmt):
         names = target.elts
@@ -501,8 +506,7 @@ class Lowerer:
 
     def read(self, name, node):
         if name in self.scope and id(node) in self.unset_reads:
-            flag = self.scope[self.unset_flags[name]]
-            return self.emit("assigned", [self.scope[name], flag], {"name": name}, node)
+            return self.checked_set(name, self.scope[name], node)
         if name in self.scope:
             return self.scope[name]
         if name in self.locals:

@@ -891,13 +891,9 @@ def _vecmat_into_ol(out, x, a):
         raise TypingError("vecmat_into: x and out must be 1-D and a 2-D")
 
     def impl(out, x, a):
-        n, m = a.shape
-        if n * m > VECMAT_LOOP_SIZE or x.shape[0] != n:
-            return x @ a      # large, or shapes that do not match: numba's error
-        if out.shape[0] != m:
-            out = np.empty(m, out.dtype)
-        out[:] = 0
-        _add_rows(x, a, out)
+        if out.shape[0] != a.shape[1]:
+            out = np.empty(a.shape[1], out.dtype)
+        vecmat_fill(out, x, a)
         return out
     return impl
 
@@ -927,16 +923,11 @@ def _matvec_into_ol(out, a, x):
     _require_array("matvec_into", out=out, a=a, x=x)
     if a.ndim != 2 or x.ndim != 1 or out.ndim != 1:
         raise TypingError("matvec_into: a must be 2-D, x and out 1-D")
-    if a.layout != "C" or a.dtype != x.dtype or not isinstance(a.dtype, types.Float):
-        return lambda out, a, x: a @ x
 
     def impl(out, a, x):
-        n, m = a.shape
-        if n * m > VECMAT_LOOP_SIZE or x.shape[0] != m:
-            return a @ x      # large, or shapes that do not match: numba's error
-        if out.shape[0] != n:
-            out = np.empty(n, out.dtype)
-        _row_dots(a, x, out)
+        if out.shape[0] != a.shape[0]:
+            out = np.empty(a.shape[0], out.dtype)
+        matvec_fill(out, a, x)
         return out
     return impl
 

@@ -113,7 +113,7 @@ def _fill(body, stmt, name, buffer, tys):
         filled.append(ast.Assign([ast.Name(name, ast.Store())], ast.Name(buffer, ast.Load())))
     at = next(k for k, s in enumerate(body) if s is stmt)
     body[at:at + 1] = filled
-    size = Sym(ast.parse(f"{matrix.id}.shape[{RESULT_AXIS[called]}]", mode="eval").body)
+    size = Sym(matrix.id).attr("shape")[RESULT_AXIS[called]]
     start = ast.Assign([ast.Name(buffer, ast.Store())],
                        np_.empty(size, Sym("np").attr(tys[name].dtype)).node)
     return start, filled[-1]

@@ -36,3 +36,13 @@ def test_quick_benchmark_runs_every_workload_and_writes_its_results(tmp_path):
     assert "| mlp |" in markdown and "Start-up in a new process" in markdown
     if importlib.util.find_spec("matplotlib"):
         assert len(list(tmp_path.glob("results-quick-*.png"))) == 3
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity here")
+def test_importing_the_benchmarks_binds_the_process_to_one_core():
+    probe = "import os, benchmarks; print(len(os.sched_getaffinity(0)), len(benchmarks.USABLE_CORES))"
+    run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert run.returncode == 0, run.stderr
+    bound, usable = map(int, run.stdout.split())
+    assert bound == 1 and usable == len(os.sched_getaffinity(0))
