@@ -10,6 +10,7 @@ from numpy import ndarray
 from . import native
 from .compile import listing, load, restricted
 from .emit import generate
+from .entry import entry_point
 from .errors import SrcdiffError, UndefinedName
 from .frontend import lower, signature
 from .infer import infer, type_of_value
@@ -22,6 +23,11 @@ _BUILD_LOCK = threading.RLock()
 
 class Gradient:
     """A compiled gradient of a function; call it like the function."""
+
+    def __new__(cls, *args, **kwargs):
+        # Python looks `__call__` up on the type, so each gradient has a class of its own,
+        # made before any attribute is set (a later change of class slows attribute reads)
+        return super().__new__(type(cls.__name__, (cls,), {}))
 
     def __init__(self, fn, wrt=0, compile=True, with_value=False, debug_nans=False, aot=False):
         self.fn = fn
@@ -52,30 +58,21 @@ class Gradient:
         self.__name__ = getattr(fn, "__name__", "gradient")
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
+        self.forward = entry_point(self, fn, "_fast_forward", "_checked_forward",
+                                   "The function's value, computed by the compiled forward.")
+        call = entry_point(self, fn, "_fast", "_checked_call", fn.__doc__)
+        type(self).__call__ = staticmethod(call)
 
-    def __call__(self, *args, **kwargs):
-        fast = self._fast
-        if fast is not None and not kwargs:
-            try:
-                return fast[0](*args)
-            except TypeError:     # not the types of the last call: check them below
-                pass
-            except Exception as error:
-                raise self._translated(error, fast[1], args) from None
-        return self._checked_call(args, kwargs)
-
-    def _checked_call(self, args, kwargs):
-        """Bind and check the arguments, build their signature if new, and run its gradient."""
-        result, key, entry = self._run(args, kwargs, 1)
+    def _checked_call(self, args):
+        """Check the arguments, build their signature if new, and run its gradient."""
+        result, key, entry = self._run(args, 1)
         fast = self._fast_path(key, entry[1])
         self._fast = None if fast is None else (fast, entry[2])
         return result
 
-    def _run(self, args, kwargs, part):
+    def _run(self, args, part):
         """(result, signature key, entry) of part 0 (the forward) or 1 (the gradient) of the
-        entry for `args`, built if new."""
-        if kwargs or len(args) != len(self.params):
-            args = self._bind(args, kwargs)
+        entry for `args` (one per parameter), built if new."""
         key = signature_key(args)
         entry = self._last_entry = self._entries.get(key) or self._build(args, key)
         for retry in (False, True):
@@ -157,17 +154,9 @@ class Gradient:
             cached = self._fast_paths[key, compiled] = (count, fast_path(key, compiled))
         return cached[1]
 
-    def forward(self, *args, **kwargs):
-        """The function's value, computed by the compiled forward."""
-        fast = self._fast_forward
-        if fast is not None and not kwargs:
-            try:
-                return fast[0](*args)
-            except TypeError:     # not the types of the last call
-                pass
-            except Exception as error:
-                raise self._translated(error, fast[1], args) from None
-        value, key, entry = self._run(args, kwargs, 0)
+    def _checked_forward(self, args):
+        """Check the arguments, build their signature if new, and run its forward."""
+        value, key, entry = self._run(args, 0)
         fast = self._fast_path(key, entry[0])
         self._fast_forward = None if fast is None else (fast, entry[2])
         return value
@@ -206,8 +195,8 @@ class Gradient:
     def _bind(self, args, kwargs):
         try:
             bound = inspect.signature(self.fn).bind(*args, **kwargs)
-        except TypeError as error:
-            raise SrcdiffError(f"bad arguments for `{self.__name__}`: {error}") from None
+        except TypeError as error:    # as calling the function would
+            raise TypeError(f"{self.__name__}() {error}") from None
         bound.apply_defaults()
         return tuple(bound.arguments[p] for p in self.params)
 

@@ -170,13 +170,61 @@ def test_repeated_calls_check_types_and_wrap_errors_as_the_first_call_does():
         g(np.arange(4), y)
     with pytest.raises(srcdiff.SrcdiffError, match="failed on these arguments"):
         g(x, np.ones(3))
-    with pytest.raises(srcdiff.SrcdiffError, match="bad arguments"):
+    with pytest.raises(TypeError, match=r"^smooth\(\) missing 1 required positional argument: 'y'$"):
         g(x)
     g32 = g(x.astype(np.float32), y.astype(np.float32))
     assert g32.dtype == np.float32
     assert g(x, y).dtype == np.float64
     with pytest.raises(srcdiff.SrcdiffError, match="failed on these arguments"):
         g(x, np.ones(3))
+
+
+def scaled_tanh(x, scale=2.0):
+    """Doc of scaled_tanh."""
+    return np.sum(np.tanh(x) * scale)
+
+
+def gradient(gradient, fast, error=1.0):
+    return np.sum(gradient * fast * error)
+
+
+@MODES
+def test_the_gradient_takes_the_functions_own_parameters(compiled):
+    import inspect
+    g = srcdiff.value_and_grad(scaled_tanh, compile=compiled)
+    assert inspect.signature(g) == inspect.signature(scaled_tanh) and g.__doc__ == scaled_tanh.__doc__
+    x = np.linspace(-1.0, 1.0, 5)
+    expected = 2.0 * (1.0 - np.tanh(x) ** 2)
+    for call in (lambda: g(x), lambda: g(x=x), lambda: g(x, 2.0), lambda: g(scale=2.0, x=x)):
+        value, dx = call()
+        assert value == pytest.approx(scaled_tanh(x)) and np.allclose(dx, expected, rtol=1e-14)
+    assert g.forward(x) == g.forward(scale=2.0, x=x) == pytest.approx(scaled_tanh(x))
+    with pytest.raises(TypeError, match=r"^scaled_tanh\(\) takes from 1 to 2 positional arguments but 3 were given$"):
+        g(x, 2.0, 3.0)
+    with pytest.raises(TypeError, match=r"^scaled_tanh\(\) got an unexpected keyword argument 'y'$"):
+        g.forward(x, y=1.0)
+    with pytest.raises(TypeError, match="scaled_tanh\\(\\) missing a required argument: 'x'"):
+        g.source_for(scale=1.0)
+
+
+@MODES
+def test_parameters_named_like_the_call_s_own_variables(compiled):
+    a, b = np.linspace(0.5, 1.5, 3), np.linspace(-1.0, 1.0, 3)
+    g = srcdiff.grad(gradient, wrt=(0, 1, 2), compile=compiled)
+    for got, expected in [(g(a, b, 3.0), (b * 3.0, a * 3.0, np.sum(a * b))),
+                          (g(fast=b, gradient=a), (b, a, np.sum(a * b)))]:
+        for got_part, expected_part in zip(got, expected, strict=True):
+            np.testing.assert_allclose(got_part, expected_part, rtol=1e-14)
+    assert_grad_matches_fd(gradient, (a, b, 3.0), wrt=(0, 1, 2))
+
+
+def test_each_gradient_object_calls_its_own_function():
+    g, h = srcdiff.grad(scaled_tanh), srcdiff.grad(plain_form)
+    x = np.linspace(-1.0, 1.0, 4)
+    np.testing.assert_allclose(g(x), 2.0 * (1.0 - np.tanh(x) ** 2), rtol=1e-14)
+    np.testing.assert_allclose(h(x, x), np.cos(x) * x, rtol=1e-14)
+    np.testing.assert_allclose(g(x, 1.0), 1.0 - np.tanh(x) ** 2, rtol=1e-14)
+    assert type(g) is not type(h) and isinstance(g, srcdiff.Gradient)
 
 
 # ---- gradient types, dtypes and shapes -------------------------------------------------------
