@@ -63,6 +63,13 @@ class Gradient:
         call = entry_point(self, fn, "_fast", "_checked_call", fn.__doc__)
         type(self).__call__ = staticmethod(call)
 
+    def __reduce__(self):
+        # a gradient's class is its own, so a copy (or an unpickled one) is built again from
+        # the arguments; its signatures compile at their first call, from the disk cache
+        wrt = self.wrt[0] if self.single else tuple(self.wrt)
+        return type(self).__base__, (self.fn, wrt, self.compile, self.with_value,
+                                     self.debug_nans, self.aot)
+
     def _checked_call(self, args):
         """Check the arguments, build their signature if new, and run its gradient."""
         result, key, entry = self._run(args, 1)

@@ -227,6 +227,20 @@ def test_each_gradient_object_calls_its_own_function():
     assert type(g) is not type(h) and isinstance(g, srcdiff.Gradient)
 
 
+@MODES
+def test_a_gradient_pickles_and_copies_as_a_new_gradient_of_the_same_function(compiled):
+    import copy
+    import pickle
+    g = srcdiff.value_and_grad(plain_form, wrt=(0, "y"), compile=compiled)
+    x, y = np.linspace(-1.0, 1.0, 4), np.linspace(0.5, 2.0, 4)
+    expected = g(x, y)
+    for twin in (pickle.loads(pickle.dumps(g)), copy.deepcopy(g), copy.copy(g)):
+        assert type(twin) is not type(g) and twin.compile is compiled and twin.wrt == g.wrt
+        value, (dx, dy) = twin(x, y)
+        assert value == expected[0] and np.array_equal(dx, expected[1][0]) and np.array_equal(dy, expected[1][1])
+        assert twin.forward(x, y=y) == expected[0]
+
+
 # ---- gradient types, dtypes and shapes -------------------------------------------------------
 def scalar_fn(x, y):
     return x * x * y + math.sin(x)
