@@ -16,10 +16,9 @@ import numpy as np
 from numba import types
 from numba.core.errors import TypingError
 from numba.cpython.unsafe.tuple import tuple_setitem
-from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
-from .cached import register_jitable, register_jitable_in_memory
+from .cached import overload, register_jitable, register_jitable_in_memory
 from .helpers import RUNTIME_NAMES
 
 __all__ = list(RUNTIME_NAMES)

@@ -7,9 +7,8 @@ array is a view of the tape: the backward never writes into the tape or into
 the forward values it reads, so nothing needs copying.
 """
 import numpy as np
-from numba.extending import overload
 
-from .cached import register_jitable
+from .cached import overload, register_jitable
 
 
 @register_jitable

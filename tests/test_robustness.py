@@ -11,6 +11,7 @@ import pytest
 
 import srcdiff
 from srcdiff.compile import write_module
+import robust_models
 from robust_models import log_of, quotient, quotient_sum, root_sum, scalar_log_and_root, smooth
 
 HERE = Path(__file__).parent
@@ -31,7 +32,8 @@ def test_debug_nans_names_the_gate_and_line(compile):
         with pytest.raises(srcdiff.SrcdiffError) as info:
             srcdiff.grad(root_sum, compile=compile, debug_nans=True)(np.array([1.0, 0.0, 4.0]))
     message = str(info.value)
-    assert "gate `sqrt`" in message and "robust_models.py:6" in message, message
+    line = root_sum.__code__.co_firstlineno + 1
+    assert "gate `sqrt`" in message and f"robust_models.py:{line}" in message, message
     ok = srcdiff.grad(root_sum, compile=compile, debug_nans=True)(np.array([1.0, 4.0]))
     assert np.allclose(ok, [1.0, 0.5])
 
@@ -104,6 +106,41 @@ def test_processes_compiling_one_function_agree(tmp_path):
     x, w = np.linspace(-1, 1, 7), np.linspace(0.5, 2, 7)
     expected = srcdiff.grad(smooth, wrt=(0, 1), compile=False)(x, w)[1]
     assert np.allclose(eval(values.pop()), expected)
+
+
+def test_gradients_compiled_in_two_processes_run_their_own_code_when_loaded_together(tmp_path):
+    # each process compiles one function of every pair into the shared cache; the last
+    # process loads all of them, whose cached code calls runtime helpers of one factory
+    def run(names):
+        code = (
+            "import sys, numpy as np, srcdiff\n"
+            f"sys.path.insert(0, {str(HERE)!r})\n"
+            "import robust_models\n"
+            "X = np.linspace(-1.0, 2.0, 12).reshape(3, 4) ** 2\n"
+            f"for name in {names!r}:\n"
+            "    f = getattr(robust_models, name)\n"
+            "    x = X.ravel() if name in ('largest', 'smallest') else X\n"
+            "    value, grad = srcdiff.value_and_grad(f)(x)\n"
+            "    print(name, repr(value), repr(grad.ravel().tolist()))\n"
+        )
+        env = dict(os.environ, SRCDIFF_CACHE_DIR=str(tmp_path / "shared"))
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in done.stdout.splitlines()}
+
+    firsts, seconds = zip(*robust_models.FACTORY_PAIRS)
+    run(list(firsts))
+    run(list(seconds))
+    together = run(list(firsts + seconds))
+    X = np.linspace(-1.0, 2.0, 12).reshape(3, 4) ** 2
+    for name in firsts + seconds:
+        f = getattr(robust_models, name)
+        x = X.ravel() if name in ("largest", "smallest") else X
+        value, grad = srcdiff.value_and_grad(f, compile=False)(x)
+        got_value, got_grad = together[name].split(" ", 1)
+        assert np.isclose(eval(got_value), value, rtol=1e-12), name
+        np.testing.assert_allclose(eval(got_grad), grad.ravel(), rtol=1e-12, err_msg=name)
 
 
 def test_inspect_llvm_shows_the_compiled_gradient():
