@@ -100,7 +100,8 @@ def pow_(op, ty, g, z, x, y):
         return 2.0 * g * x, None
     if c is not None:                    # z = x ** c: dz/dx = c * x ** (c - 1)
         return g * (y * x ** (c - 1.0)), None
-    return g * (y * x ** (y - 1.0)), g * z * np_.log(x)
+    # the slopes are 0 where the exponent is 0 and where the base is 0, as in JAX and PyTorch
+    return g * helper("base_slope", x, y), g * helper("exponent_slope", z, x)
 
 
 @rule("neg")

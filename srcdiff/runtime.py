@@ -284,6 +284,20 @@ def reserve(tape, n):
 
 
 @register_jitable
+def base_slope(x, y):
+    """d(x ** y)/dx = y * x ** (y - 1), and 0 where y == 0: x ** 0 is 1 for every x (the
+    exponent y - 1 would make 0 * inf at x == 0)."""
+    return y * x ** (y - (y != 0))
+
+
+@register_jitable
+def exponent_slope(z, x):
+    """d(x ** y)/dy = x ** y * log(x), for z = x ** y, and 0 where x == 0: 0 ** y is 0 for
+    every y > 0 (log(0) would make 0 * -inf)."""
+    return z * np.log(x + (x == 0))
+
+
+@register_jitable
 def broadcast_dim(m, n):
     """The length of an axis where lengths m and n broadcast together (both valid)."""
     return m if n == 1 else n

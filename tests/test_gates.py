@@ -594,6 +594,21 @@ def row_max(x):
     return np.sum(np.max(x, axis=1))
 
 
+def power_of(x, p):
+    return x ** p
+
+
+def power_sum(x, p):
+    return np.sum(np.abs(x) ** p)
+
+
+def series(x, c):
+    s = 0.0
+    for j in range(c.shape[0]):
+        s += c[j] * x ** j
+    return s
+
+
 MODES = pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "python"])
 
 
@@ -603,6 +618,21 @@ def test_abs_at_zero_has_zero_derivative(compiled):
     np.testing.assert_array_equal(srcdiff.grad(abs_sum, compile=compiled)(x), [0.0, 1.0, -1.0, 0.0])
     assert srcdiff.grad(abs_scalar, compile=compiled)(0.0) == 0.0
     assert srcdiff.grad(abs_scalar, compile=compiled)(-2.0) == -1.0
+
+
+@MODES
+def test_power_slopes_are_zero_at_a_zero_exponent_and_a_zero_base(compiled):
+    # x ** 0 is 1 for every x, 0 ** p is 0 for every p > 0 (JAX and PyTorch agree)
+    g = srcdiff.grad(power_of, wrt=(0, 1), compile=compiled)
+    assert g(0.0, 2.0) == (0.0, 0.0) and g(0.0, 0.0) == (0.0, 0.0) and g(3.0, 0.0) == (0.0, math.log(3.0))
+    assert g(0.0, 1.0) == (1.0, 0.0)
+    assert srcdiff.grad(series, compile=compiled)(0.0, np.array([1.0, 2.0, 3.0])) == 2.0
+    x = np.array([0.0, 1.0, 2.0])
+    dx, dp = srcdiff.grad(power_sum, wrt=(0, 1), compile=compiled)(x, 2.5)
+    np.testing.assert_allclose(dx, 2.5 * x ** 1.5, rtol=1e-15)
+    assert dp == pytest.approx(2.0 ** 2.5 * math.log(2.0), rel=1e-15)
+    assert_grad_matches_fd(power_sum, (np.array([0.5, 1.0, 2.0]), 2.5), wrt=(0, 1))
+    assert_grad_matches_fd(series, (0.7, np.array([1.0, 2.0, 3.0])))
 
 
 @MODES
