@@ -121,12 +121,31 @@ def where(lw, node, gate, target):
 
 
 def reduction(lw, node, gate, target, array=None):
-    array, axis, keepdims = reduction_operands(lw, node, array, AXIS_DEFAULT.get(gate))
-    return lw.emit(gate, [array], {"axis": axis, "keepdims": keepdims}, node, target)
+    several = gate in ("sum", "mean")
+    array, axis, keepdims = reduction_operands(lw, node, array, AXIS_DEFAULT.get(gate), several)
+    axes = one_at_a_time(lw, node, axis, keepdims) if isinstance(axis, tuple) else (axis,)
+    for k, one in enumerate(axes):
+        out = target if k == len(axes) - 1 else None
+        array = lw.emit(gate, [array], {"axis": one, "keepdims": keepdims}, node, out)
+    return array
 
 
-def reduction_operands(lw, node, array, default_axis=None):
-    """(array operand, constant axis, keepdims) of `np.f(x, axis, keepdims=...)` or `x.f(...)`."""
+def one_at_a_time(lw, node, axes, keepdims):
+    """The axes of a sum or mean over several, in an order that reduces them one at a time:
+    from the last (or, for negative axes, the first), so the others keep their numbers."""
+    if not axes or len(set(axes)) != len(axes) or not all(type(a) is int for a in axes):
+        lw.fail(f"`axis={axes}` must name distinct axes", node)
+    if keepdims or all(a >= 0 for a in axes):
+        return tuple(sorted(axes, reverse=True))
+    if all(a < 0 for a in axes):
+        return tuple(sorted(axes))
+    lw.fail(f"`axis={axes}` mixes axes counted from the start and from the end", node,
+            hint="count them all from the start (or all from the end)")
+
+
+def reduction_operands(lw, node, array, default_axis=None, several=False):
+    """(array operand, constant axis, keepdims) of `np.f(x, axis, keepdims=...)` or `x.f(...)`;
+    the axis may be a tuple if `several`."""
     args = list(node.args)
     options = {k.arg: k.value for k in node.keywords}
     function_form = array is None      # np.max(x, ...), not x.max(...)
@@ -147,7 +166,8 @@ def reduction_operands(lw, node, array, default_axis=None):
         lw.fail(f"the second argument of `{ast.unparse(node.func)}` is the axis to reduce along, "
                 "and it must be a constant", options["axis"],
                 hint=f"for the elementwise {what} of two arrays use `np.{what}(a, b)`")
-    axis = constant_option(lw, options.get("axis"), default_axis, "axis", (int, type(None)))
+    kinds = (int, type(None), tuple) if several else (int, type(None))
+    axis = constant_option(lw, options.get("axis"), default_axis, "axis", kinds)
     keepdims = constant_option(lw, options.get("keepdims"), False, "keepdims", (bool,))
     return array, axis, keepdims
 
@@ -160,9 +180,10 @@ def constant_option(lw, node, default, name, kinds):
     except ValueError:
         value = object()
     if not isinstance(value, kinds):
-        lw.fail(f"`{name}` must be a constant ({' or '.join(k.__name__ for k in kinds)})", node,
-                hint="reductions over several axes at once are not supported; reduce one at a time"
-                if isinstance(value, tuple) else None)
+        if isinstance(value, tuple):
+            lw.fail(f"`{name}` is a tuple: only sums and means reduce over several axes at once",
+                    node, hint="reduce one axis at a time, e.g. np.max(np.max(x, axis=2), axis=1)")
+        lw.fail(f"`{name}` must be a constant ({' or '.join(k.__name__ for k in kinds)})", node)
     return value
 
 

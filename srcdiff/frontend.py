@@ -529,6 +529,10 @@ class Lowerer:
         raise UndefinedName(f"`{name}` is not defined here", self.where(node))
 
     def array_name(self, node):
+        if isinstance(node, ast.Subscript):
+            inner = ast.unparse(node.value)
+            self.fail(f"a write through chained indexing (`{ast.unparse(node)}[...] = ...`)", node,
+                      hint=f"index once, e.g. `{inner}[i, j] = ...` for `{inner}[i][j] = ...`")
         if not isinstance(node, ast.Name) or node.id not in self.scope:
             self.fail("only local arrays can be written into", node)
         return self.scope[node.id]

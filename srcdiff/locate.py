@@ -34,8 +34,8 @@ def runtime_error(gradient, source, args, error):
     message = (f"`{gradient.__name__}` failed on these arguments ({describe(gradient.params, args)})"
                f": {type(reason).__name__}: {reason}")
     if isinstance(reason, NameError):      # as in Python: set only in a branch that did not run
-        return SrcdiffError(message, where, hint="give the name a value before the `if` that sets "
-                            "it (or in its `else`)")
+        return SrcdiffError(message, where, hint="give the name a value before the `if` or loop "
+                            "that sets it (a branch may not run, a loop may run no iteration)")
     return SrcdiffError(message, where, hint="check that the arguments' shapes fit together as "
                         "the function expects")
 

@@ -413,12 +413,40 @@ def test_method_on_a_number():
     lowering_error(method_on_a_number, message="is a number", hint="arrays", token="(2.0).sum")
 
 
-def sum_over_two_axes(x):
-    return np.sum(np.sum(x, axis=(0, 1)))  # <- error
+def max_over_two_axes(x):
+    return np.sum(np.max(x, axis=(0, 1)))  # <- error
 
 
-def test_sum_over_a_tuple_of_axes():
-    lowering_error(sum_over_two_axes, message="`axis`", hint="one at a time", token="(0, 1)")
+def test_max_over_a_tuple_of_axes():
+    lowering_error(max_over_two_axes, message="only sums and means reduce over several axes",
+                   hint="one axis at a time", token="(0, 1)")
+
+
+def sum_over_mixed_axes(x):
+    return np.sum(np.sum(x, axis=(0, -1)))  # <- error
+
+
+def sum_over_a_repeated_axis(x):
+    return np.sum(np.sum(x, axis=(1, 1)))  # <- error
+
+
+def test_sums_over_mixed_or_repeated_axes():
+    lowering_error(sum_over_mixed_axes, message="mixes axes counted from the start and from the end",
+                   hint="count them all from the start", token="np.sum(x, axis=(0, -1))")
+    lowering_error(sum_over_a_repeated_axis, message="must name distinct axes",
+                   token="np.sum(x, axis=(1, 1))")
+
+
+def write_by_chained_indexing(x):
+    B = np.zeros((2, 2))
+    for i in range(2):
+        B[i][0] = x[i]  # <- error
+    return np.sum(B * B)
+
+
+def test_a_write_by_chained_indexing_asks_for_one_index():
+    lowering_error(write_by_chained_indexing, message="chained indexing (`B[i][...] = ...`)",
+                   hint="`B[i, j] = ...` for `B[i][j] = ...`", token="B[i]")
 
 
 # ---- signatures ------------------------------------------------------------------------------

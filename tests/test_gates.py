@@ -265,6 +265,21 @@ def g_mean(x):
             + np.sum(np.tanh(e)) + np.sum(np.sin(f) * f) + np.sin(np.mean(x, axis=None)) + x.mean())
 
 
+def g_sum_axes(x):
+    a = np.sum(x, axis=(0, 2))
+    b = np.sum(x, axis=(1, 2), keepdims=True)
+    c = np.sum(x, axis=(-1, -3))
+    d = x.sum(axis=(2, 0, 1))
+    return np.sum(np.sin(a)) + np.sum(np.cos(b) * x) + np.sum(np.tanh(c)) + np.sin(d)
+
+
+def g_mean_axes(x):
+    a = np.mean(x, axis=(0, 1))
+    b = np.mean(x, axis=(0, -1), keepdims=True)
+    c = x.mean(axis=(-2, -1))
+    return np.sum(np.sin(a)) + np.sum(np.cos(b) * x) + np.sum(np.tanh(c))
+
+
 def g_max(x):
     a = np.max(x, axis=0)
     b = np.max(x, axis=0, keepdims=True)
@@ -489,6 +504,8 @@ SPEC = [
     # reductions: axis 0, 1, -1, None, keepdims True/False (None + keepdims=True is rejected)
     Gate("sum", g_sum, 0, {"2d": distinct(M)}),
     Gate("mean", g_mean, 0, {"2d": distinct(M)}),
+    Gate("sum-axes", g_sum_axes, 0, {"3d": real((2, 3, 4))}),
+    Gate("mean-axes", g_mean_axes, 0, {"3d": real((2, 3, 4))}),
     Gate("max", g_max, 0, {"2d": distinct(M)}),
     Gate("min", g_min, 0, {"2d": distinct(M)}),
     Gate("reductions-1d", g_reduce_1d, 0, {"1d": distinct(V)}),
