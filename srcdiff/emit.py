@@ -141,13 +141,34 @@ def _has_type_params():
 
 
 def imports(functions):
-    names = {n.id for f in functions for n in ast.walk(f) if isinstance(n, ast.Name)}
+    """The module's imports: NumPy and the helpers `functions` call. A helper whose name the
+    user's code also gives a variable (`wins = ...`) is imported and called as `wins_1`."""
+    nodes = [n for f in functions for n in ast.walk(f)]
+    calls = [n.func for n in nodes if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+    called = {id(c) for c in calls}
+    variables = {n.id for n in nodes if isinstance(n, ast.Name) and id(n) not in called} \
+        | {n.arg for n in nodes if isinstance(n, ast.arg)}
+    names = variables | {c.id for c in calls}
     out = [ast.Import([ast.alias("numpy", "np")])]
     for module, table in (("srcdiff.runtime", RUNTIME_NAMES), ("srcdiff.tape", TAPE_NAMES)):
-        used = sorted(names & set(table))
-        if used:
-            out.append(ast.ImportFrom(module, [ast.alias(n) for n in used], 0))
+        aliases = []
+        for name in sorted({c.id for c in calls} & set(table)):
+            alias = _fresh(name, names) if name in variables else None
+            for c in calls:
+                if c.id == name and alias:
+                    c.id = alias
+            aliases.append(ast.alias(name, alias))
+        if aliases:
+            out.append(ast.ImportFrom(module, aliases, 0))
     return out
+
+
+def _fresh(name, taken):
+    k = 1
+    while f"{name}_{k}" in taken:
+        k += 1
+    taken.add(f"{name}_{k}")
+    return f"{name}_{k}"
 
 
 def unparse(module):

@@ -571,7 +571,7 @@ def test_spec_covers_every_gate_once():
     assert len(names) == len(set(names))
     for gate in SPEC:
         assert gate.forms, gate.name
-        assert set(gate.forms) <= {"scalar", "1d", "2d"}
+        assert set(gate.forms) <= {"scalar", "1d", "2d", "3d"}
 
 
 # ---- the conventions at non-differentiable points, exactly ----------------------------------

@@ -899,3 +899,26 @@ def test_only_reads_that_may_find_the_name_unset_are_checked():
     assert "last_is_set = True" in source
     plain = srcdiff.grad(sum_of_two).source_for(X, X)
     assert "assigned(" not in plain and "_is_set" not in plain
+
+
+# ---- the user's names and the generated code's own --------------------------------------------
+def names_of_helpers(x, tape, top):
+    s = 0.0
+    push_array = x * 1.0
+    for i in range(3):
+        wins = np.maximum(push_array, top)
+        reserve = np.sin(wins) * tape
+        push_array = reserve
+        spread_all = np.sum(push_array)
+        s += spread_all
+    return s
+
+
+def test_variables_named_like_the_generated_code_s_helpers():
+    # the helpers that such a name would hide are imported and called under another name
+    x, tape = np.linspace(0.1, 1.0, 4), np.full(4, 0.9)
+    assert_grad_matches_fd(names_of_helpers, (x, tape, 0.3), wrt=(0, 1, 2))
+    g = srcdiff.grad(names_of_helpers)
+    g(x, tape, 0.3)
+    for name in ("push_array", "wins", "reserve", "spread_all"):
+        assert f"{name} as {name}_1" in g.source and f"{name}_1(" in g.source, name
