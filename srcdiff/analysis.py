@@ -438,7 +438,8 @@ def _plan_block(block, tys, plan, depth):
 # values that cost more to compute again than to store and load
 COSTLY = {"exp", "log", "log1p", "expm1", "sqrt", "sin", "cos", "tan", "tanh", "sinh", "cosh",
           "arctan", "arctan2", "pow", "sigmoid", "sum", "mean", "max", "min", "logsumexp",
-          "matmul"}
+          "matmul", "arcsin", "arccos", "arcsinh", "arccosh", "arctanh", "log10", "log2", "exp2",
+          "cbrt", "erf", "erfc", "hypot"}
 
 
 def _decide(order, local_ops, tys, plan, needed, taping):

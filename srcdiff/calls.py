@@ -19,12 +19,17 @@ ELEMENTWISE = {
     math.tan: "tan", math.tanh: "tanh", math.fabs: "abs", math.log1p: "log1p", math.expm1: "expm1",
     math.atan: "arctan", math.sinh: "sinh", math.cosh: "cosh", math.floor: "floor", math.ceil: "ceil",
     builtins.abs: "abs", nn.relu: "relu", nn.sigmoid: "sigmoid", np.logical_not: "not",
+    np.arcsin: "arcsin", np.arccos: "arccos", np.arcsinh: "arcsinh", np.arccosh: "arccosh",
+    np.arctanh: "arctanh", np.log10: "log10", np.log2: "log2", np.exp2: "exp2", np.cbrt: "cbrt",
+    math.asin: "arcsin", math.acos: "arccos", math.asinh: "arcsinh", math.acosh: "arccosh",
+    math.atanh: "arctanh", math.log10: "log10", math.log2: "log2", math.exp2: "exp2",
+    math.cbrt: "cbrt", math.erf: "erf", math.erfc: "erfc",
 }
 BINARY = {
     np.maximum: "maximum", np.minimum: "minimum", np.dot: "matmul", np.matmul: "matmul",
     np.power: "pow", math.pow: "pow", np.add: "add", np.subtract: "sub", np.multiply: "mul",
     np.divide: "div", np.outer: "outer", np.arctan2: "arctan2", math.atan2: "arctan2",
-    np.logical_and: "and", np.logical_or: "or",
+    np.logical_and: "and", np.logical_or: "or", np.hypot: "hypot", math.hypot: "hypot",
     nn.softmax_cross_entropy: "softmax_cross_entropy",
 }
 REDUCTIONS = {np.sum: "sum", np.mean: "mean", np.max: "max", np.min: "min", np.amax: "max",
@@ -93,6 +98,10 @@ def positional(lw, node, count, what):
 
 
 def elementwise(lw, node, gate, target):
+    if gate == "log" and len(node.args) == 2 and not node.keywords \
+            and lw.static_value(node.func) is math.log:       # math.log(x, base)
+        x, base = (lw.emit("log", [lw.expr(a, None)], {}, node, None) for a in node.args)
+        return lw.emit("div", [x, base], {}, node, target)
     if len(node.args) != 1 or node.keywords:
         hint = ("np.cumsum sums the flattened array (no `axis`): for the running sum down the "
                 "rows of a matrix, loop over its rows" if gate == "cumsum" else None)

@@ -192,5 +192,8 @@ FORWARD = {
     "linspace": np_call("linspace"), "eye": np_call("eye"),
 }
 for _name in ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "abs", "log1p", "expm1", "sign",
-              "arctan", "sinh", "cosh", "floor", "ceil"):
+              "arctan", "sinh", "cosh", "floor", "ceil", "arcsin", "arccos", "arcsinh", "arccosh",
+              "arctanh", "log10", "log2", "exp2", "cbrt", "hypot"):
     FORWARD[_name] = np_call(_name)
+for _name in ("erf", "erfc"):       # math's, for scalars: NumPy has none
+    FORWARD[_name] = lambda op, ty, x, name=_name: helper(name, x)

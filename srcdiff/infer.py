@@ -146,6 +146,13 @@ def float_of(dtype):
     return dtype if dtype.startswith("float") else "float64"
 
 
+def scalar_float(op, x):
+    if x.ndim:
+        raise SrcdiffError(f"`math.{op.gate}` takes a number, and this value is a {x.ndim}-D array",
+                           op.where, hint="apply it to each entry in a loop")
+    return Ty(float_of(x.dtype), 0)
+
+
 def same(op, x, *rest):
     return x
 
@@ -306,7 +313,10 @@ TYPE_RULES = {
     "exp": floating, "log": floating, "sqrt": floating, "sin": floating, "cos": floating,
     "tan": floating, "tanh": floating, "log1p": floating, "expm1": floating, "sign": floating,
     "arctan": floating, "sinh": floating, "cosh": floating, "floor": floating, "ceil": floating,
-    "relu": floating, "sigmoid": floating,
+    "relu": floating, "sigmoid": floating, "arcsin": floating, "arccos": floating,
+    "arcsinh": floating, "arccosh": floating, "arctanh": floating, "log10": floating,
+    "log2": floating, "exp2": floating, "cbrt": floating, "erf": scalar_float, "erfc": scalar_float,
+    "hypot": divide,
     "add": broadcast, "sub": broadcast, "mul": broadcast, "pow": broadcast, "maximum": broadcast,
     "minimum": broadcast, "power": power, "mod": broadcast, "floordiv": broadcast, "div": divide, "arctan2": divide,
     "lt": compare, "le": compare, "gt": compare, "ge": compare, "eq": compare, "ne": compare,

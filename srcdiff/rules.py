@@ -10,10 +10,12 @@ Conventions at non-differentiable points (documented in the README):
 `max`/`min` reductions share the gradient equally among tied entries.
 """
 import ast
+import math
 
 from .sym import helper, if_else, np_, number, product
 
 RULES = {}
+LOG_2, LOG_10, TWO_OVER_ROOT_PI = math.log(2.0), math.log(10.0), 2.0 / math.sqrt(math.pi)
 NON_DIFFERENTIABLE = {
     "lt", "le", "gt", "ge", "eq", "ne", "and", "or", "not", "sign", "floor", "ceil", "floordiv",
     "zeros", "ones", "empty", "zeros_like", "ones_like", "empty_like", "eye",
@@ -224,6 +226,66 @@ def arctan(op, ty, g, z, x):
     return (g / (1.0 + x * x),)
 
 
+@rule("arcsin")
+def arcsin(op, ty, g, z, x):
+    return (g / np_.sqrt(1.0 - x * x),)
+
+
+@rule("arccos")
+def arccos(op, ty, g, z, x):
+    return (-g / np_.sqrt(1.0 - x * x),)
+
+
+@rule("arcsinh")
+def arcsinh(op, ty, g, z, x):
+    return (g / np_.sqrt(x * x + 1.0),)
+
+
+@rule("arccosh")
+def arccosh(op, ty, g, z, x):
+    return (g / np_.sqrt(x * x - 1.0),)
+
+
+@rule("arctanh")
+def arctanh(op, ty, g, z, x):
+    return (g / (1.0 - x * x),)
+
+
+@rule("log10")
+def log10(op, ty, g, z, x):
+    return (g / (x * LOG_10),)
+
+
+@rule("log2")
+def log2(op, ty, g, z, x):
+    return (g / (x * LOG_2),)
+
+
+@rule("exp2")
+def exp2(op, ty, g, z, x):
+    return (g * (z * LOG_2),)
+
+
+@rule("cbrt")
+def cbrt(op, ty, g, z, x):
+    return (g / (3.0 * (z * z)),)
+
+
+@rule("erf")
+def erf(op, ty, g, z, x):
+    return (g * (TWO_OVER_ROOT_PI * np_.exp(-(x * x))),)
+
+
+@rule("erfc")
+def erfc(op, ty, g, z, x):
+    return (-g * (TWO_OVER_ROOT_PI * np_.exp(-(x * x))),)
+
+
+@rule("hypot")
+def hypot(op, ty, g, z, x, y):
+    return g * (x / z), g * (y / z)
+
+
 @rule("abs")
 def abs_(op, ty, g, z, x):
     return (g * np_.sign(x),)
@@ -330,4 +392,5 @@ def softmax_cross_entropy(op, ty, g, z, logits, y):
     return g * (p * helper("sum_over_keep", y, -1) - y), -g * helper("log_softmax_over", logits, -1)
 
 
-BROADCASTING = {"add", "sub", "mul", "div", "pow", "maximum", "minimum", "where", "arctan2", "mod"}
+BROADCASTING = {"add", "sub", "mul", "div", "pow", "maximum", "minimum", "where", "arctan2", "mod",
+                "hypot"}

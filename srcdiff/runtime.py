@@ -284,6 +284,18 @@ def reserve(tape, n):
 
 
 @register_jitable
+def erf(x):
+    """math.erf(x), the error function of a number."""
+    return math.erf(x)
+
+
+@register_jitable
+def erfc(x):
+    """math.erfc(x) = 1 - erf(x), without its cancellation for large x."""
+    return math.erfc(x)
+
+
+@register_jitable
 def base_slope(x, y):
     """d(x ** y)/dx = y * x ** (y - 1), and 0 where y == 0: x ** 0 is 1 for every x (the
     exponent y - 1 would make 0 * inf at x == 0)."""

@@ -371,6 +371,46 @@ def g_softmax_cross_entropy(z, y):
     return nn.softmax_cross_entropy(z, y)
 
 
+def g_arcsin(x):
+    return np.sum(np.arcsin(x) + np.arccos(0.5 * x))
+
+
+def g_arcsinh(x):
+    return np.sum(np.arcsinh(x) + np.arctanh(0.5 * x))
+
+
+def g_arccosh(x):
+    return np.sum(np.arccosh(x))
+
+
+def g_log10_log2(x):
+    return np.sum(np.log10(x) * np.log2(x))
+
+
+def g_exp2(x):
+    return np.sum(np.exp2(x))
+
+
+def g_cbrt(x):
+    return np.sum(np.cbrt(x))
+
+
+def g_hypot(x, y):
+    return np.sum(np.hypot(x, y))
+
+
+def g_math_inverse_trig(x):
+    return math.asin(x) * math.acos(x) + math.asinh(x) + math.atanh(x) + math.hypot(x, 2.0 * x)
+
+
+def g_math_erf(x):
+    return math.erf(x) + math.erfc(2.0 * x)
+
+
+def g_math_logs(x, b):
+    return math.log(x, b) + math.log10(x) * math.log2(b) + math.exp2(x) + math.cbrt(x)
+
+
 # ---- input makers: each returns a tuple of float64 values (or ints) -------------------
 def real(*shapes, low=-1.5, high=1.5):
     return lambda rng: tuple(_draw(rng.uniform(low, high, size=s)) for s in shapes)
@@ -487,6 +527,16 @@ SPEC = [
     Gate("expm1", g_expm1, 0, {"scalar": real(S), "1d": real(V)}),
     Gate("arctan", g_arctan, 0, {"scalar": real(S), "1d": real(V)}),
     Gate("sinh", g_sinh, 0, {"scalar": real(S), "1d": real(V)}),
+    Gate("arcsin-arccos", g_arcsin, 0, {"scalar": real(S, low=-0.9, high=0.9),
+                                        "1d": real(V, low=-0.9, high=0.9)}),
+    Gate("arcsinh-arctanh", g_arcsinh, 0, {"scalar": real(S), "1d": real(V)}),
+    Gate("arccosh", g_arccosh, 0, {"scalar": positive(S, low=1.2, high=3.0),
+                                   "1d": positive(V, low=1.2, high=3.0)}),
+    Gate("log10-log2", g_log10_log2, 0, {"scalar": positive(S), "1d": positive(V)}),
+    Gate("exp2", g_exp2, 0, {"scalar": real(S), "1d": real(V)}),
+    Gate("cbrt", g_cbrt, 0, {"scalar": nonzero(S), "1d": nonzero(V)}),
+    Gate("hypot", g_hypot, (0, 1), {"scalar": nonzero(S, S), "1d": nonzero(V, V),
+                                    "2d": nonzero(M, (4,))}),
     Gate("cosh", g_cosh, 0, {"scalar": real(S), "1d": real(V)}),
     Gate("square", g_square, 0, {"scalar": real(S), "1d": real(V)}),
     Gate("power", g_power, 0, {"scalar": real(S), "1d": real(V), "2d": real(M)}),
@@ -496,6 +546,11 @@ SPEC = [
     Gate("where", g_where, (0, 1), {"scalar": separated(S), "1d": separated(V)}),
     # math on scalars
     Gate("math.exp", g_math_exp, 0, {"scalar": real(S)}),
+    Gate("math.asin-acos-asinh-atanh-hypot", g_math_inverse_trig, 0,
+         {"scalar": real(S, low=-0.6, high=0.6)}),
+    Gate("math.erf-erfc", g_math_erf, 0, {"scalar": real(S)}),
+    Gate("math.log-base-log10-log2-exp2-cbrt", g_math_logs, (0, 1),
+         {"scalar": positive(S, S, low=1.5, high=3.0)}),
     Gate("math.log", g_math_log, 0, {"scalar": positive(S)}),
     Gate("math.sqrt", g_math_sqrt, 0, {"scalar": positive(S)}),
     Gate("math.sin", g_math_sin, 0, {"scalar": real(S)}),
