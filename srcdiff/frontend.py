@@ -15,6 +15,7 @@ import numpy as np
 from . import calls, exits, unset
 from .errors import SrcdiffError, UndefinedName
 from .graph import Const, For, Graph, If, Op, Return, While
+from .returns import single_return
 from .source import (NameAllocator, all_names, assigned_names, check_signature, environment,
                      is_docstring, mutable_names, parse)
 
@@ -88,6 +89,8 @@ class Lowerer:
     def lower_function_body(self, node):
         self.function_node = node
         body = [s for s in node.body if not is_docstring(s)]
+        body = single_return(body, self.names)
+        self.mutable |= mutable_names(body)     # the result a return in a branch now sets
         body = self.flag_unset_reads(body)
         self.locals = assigned_names(body)
         for i, stmt in enumerate(body):
@@ -138,8 +141,10 @@ class Lowerer:
         outer, self.block = self.block, []
         for s in stmts:
             if isinstance(s, ast.Return):
-                self.fail("`return` inside a loop or branch is not supported", s,
-                          hint="assign the result to a variable and return it once at the end")
+                self.fail("this `return` cannot be moved to the end of the function", s,
+                          hint="a return inside a loop is not supported, nor one in a branch whose "
+                               "other branch may return or go on: assign the result to a "
+                               "variable and return it once at the end")
             self.statement(s)
         inner, self.block = self.block, outer
         return inner

@@ -3,6 +3,7 @@ memory, values srcdiff cannot take are refused (never a silent zero), globals ar
 the first call, check_grad's defaults follow the precision, and a gradient keeps the type
 of its argument."""
 import functools
+import math
 import warnings
 
 import numpy as np
@@ -922,3 +923,59 @@ def test_variables_named_like_the_generated_code_s_helpers():
     g(x, tape, 0.3)
     for name in ("push_array", "wins", "reserve", "spread_all"):
         assert f"{name} as {name}_1" in g.source and f"{name}_1(" in g.source, name
+
+
+# ---- returns inside branches ---------------------------------------------------------------
+def huber(r, d):
+    if abs(r) <= d:
+        return 0.5 * r * r
+    return d * (abs(r) - 0.5 * d)
+
+
+def piecewise(x):
+    if x < 0.0:
+        y = x * x
+        return y
+    elif x < 1.0:
+        return math.sin(x)
+    else:
+        z = x ** 3
+    return z + 1.0
+
+
+def ordered(a, b):
+    if a > b:
+        return a - b, a * b
+    return b - a, a + b
+
+
+def pairs_through_a_helper(x):
+    s = 0.0
+    for i in range(x.shape[0] - 1):
+        u, v = ordered(x[i], x[i + 1])
+        s += u * v
+    return s
+
+
+def by_flag(x, flag):
+    if flag > 0:
+        return np.sum(x * x)
+    else:
+        return np.sum(np.sin(x))
+
+
+def test_returns_inside_branches_move_to_the_end():
+    for r in (0.3, -0.3, 2.0, -2.0):
+        assert_grad_matches_fd(huber, (r, 1.0), wrt=(0, 1))
+    for x in (-0.5, 0.5, 1.5):
+        assert_grad_matches_fd(piecewise, (x,))
+    assert_grad_matches_fd(pairs_through_a_helper, (np.array([0.3, 1.2, -0.4, 0.8]),))
+    for flag in (1, -1):
+        assert_grad_matches_fd(by_flag, (np.array([0.3, 1.2]), flag))
+    value, grad = srcdiff.value_and_grad(huber)(2.0, 1.0)
+    assert (value, grad) == (huber(2.0, 1.0), 1.0)
+    g = srcdiff.grad(piecewise)
+    g(0.5)
+    forward = g.source.split("def gradient")[0]
+    assert forward.count("\n    return result\n") == 1 and "result = np.sin(x)" in forward
+    assert sum(line.strip().startswith("return") for line in forward.splitlines()) == 1
