@@ -23,7 +23,9 @@ ELEMENTWISE = {
     np.arctanh: "arctanh", np.log10: "log10", np.log2: "log2", np.exp2: "exp2", np.cbrt: "cbrt",
     math.asin: "arcsin", math.acos: "arccos", math.asinh: "arcsinh", math.acosh: "arccosh",
     math.atanh: "arctanh", math.log10: "log10", math.log2: "log2", math.exp2: "exp2",
-    math.cbrt: "cbrt", math.erf: "erf", math.erfc: "erfc",
+    math.cbrt: "cbrt", math.erf: "erf", math.erfc: "erfc", np.round: "round", np.rint: "round",
+    np.isfinite: "isfinite", np.isnan: "isnan", np.isinf: "isinf", math.isfinite: "isfinite",
+    math.isnan: "isnan", math.isinf: "isinf",
 }
 BINARY = {
     np.maximum: "maximum", np.minimum: "minimum", np.dot: "matmul", np.matmul: "matmul",

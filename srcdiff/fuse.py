@@ -15,7 +15,7 @@ ELEMENTWISE_GATES = {
     "add", "sub", "mul", "div", "pow", "neg", "square", "maximum", "minimum", "exp", "log",
     "sqrt", "sin", "cos", "tan", "tanh", "abs", "log1p", "expm1", "sign", "arctan", "sinh",
     "cosh", "floor", "ceil", "arctan2", "arcsin", "arccos", "arcsinh", "arccosh", "arctanh",
-    "log10", "log2", "exp2", "cbrt", "hypot",
+    "log10", "log2", "exp2", "cbrt", "hypot", "round",
 }
 
 

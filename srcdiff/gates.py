@@ -193,7 +193,7 @@ FORWARD = {
 }
 for _name in ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "abs", "log1p", "expm1", "sign",
               "arctan", "sinh", "cosh", "floor", "ceil", "arcsin", "arccos", "arcsinh", "arccosh",
-              "arctanh", "log10", "log2", "exp2", "cbrt", "hypot"):
+              "arctanh", "log10", "log2", "exp2", "cbrt", "hypot", "round", "isfinite", "isnan", "isinf"):
     FORWARD[_name] = np_call(_name)
 for _name in ("erf", "erfc"):       # math's, for scalars: NumPy has none
     FORWARD[_name] = lambda op, ty, x, name=_name: helper(name, x)

@@ -316,7 +316,7 @@ TYPE_RULES = {
     "relu": floating, "sigmoid": floating, "arcsin": floating, "arccos": floating,
     "arcsinh": floating, "arccosh": floating, "arctanh": floating, "log10": floating,
     "log2": floating, "exp2": floating, "cbrt": floating, "erf": scalar_float, "erfc": scalar_float,
-    "hypot": divide,
+    "hypot": divide, "round": floating, "isfinite": compare, "isnan": compare, "isinf": compare,
     "add": broadcast, "sub": broadcast, "mul": broadcast, "pow": broadcast, "maximum": broadcast,
     "minimum": broadcast, "power": power, "mod": broadcast, "floordiv": broadcast, "div": divide, "arctan2": divide,
     "lt": compare, "le": compare, "gt": compare, "ge": compare, "eq": compare, "ne": compare,

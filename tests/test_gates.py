@@ -629,6 +629,28 @@ def test_spec_covers_every_gate_once():
         assert set(gate.forms) <= {"scalar", "1d", "2d", "3d"}
 
 
+# ---- steps and tests: a zero gradient, through the values they multiply ----------------------
+def steps(x):
+    return np.sum(x * np.floor(x) + np.ceil(x) * x + np.round(x) * x + np.rint(2.0 * x) * x
+                  + np.where(np.logical_and(np.isfinite(x), np.logical_not(np.isnan(x))), x, 0.0)
+                  + np.where(np.isinf(x), 0.0, x))
+
+
+def steps_of_a_number(x):
+    y = math.floor(x) * x + math.ceil(x) * x + np.round(x) * x
+    if math.isfinite(x) and not math.isnan(x) and not math.isinf(x):
+        y = y + x
+    return y
+
+
+def test_steps_and_tests_pass_no_gradient():
+    x = np.array([0.3, 1.7, -0.6, 2.2])
+    grads = assert_grad_matches_fd(steps, (x,))
+    np.testing.assert_array_equal(grads[0], np.floor(x) + np.ceil(x) + np.round(x) + np.rint(2.0 * x) + 2.0)
+    assert_grad_matches_fd(steps, (x.astype(np.float32),), **TOLERANCES["float32"])
+    assert assert_grad_matches_fd(steps_of_a_number, (1.3,))[0] == 1.0 + 2.0 + 1.0 + 1.0
+
+
 # ---- the conventions at non-differentiable points, exactly ----------------------------------
 def abs_sum(x):
     return np.sum(np.abs(x))
