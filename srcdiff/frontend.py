@@ -31,7 +31,7 @@ UNSUPPORTED_STATEMENTS = {
     ast.Nonlocal: "`nonlocal` statements", ast.Delete: "`del` statements",
     ast.Raise: "`raise` statements",
     ast.Import: "imports inside the function", ast.ImportFrom: "imports inside the function",
-    ast.Assert: "`assert` statements", ast.AsyncFunctionDef: "async functions",
+ast.AsyncFunctionDef: "async functions",
 }
 UNSUPPORTED_EXPRESSIONS = {
     ast.Lambda: "lambdas", ast.ListComp: "list comprehensions", ast.DictComp: "dict comprehensions",
@@ -466,6 +466,12 @@ class Lowerer:
         orelse = self.block_of(stmt.orelse)
         self.block.append(If(test, body, orelse, self.where(stmt)))
 
+    def assertion(self, stmt):
+        """`assert test, "message"`: a check that the forward and the gradient both run."""
+        test = self.expr(stmt.test, None)
+        message = stmt.msg.value if isinstance(stmt.msg, ast.Constant) else ast.unparse(stmt.test)
+        self.emit("asserted", [test], {"message": str(message)}, stmt)
+
     def expression_statement(self, stmt):
         if is_docstring(stmt):
             return
@@ -703,6 +709,7 @@ STATEMENTS = {
     ast.Assign: Lowerer.assign, ast.AnnAssign: Lowerer.ann_assign, ast.AugAssign: Lowerer.aug_assign,
     ast.For: Lowerer.for_loop, ast.While: Lowerer.while_loop, ast.If: Lowerer.if_branch,
     ast.Expr: Lowerer.expression_statement, ast.Pass: lambda self, stmt: None,
+    ast.Assert: Lowerer.assertion,
     ast.Break: Lowerer.loop_exit, ast.Continue: Lowerer.loop_exit,  # only outside loops
 }
 EXPRESSIONS = {

@@ -173,6 +173,7 @@ FORWARD = {
     "neg": lambda op, ty, x: -x, "copy": lambda op, ty, x: x,
     "assigned": lambda op, ty, x, is_set: helper("assigned", x, is_set,
                                                  Sym(ast.Constant(op.params["name"]))),
+    "asserted": lambda op, ty, x: helper("asserted", x, Sym(ast.Constant(op.params["message"]))),
     "maximum": scalar_or_np("max", "maximum"), "minimum": scalar_or_np("min", "minimum"),
     "where": where, "outer": np_call("outer"), "arctan2": np_call("arctan2"),
     "relu": relu, "sigmoid": sigmoid, "square": lambda op, ty, x: x * x, "power": power,

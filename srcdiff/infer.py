@@ -153,6 +153,13 @@ def scalar_float(op, x):
     return Ty(float_of(x.dtype), 0)
 
 
+def condition(op, x):
+    if x.ndim:
+        raise SrcdiffError("the condition of `assert` is an array", op.where,
+                           hint="assert a number, e.g. a comparison of shapes or of np.min(x)")
+    return BOOL
+
+
 def same(op, x, *rest):
     return x
 
@@ -316,7 +323,7 @@ TYPE_RULES = {
     "relu": floating, "sigmoid": floating, "arcsin": floating, "arccos": floating,
     "arcsinh": floating, "arccosh": floating, "arctanh": floating, "log10": floating,
     "log2": floating, "exp2": floating, "cbrt": floating, "erf": scalar_float, "erfc": scalar_float,
-    "hypot": divide, "round": floating, "isfinite": compare, "isnan": compare, "isinf": compare,
+    "hypot": divide, "asserted": condition, "round": floating, "isfinite": compare, "isnan": compare, "isinf": compare,
     "add": broadcast, "sub": broadcast, "mul": broadcast, "pow": broadcast, "maximum": broadcast,
     "minimum": broadcast, "power": power, "mod": broadcast, "floordiv": broadcast, "div": divide, "arctan2": divide,
     "lt": compare, "le": compare, "gt": compare, "ge": compare, "eq": compare, "ne": compare,

@@ -335,6 +335,24 @@ def _assigned_ol(value, is_set, name):
     return impl
 
 
+def asserted(ok, message):
+    """`assert ok, message`, as Python runs it."""
+    if not ok:
+        raise AssertionError(message)
+    return ok
+
+
+@overload(asserted)
+def _asserted_ol(ok, message):
+    def impl(ok, message):
+        # a constant message, as for `assigned`; the error srcdiff reports reruns the code in
+        # Python, which gives the user's message
+        if not ok:
+            raise AssertionError("an assert of the function failed")
+        return ok
+    return impl
+
+
 @register_jitable
 def range_last(a, b, s):
     """Last value of range(a, b, s), or a - s when that range is empty."""

@@ -423,6 +423,16 @@ def test_method_on_a_number():
     lowering_error(method_on_a_number, message="is a number", hint="arrays", token="(2.0).sum")
 
 
+def assert_on_an_array(x):
+    assert x > 0.0  # <- error
+    return np.sum(x)
+
+
+def test_assert_on_an_array():
+    with pytest.raises(SrcdiffError, match="the condition of `assert` is an array"):
+        srcdiff.grad(assert_on_an_array)(np.ones(3))
+
+
 def max_over_two_axes(x):
     return np.sum(np.max(x, axis=(0, 1)))  # <- error
 

@@ -979,3 +979,27 @@ def test_returns_inside_branches_move_to_the_end():
     forward = g.source.split("def gradient")[0]
     assert forward.count("\n    return result\n") == 1 and "result = np.sin(x)" in forward
     assert sum(line.strip().startswith("return") for line in forward.splitlines()) == 1
+
+
+# ---- assert statements ---------------------------------------------------------------------
+def weighted_squares(x, w):
+    assert x.shape[0] == w.shape[0], "x and w must have the same length"
+    s = 0.0
+    for i in range(x.shape[0]):
+        assert w[i] > 0
+        s += w[i] * x[i] ** 2
+    return s
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "python"])
+def test_asserts_run_in_the_forward_and_the_gradient(compiled):
+    x, w = np.array([1.0, 2.0]), np.array([0.5, 1.5])
+    assert_grad_matches_fd(weighted_squares, (x, w), wrt=(0, 1))
+    g = srcdiff.value_and_grad(weighted_squares, wrt=(0, 1), compile=compiled)
+    line = weighted_squares.__code__.co_firstlineno
+    for args, at, says in (((x, np.ones(3)), line + 1, "x and w must have the same length"),
+                           ((x, np.array([0.5, -1.0])), line + 4, "AssertionError")):
+        for call in (g, g.forward):
+            with pytest.raises(srcdiff.SrcdiffError, match=says) as info:
+                call(*args)
+            assert f"test_user_edges.py:{at}:" in str(info.value)
