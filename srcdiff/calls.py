@@ -206,6 +206,25 @@ def creation(lw, node, gate, target):
     return lw.emit(gate, args, params, node, target)
 
 
+def array_of_numbers(lw, node, gate, target):
+    """np.array([a, b, ...]) or np.array([[a, b], [c, d]]) of numbers: one gate, whose adjoint
+    hands each number its entry."""
+    rows = node.args[0] if len(node.args) == 1 and not node.keywords else None
+    if not isinstance(rows, (ast.List, ast.Tuple)) or not rows.elts:
+        lw.fail(f"`{ast.unparse(node.func)}` takes a list of numbers here (or a list of such "
+                "lists)", node, hint="for a copy of an array use x.copy(); to join arrays, "
+                                     "write them into one made with np.empty")
+    nested = [isinstance(e, (ast.List, ast.Tuple)) for e in rows.elts]
+    if any(nested):
+        if not all(nested) or len({len(e.elts) for e in rows.elts}) != 1 or not rows.elts[0].elts:
+            lw.fail("the rows of this array differ in length, or are mixed with numbers", rows)
+        shape = (len(rows.elts), len(rows.elts[0].elts))
+        items = [item for row in rows.elts for item in row.elts]
+    else:
+        shape, items = (len(rows.elts),), rows.elts
+    return lw.emit(gate, [lw.expr(e, None) for e in items], {"shape": shape}, node, target)
+
+
 def shape_operands(lw, node):
     """(operands, layout) for a shape argument: an int, a tuple of ints, or `x.shape`."""
     if isinstance(node, ast.Attribute) and node.attr == "shape":
@@ -407,7 +426,7 @@ DISPATCH = [
     ({np.transpose: "transpose"}, transpose_call), ({np.reshape: "reshape"}, reshape_call),
     (composites.FUNCTIONS, composites.variance), ({np.linalg.norm: "norm"}, composites.norm),
     ({np.clip: "clip"}, composites.clip), ({np.logaddexp: "logaddexp"}, composites.logaddexp),
-    ({np.diff: "diff"}, composites.diff),
+    ({np.diff: "diff"}, composites.diff), ({np.array: "array", np.asarray: "array"}, array_of_numbers),
     ({np.arange: "arange", np.linspace: "linspace", np.eye: "eye"}, ranges), ({builtins.sum: "sum"}, builtin_sum),
 ]
 SCALAR_CASTS = {builtins.float: to_float, builtins.int: cast("int"), builtins.len: length,

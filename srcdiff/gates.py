@@ -26,6 +26,18 @@ def arithmetic(ast_op):
     return lambda op, ty, x, y: Sym(ast.BinOp(x.node, ast_op(), y.node))
 
 
+def array_of(op, ty, *items):
+    """np.array([a, b]) or np.array([[a, b], [c, d]]), each number cast to the array's dtype
+    where it differs (numba does not mix them in a nested list)."""
+    dtype = ty.out.dtype
+    items = [x if t.dtype == dtype else getattr(np_, dtype)(x) for x, t in zip(items, ty.args)]
+    if len(op.params["shape"]) == 1:
+        return np_.array(Sym(ast.List([x.node for x in items], ast.Load())))
+    n, m = op.params["shape"]
+    rows = [ast.List([x.node for x in items[i * m:(i + 1) * m]], ast.Load()) for i in range(n)]
+    return np_.array(Sym(ast.List(rows, ast.Load())))
+
+
 def np_call(name):
     return lambda op, ty, *args: getattr(np_, name)(*args)
 
@@ -173,6 +185,7 @@ FORWARD = {
     "neg": lambda op, ty, x: -x, "copy": lambda op, ty, x: x,
     "assigned": lambda op, ty, x, is_set: helper("assigned", x, is_set,
                                                  Sym(ast.Constant(op.params["name"]))),
+    "array": array_of,
     "asserted": lambda op, ty, x: helper("asserted", x, Sym(ast.Constant(op.params["message"]))),
     "maximum": scalar_or_np("max", "maximum"), "minimum": scalar_or_np("min", "minimum"),
     "where": where, "outer": np_call("outer"), "arctan2": np_call("arctan2"),

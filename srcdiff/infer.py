@@ -160,6 +160,13 @@ def condition(op, x):
     return BOOL
 
 
+def array_of(op, *items):
+    if any(item.ndim for item in items):
+        raise SrcdiffError("np.array of arrays is not supported; it takes numbers", op.where,
+                           hint="write the arrays into one made with np.empty, row by row")
+    return Ty(promote(*(item.dtype for item in items)), len(op.params["shape"]))
+
+
 def same(op, x, *rest):
     return x
 
@@ -323,7 +330,7 @@ TYPE_RULES = {
     "relu": floating, "sigmoid": floating, "arcsin": floating, "arccos": floating,
     "arcsinh": floating, "arccosh": floating, "arctanh": floating, "log10": floating,
     "log2": floating, "exp2": floating, "cbrt": floating, "erf": scalar_float, "erfc": scalar_float,
-    "hypot": divide, "asserted": condition, "round": floating, "isfinite": compare, "isnan": compare, "isinf": compare,
+    "hypot": divide, "asserted": condition, "array": array_of, "round": floating, "isfinite": compare, "isnan": compare, "isinf": compare,
     "add": broadcast, "sub": broadcast, "mul": broadcast, "pow": broadcast, "maximum": broadcast,
     "minimum": broadcast, "power": power, "mod": broadcast, "floordiv": broadcast, "div": divide, "arctan2": divide,
     "lt": compare, "le": compare, "gt": compare, "ge": compare, "eq": compare, "ne": compare,

@@ -12,7 +12,7 @@ Conventions at non-differentiable points (documented in the README):
 import ast
 import math
 
-from .sym import helper, if_else, np_, number, product
+from .sym import Sym, helper, if_else, np_, number, product
 
 RULES = {}
 LOG_2, LOG_10, TWO_OVER_ROOT_PI = math.log(2.0), math.log(10.0), 2.0 / math.sqrt(math.pi)
@@ -225,6 +225,16 @@ def cosh(op, ty, g, z, x):
 @rule("arctan")
 def arctan(op, ty, g, z, x):
     return (g / (1.0 + x * x),)
+
+
+@rule("array")
+def array_of(op, ty, g, z, *items):
+    """z = np.array([a, b, ...]) (or of rows): each number gets its entry of g."""
+    shape = op.params["shape"]
+    if len(shape) == 1:
+        return tuple(g[k] for k in range(shape[0]))
+    return tuple(g[Sym(ast.Tuple([ast.Constant(i), ast.Constant(j)], ast.Load()))]
+                 for i in range(shape[0]) for j in range(shape[1]))
 
 
 @rule("arcsin")

@@ -433,6 +433,27 @@ def test_assert_on_an_array():
         srcdiff.grad(assert_on_an_array)(np.ones(3))
 
 
+def array_of_an_array(x):
+    return np.sum(np.array(x))  # <- error
+
+
+def array_of_arrays(x):
+    return np.sum(np.array([x, x]))  # <- error
+
+
+def array_of_ragged_rows(x):
+    return np.sum(np.array([[x, x], [x]]))  # <- error
+
+
+def test_np_array_takes_numbers():
+    lowering_error(array_of_an_array, message="takes a list of numbers here", hint="x.copy()",
+                   token="np.array(x)")
+    lowering_error(array_of_ragged_rows, message="the rows of this array differ in length",
+                   token="[[x, x], [x]]")
+    with pytest.raises(SrcdiffError, match="np.array of arrays is not supported"):
+        srcdiff.grad(array_of_arrays)(np.ones(3))
+
+
 def max_over_two_axes(x):
     return np.sum(np.max(x, axis=(0, 1)))  # <- error
 

@@ -411,6 +411,12 @@ def g_math_logs(x, b):
     return math.log(x, b) + math.log10(x) * math.log2(b) + math.exp2(x) + math.cbrt(x)
 
 
+def g_array_of_numbers(x, y):
+    v = np.array([x, -2.0 * y, x * y, 1])
+    R = np.array([[np.cos(x), -np.sin(x)], (np.sin(x), y)])
+    return np.sum(np.sin(v) * v) + np.sum(R @ np.array([y, 0.5]))
+
+
 # ---- input makers: each returns a tuple of float64 values (or ints) -------------------
 def real(*shapes, low=-1.5, high=1.5):
     return lambda rng: tuple(_draw(rng.uniform(low, high, size=s)) for s in shapes)
@@ -546,6 +552,7 @@ SPEC = [
     Gate("where", g_where, (0, 1), {"scalar": separated(S), "1d": separated(V)}),
     # math on scalars
     Gate("math.exp", g_math_exp, 0, {"scalar": real(S)}),
+    Gate("np.array-of-numbers", g_array_of_numbers, (0, 1), {"scalar": real(S, S)}),
     Gate("math.asin-acos-asinh-atanh-hypot", g_math_inverse_trig, 0,
          {"scalar": real(S, low=-0.6, high=0.6)}),
     Gate("math.erf-erfc", g_math_erf, 0, {"scalar": real(S)}),

@@ -2193,3 +2193,23 @@ def writes_the_array_it_iterates(y0, w):
 def test_loops_over_the_entries_of_arrays(fn, args, wrt):
     check_loop(fn, *args, wrt=wrt)
     assert np.isclose(srcdiff.value_and_grad(fn, wrt=wrt)(*args)[0], fn(*args), rtol=1e-12)
+
+
+# ---- a rollout whose right-hand side builds its vector with np.array ------------------------
+def oscillator(y, k):
+    return np.array([y[1], -k * y[0] - 0.1 * y[1]])
+
+
+def rk4_rollout(y0, k, h):
+    y = y0.copy()
+    for i in range(20):
+        k1 = oscillator(y, k)
+        k2 = oscillator(y + 0.5 * h * k1, k)
+        k3 = oscillator(y + 0.5 * h * k2, k)
+        k4 = oscillator(y + h * k3, k)
+        y = y + h / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+    return y[0] ** 2 + 0.5 * y[1] ** 2
+
+
+def test_rk4_with_an_np_array_right_hand_side():
+    assert_grad_matches_fd(rk4_rollout, (np.array([1.0, 0.0]), 1.3, 0.1), wrt=(0, 1))
