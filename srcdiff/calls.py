@@ -225,6 +225,20 @@ def array_of_numbers(lw, node, gate, target):
     return lw.emit(gate, [lw.expr(e, None) for e in items], {"shape": shape}, node, target)
 
 
+def joined(lw, node, gate, target):
+    """np.concatenate((a, b, ...), axis=k) and np.stack(...) of arrays: one gate."""
+    items = node.args[0] if node.args else None
+    options = {k.arg: k.value for k in node.keywords}
+    if len(node.args) == 2:
+        options["axis"] = node.args[1]
+    if not isinstance(items, (ast.List, ast.Tuple)) or not items.elts or len(node.args) > 2 \
+            or set(options) - {"axis"}:
+        lw.fail(f"`{ast.unparse(node.func)}` takes a list or tuple of arrays (and `axis=`) here",
+                node)
+    axis = constant_option(lw, options.get("axis"), 0, "axis", (int,))
+    return lw.emit(gate, [lw.expr(e, None) for e in items.elts], {"axis": axis}, node, target)
+
+
 def shape_operands(lw, node):
     """(operands, layout) for a shape argument: an int, a tuple of ints, or `x.shape`."""
     if isinstance(node, ast.Attribute) and node.attr == "shape":
@@ -427,6 +441,7 @@ DISPATCH = [
     (composites.FUNCTIONS, composites.variance), ({np.linalg.norm: "norm"}, composites.norm),
     ({np.clip: "clip"}, composites.clip), ({np.logaddexp: "logaddexp"}, composites.logaddexp),
     ({np.diff: "diff"}, composites.diff), ({np.array: "array", np.asarray: "array"}, array_of_numbers),
+    ({np.concatenate: "concatenate", np.stack: "stack"}, joined),
     ({np.arange: "arange", np.linspace: "linspace", np.eye: "eye"}, ranges), ({builtins.sum: "sum"}, builtin_sum),
 ]
 SCALAR_CASTS = {builtins.float: to_float, builtins.int: cast("int"), builtins.len: length,

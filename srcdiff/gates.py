@@ -7,7 +7,7 @@ since numba's np.max/np.sum lack `axis`/`keepdims`.
 """
 import ast
 
-from .sym import Sym, builtin, helper, if_else, np_, number, product, tuple_
+from .sym import Sym, builtin, helper, if_else, np_, number, number_node, product, tuple_
 
 
 class OpTypes:
@@ -36,6 +36,12 @@ def array_of(op, ty, *items):
     n, m = op.params["shape"]
     rows = [ast.List([x.node for x in items[i * m:(i + 1) * m]], ast.Load()) for i in range(n)]
     return np_.array(Sym(ast.List(rows, ast.Load())))
+
+
+def joined(op, ty, *items):
+    """np.concatenate((a, b), axis=k) or np.stack((a, b), axis=k)."""
+    arrays = Sym(ast.Tuple([x.node for x in items], ast.Load()))
+    return getattr(np_, op.gate)(arrays, axis=Sym(number_node(op.params["axis"])))
 
 
 def np_call(name):
@@ -185,7 +191,7 @@ FORWARD = {
     "neg": lambda op, ty, x: -x, "copy": lambda op, ty, x: x,
     "assigned": lambda op, ty, x, is_set: helper("assigned", x, is_set,
                                                  Sym(ast.Constant(op.params["name"]))),
-    "array": array_of,
+    "array": array_of, "concatenate": joined, "stack": joined,
     "asserted": lambda op, ty, x: helper("asserted", x, Sym(ast.Constant(op.params["message"]))),
     "maximum": scalar_or_np("max", "maximum"), "minimum": scalar_or_np("min", "minimum"),
     "where": where, "outer": np_call("outer"), "arctan2": np_call("arctan2"),

@@ -167,6 +167,19 @@ def array_of(op, *items):
     return Ty(promote(*(item.dtype for item in items)), len(op.params["shape"]))
 
 
+def joined(op, *items):
+    """np.concatenate (ranks kept) and np.stack (one more) of arrays of one rank."""
+    ranks = {item.ndim for item in items}
+    if 0 in ranks or len(ranks) > 1:
+        raise SrcdiffError(f"np.{op.gate} takes arrays of one rank", op.where,
+                           hint="for numbers use np.array([a, b, ...])" if 0 in ranks else None)
+    ndim = ranks.pop() + (op.gate == "stack")
+    if not -ndim <= op.params["axis"] < ndim:
+        raise SrcdiffError(f"axis {op.params['axis']} is out of bounds for np.{op.gate} of "
+                           f"{ndim}-D arrays", op.where)
+    return Ty(promote(*(item.dtype for item in items)), ndim)
+
+
 def same(op, x, *rest):
     return x
 
@@ -330,7 +343,7 @@ TYPE_RULES = {
     "relu": floating, "sigmoid": floating, "arcsin": floating, "arccos": floating,
     "arcsinh": floating, "arccosh": floating, "arctanh": floating, "log10": floating,
     "log2": floating, "exp2": floating, "cbrt": floating, "erf": scalar_float, "erfc": scalar_float,
-    "hypot": divide, "asserted": condition, "array": array_of, "round": floating, "isfinite": compare, "isnan": compare, "isinf": compare,
+    "hypot": divide, "asserted": condition, "array": array_of, "concatenate": joined, "stack": joined, "round": floating, "isfinite": compare, "isnan": compare, "isinf": compare,
     "add": broadcast, "sub": broadcast, "mul": broadcast, "pow": broadcast, "maximum": broadcast,
     "minimum": broadcast, "power": power, "mod": broadcast, "floordiv": broadcast, "div": divide, "arctan2": divide,
     "lt": compare, "le": compare, "gt": compare, "ge": compare, "eq": compare, "ne": compare,

@@ -12,7 +12,7 @@ Conventions at non-differentiable points (documented in the README):
 import ast
 import math
 
-from .sym import Sym, helper, if_else, np_, number, product
+from .sym import Sym, helper, if_else, lift, np_, number, product
 
 RULES = {}
 LOG_2, LOG_10, TWO_OVER_ROOT_PI = math.log(2.0), math.log(10.0), 2.0 / math.sqrt(math.pi)
@@ -235,6 +235,32 @@ def array_of(op, ty, g, z, *items):
         return tuple(g[k] for k in range(shape[0]))
     return tuple(g[Sym(ast.Tuple([ast.Constant(i), ast.Constant(j)], ast.Load()))]
                  for i in range(shape[0]) for j in range(shape[1]))
+
+
+@rule("concatenate")
+def concatenate(op, ty, g, z, *items):
+    """z = np.concatenate((a, b, ...), axis): each array gets its stretch of g along the axis."""
+    axis = op.params["axis"] % ty.out.ndim
+    grads, start = [], 0
+    for x in items:
+        stop = start + x.attr("shape")[axis]
+        grads.append(g[along(axis, ast.Slice(lift(start).node, stop.node))])
+        start = stop
+    return tuple(grads)
+
+
+@rule("stack")
+def stack(op, ty, g, z, *items):
+    """z = np.stack((a, b, ...), axis): the k-th array gets g's k-th entry along the axis."""
+    axis = op.params["axis"] % ty.out.ndim
+    return tuple(g[along(axis, ast.Constant(k))] for k in range(len(items)))
+
+
+def along(axis, index):
+    """The subscript that applies `index` to axis `axis` and takes every other axis whole."""
+    if axis == 0:
+        return Sym(index)
+    return Sym(ast.Tuple([ast.Slice()] * axis + [index], ast.Load()))
 
 
 @rule("arcsin")

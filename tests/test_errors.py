@@ -454,6 +454,22 @@ def test_np_array_takes_numbers():
         srcdiff.grad(array_of_arrays)(np.ones(3))
 
 
+def stack_of_numbers(x):
+    return np.sum(np.stack((x[0], x[1])))  # <- error
+
+
+def concatenate_of_one_array(x):
+    return np.sum(np.concatenate(x))  # <- error
+
+
+def test_joining_takes_a_list_of_arrays():
+    with pytest.raises(SrcdiffError, match="np.stack takes arrays of one rank") as info:
+        srcdiff.grad(stack_of_numbers)(np.ones(3))
+    assert "np.array([a, b, ...])" in str(info.value)
+    lowering_error(concatenate_of_one_array, message="takes a list or tuple of arrays",
+                   token="np.concatenate(x)")
+
+
 def max_over_two_axes(x):
     return np.sum(np.max(x, axis=(0, 1)))  # <- error
 

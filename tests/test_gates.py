@@ -417,6 +417,20 @@ def g_array_of_numbers(x, y):
     return np.sum(np.sin(v) * v) + np.sum(R @ np.array([y, 0.5]))
 
 
+def g_concatenate(x, y):
+    v = np.concatenate((x, 2.0 * y, x))
+    return np.sum(np.sin(v) * np.arange(v.shape[0]))
+
+
+def g_concatenate_axes(x, y):
+    return (np.sum(np.tanh(np.concatenate([x, y], axis=1)) * 1.5)
+            + np.sum(np.concatenate((x, y * y), axis=-2) ** 3))
+
+
+def g_stack(x, y):
+    return np.sum(np.sin(np.stack((x, y))) * 2.0) + np.sum(np.stack([x, y * x], axis=-1) ** 3)
+
+
 # ---- input makers: each returns a tuple of float64 values (or ints) -------------------
 def real(*shapes, low=-1.5, high=1.5):
     return lambda rng: tuple(_draw(rng.uniform(low, high, size=s)) for s in shapes)
@@ -553,6 +567,9 @@ SPEC = [
     # math on scalars
     Gate("math.exp", g_math_exp, 0, {"scalar": real(S)}),
     Gate("np.array-of-numbers", g_array_of_numbers, (0, 1), {"scalar": real(S, S)}),
+    Gate("np.concatenate", g_concatenate, (0, 1), {"1d": real(V, (3,))}),
+    Gate("np.concatenate-axis", g_concatenate_axes, (0, 1), {"2d": real(M, M)}),
+    Gate("np.stack", g_stack, (0, 1), {"1d": real(V, V), "2d": real(M, M)}),
     Gate("math.asin-acos-asinh-atanh-hypot", g_math_inverse_trig, 0,
          {"scalar": real(S, low=-0.6, high=0.6)}),
     Gate("math.erf-erfc", g_math_erf, 0, {"scalar": real(S)}),
