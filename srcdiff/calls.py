@@ -42,7 +42,7 @@ LIKE = {np.zeros_like: "zeros_like", np.ones_like: "ones_like", np.empty_like: "
         np.copy: "copy_array"}
 METHODS = {"copy": "copy_array", "sum": "sum", "mean": "mean", "max": "max", "min": "min",
            "transpose": "transpose", "reshape": "reshape", "dot": "matmul", "var": "var",
-           "std": "std", "ravel": "ravel", "flatten": "flatten"}
+           "std": "std", "ravel": "ravel", "flatten": "flatten", "astype": "astype"}
 AXIS_DEFAULT = {"softmax": -1, "log_softmax": -1}
 NOT_NUMERIC_MODULES = ("numpy.random", "random")
 
@@ -302,6 +302,11 @@ def method_call(lw, node, target):
         flat = lw.emit("reshape", [array, size], {"shape": ("tuple", 1)}, node,
                        target if gate == "ravel" else None)
         return flat if gate == "ravel" else lw.emit("copy_array", [flat], {}, node, target)
+    if gate == "astype":
+        if len(node.args) != 1 or node.keywords:
+            lw.fail("`.astype()` takes one dtype here", node)
+        dtype = dtype_option(lw, ast.Call(node.func, [], [ast.keyword("dtype", node.args[0])]))
+        return lw.emit("astype", [array], {"dtype": dtype}, node, target)
     if node.args or node.keywords:
         lw.fail(f"`.{name}()` takes no arguments here", node)
     return lw.emit(gate, [array], {}, node, target)

@@ -192,6 +192,7 @@ FORWARD = {
     "assigned": lambda op, ty, x, is_set: helper("assigned", x, is_set,
                                                  Sym(ast.Constant(op.params["name"]))),
     "array": array_of, "concatenate": joined, "stack": joined,
+    "astype": lambda op, ty, x: x.method("astype", Sym("np").attr(op.params["dtype"])),
     "asserted": lambda op, ty, x: helper("asserted", x, Sym(ast.Constant(op.params["message"]))),
     "maximum": scalar_or_np("max", "maximum"), "minimum": scalar_or_np("min", "minimum"),
     "where": where, "outer": np_call("outer"), "arctan2": np_call("arctan2"),

@@ -180,6 +180,11 @@ def joined(op, *items):
     return Ty(promote(*(item.dtype for item in items)), ndim)
 
 
+def astype(op, x):
+    needs_array(op, x, "`.astype`")
+    return Ty(op.params["dtype"], x.ndim)
+
+
 def same(op, x, *rest):
     return x
 
@@ -343,7 +348,7 @@ TYPE_RULES = {
     "relu": floating, "sigmoid": floating, "arcsin": floating, "arccos": floating,
     "arcsinh": floating, "arccosh": floating, "arctanh": floating, "log10": floating,
     "log2": floating, "exp2": floating, "cbrt": floating, "erf": scalar_float, "erfc": scalar_float,
-    "hypot": divide, "asserted": condition, "array": array_of, "concatenate": joined, "stack": joined, "round": floating, "isfinite": compare, "isnan": compare, "isinf": compare,
+    "hypot": divide, "asserted": condition, "array": array_of, "concatenate": joined, "stack": joined, "astype": astype, "round": floating, "isfinite": compare, "isnan": compare, "isinf": compare,
     "add": broadcast, "sub": broadcast, "mul": broadcast, "pow": broadcast, "maximum": broadcast,
     "minimum": broadcast, "power": power, "mod": broadcast, "floordiv": broadcast, "div": divide, "arctan2": divide,
     "lt": compare, "le": compare, "gt": compare, "ge": compare, "eq": compare, "ne": compare,

@@ -237,6 +237,11 @@ def array_of(op, ty, g, z, *items):
                  for i in range(shape[0]) for j in range(shape[1]))
 
 
+@rule("astype")
+def astype(op, ty, g, z, x):
+    return (helper("as_dtype_of", g, x),)
+
+
 @rule("concatenate")
 def concatenate(op, ty, g, z, *items):
     """z = np.concatenate((a, b, ...), axis): each array gets its stretch of g along the axis."""

@@ -431,6 +431,10 @@ def g_stack(x, y):
     return np.sum(np.sin(np.stack((x, y))) * 2.0) + np.sum(np.stack([x, y * x], axis=-1) ** 3)
 
 
+def g_astype(x):
+    return np.sum(np.sin(x.astype(np.float64) * 2.0) * x.astype(float))
+
+
 # ---- input makers: each returns a tuple of float64 values (or ints) -------------------
 def real(*shapes, low=-1.5, high=1.5):
     return lambda rng: tuple(_draw(rng.uniform(low, high, size=s)) for s in shapes)
@@ -570,6 +574,7 @@ SPEC = [
     Gate("np.concatenate", g_concatenate, (0, 1), {"1d": real(V, (3,))}),
     Gate("np.concatenate-axis", g_concatenate_axes, (0, 1), {"2d": real(M, M)}),
     Gate("np.stack", g_stack, (0, 1), {"1d": real(V, V), "2d": real(M, M)}),
+    Gate(".astype", g_astype, 0, {"1d": real(V), "2d": real(M)}),
     Gate("math.asin-acos-asinh-atanh-hypot", g_math_inverse_trig, 0,
          {"scalar": real(S, low=-0.6, high=0.6)}),
     Gate("math.erf-erfc", g_math_erf, 0, {"scalar": real(S)}),
