@@ -428,7 +428,7 @@ def _plan_block(block, tys, plan, depth):
                 # the trip count changes with every outer iteration: the backward pops it
                 plan.taped.setdefault(id(block), []).append(stmt.counter)
             _plan_block(stmt.body, tys, plan, depth + 1)
-        if isinstance(stmt, For):
+        elif isinstance(stmt, For):
             _plan_block(stmt.body, tys, plan, depth + 1)
         elif isinstance(stmt, If):
             _plan_block(stmt.body, tys, plan, depth)

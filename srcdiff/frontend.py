@@ -290,9 +290,8 @@ class Lowerer:
         start, stop, step = {1: lambda b: (Const(0), b[0], Const(1)),
                              2: lambda b: (b[0], b[1], Const(1)),
                              3: lambda b: tuple(b)}[len(bounds)](bounds)
-        if not isinstance(step, Const) or not isinstance(step.value, int) or step.value == 0:
-            self.fail("the step of `range` must be a nonzero integer constant", it,
-                      hint="the backward runs the loop in reverse and needs the step's sign")
+        if isinstance(step, Const) and (not isinstance(step.value, int) or step.value == 0):
+            self.fail("the step of `range` must be a nonzero integer", it)
         body = stmt.body
         if stmt.target.id in assigned_names(body) or stmt.target.id in shared:
             index, body = self.counted_apart(stmt.target, body)

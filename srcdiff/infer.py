@@ -83,7 +83,7 @@ def _block(block, env):
         if isinstance(stmt, Op):
             _op(stmt, env)
         elif isinstance(stmt, For):
-            for bound in (stmt.start, stmt.stop):
+            for bound in (stmt.start, stmt.stop, stmt.step):
                 if _ty(bound, env).dtype != "int64" or _ty(bound, env).ndim:
                     raise SrcdiffError("`range` bounds must be integers", stmt.where,
                                        hint="use int(...) or an integer expression such as x.shape[0]")

@@ -166,7 +166,7 @@ class Sweep:
         bounds = bounds or {}
         start, stop, step = (bounds.get(b) or self.sym(b) if isinstance(b, str) else self.sym(b)
                              for b in (loop.start, loop.stop, loop.step))
-        if loop.step.value == 1:
+        if isinstance(loop.step, Const) and loop.step.value == 1:
             args = [stop] if isinstance(loop.start, Const) and loop.start.value == 0 else [start, stop]
         else:
             args = [start, stop, step]
@@ -417,6 +417,12 @@ class Sweep:
 
     def reversed_range(self, loop):
         start, stop = self.sym(loop.start), self.sym(loop.stop)
+        if not isinstance(loop.step, Const):       # a step known at run time, of either sign
+            step = self.sym(loop.step)
+            first = (Sym(loop.counter) - 1) * step + start if loop.exit \
+                else helper("range_last", start, stop, step)
+            return Sym(ast.Call(ast.Name("range", ast.Load()), [first.node, (start - step).node,
+                                                                (-step).node], []))
         step = loop.step.value
         if loop.exit:   # it may have stopped early: run back from the last executed index
             from_zero = isinstance(loop.start, Const) and loop.start.value == 0

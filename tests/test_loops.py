@@ -2213,3 +2213,34 @@ def rk4_rollout(y0, k, h):
 
 def test_rk4_with_an_np_array_right_hand_side():
     assert_grad_matches_fd(rk4_rollout, (np.array([1.0, 0.0]), 1.3, 0.1), wrt=(0, 1))
+
+
+# ---- a range whose step is an argument -----------------------------------------------------
+def strided_squares(x, k):
+    s = 0.0
+    for i in range(0, x.shape[0], k):
+        s += x[i] ** 2 * (i + 1)
+    return s
+
+
+def strided_recurrence(x, a, b, k):
+    s = 0.0
+    h = 1.0
+    for i in range(a, b, k):
+        h = np.sin(h * x[i]) + x[i]
+        s += h
+        if s > 4.0:
+            break
+    return s
+
+
+def test_a_range_step_known_at_run_time_of_either_sign():
+    x = np.linspace(0.1, 1.3, 7)
+    for k in (1, 2, 3, 10):
+        assert_grad_matches_fd(strided_squares, (x, k))
+    for a, b, k in ((0, 7, 2), (6, -1, -1), (6, 0, -2), (3, 3, 1), (5, 1, 1), (0, 7, 3)):
+        assert_grad_matches_fd(strided_recurrence, (x, a, b, k))
+    g = srcdiff.grad(strided_recurrence)
+    g(x, 6, -1, -2)
+    assert "range((trips - 1) * k + a, a - k, -k)" in g.source
+    assert g.source.count("tape[top] = ") == 1         # one value taped per iteration, once
