@@ -58,12 +58,16 @@ class Gradient:
         self.__name__ = getattr(fn, "__name__", "gradient")
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
+        self.__module__ = getattr(fn, "__module__", None)   # where pickle finds a decorated one
         self.forward = entry_point(self, fn, "_fast_forward", "_checked_forward",
                                    "The function's value, computed by the compiled forward.")
         call = entry_point(self, fn, "_fast", "_checked_call", fn.__doc__)
         type(self).__call__ = staticmethod(call)
 
     def __reduce__(self):
+        module = sys.modules.get(getattr(self.fn, "__module__", None))
+        if module is not None and getattr(module, self.fn.__qualname__, None) is self:
+            return self.fn.__qualname__     # a decorated function: pickled by name, as functions are
         # a gradient's class is its own, so a copy (or an unpickled one) is built again from
         # the arguments; its signatures compile at their first call, from the disk cache
         wrt = self.wrt[0] if self.single else tuple(self.wrt)

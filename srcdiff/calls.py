@@ -209,7 +209,8 @@ def creation(lw, node, gate, target):
 def array_of_numbers(lw, node, gate, target):
     """np.array([a, b, ...]) or np.array([[a, b], [c, d]]) of numbers: one gate, whose adjoint
     hands each number its entry."""
-    rows = node.args[0] if len(node.args) == 1 and not node.keywords else None
+    rows = node.args[0] if len(node.args) == 1 and all(k.arg == "dtype" for k in node.keywords) \
+        else None
     if not isinstance(rows, (ast.List, ast.Tuple)) or not rows.elts:
         lw.fail(f"`{ast.unparse(node.func)}` takes a list of numbers here (or a list of such "
                 "lists)", node, hint="for a copy of an array use x.copy(); to join arrays, "
@@ -222,7 +223,9 @@ def array_of_numbers(lw, node, gate, target):
         items = [item for row in rows.elts for item in row.elts]
     else:
         shape, items = (len(rows.elts),), rows.elts
-    return lw.emit(gate, [lw.expr(e, None) for e in items], {"shape": shape}, node, target)
+    dtype = dtype_option(lw, node) if node.keywords else None
+    return lw.emit(gate, [lw.expr(e, None) for e in items], {"shape": shape, "dtype": dtype}, node,
+                   target)
 
 
 def joined(lw, node, gate, target):

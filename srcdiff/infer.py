@@ -164,7 +164,8 @@ def array_of(op, *items):
     if any(item.ndim for item in items):
         raise SrcdiffError("np.array of arrays is not supported; it takes numbers", op.where,
                            hint="write the arrays into one made with np.empty, row by row")
-    return Ty(promote(*(item.dtype for item in items)), len(op.params["shape"]))
+    dtype = op.params["dtype"] or promote(*(item.dtype for item in items))
+    return Ty(dtype, len(op.params["shape"]))
 
 
 def joined(op, *items):

@@ -33,6 +33,9 @@ def runtime_error(gradient, source, args, error):
                             "iteration to the next)")
     message = (f"`{gradient.__name__}` failed on these arguments ({describe(gradient.params, args)})"
                f": {type(reason).__name__}: {reason}")
+    if isinstance(reason, AssertionError):
+        return SrcdiffError(message, where, hint="an assert of the function does not hold for "
+                            "these arguments")
     if isinstance(reason, NameError):      # as in Python: set only in a branch that did not run
         return SrcdiffError(message, where, hint="give the name a value before the `if` or loop "
                             "that sets it (a branch may not run, a loop may run no iteration)")

@@ -241,6 +241,19 @@ def test_a_gradient_pickles_and_copies_as_a_new_gradient_of_the_same_function(co
         assert twin.forward(x, y=y) == expected[0]
 
 
+@srcdiff.value_and_grad(wrt=("x", 1))
+def decorated_for_pickling(x, y):
+    return np.sum(np.sin(x) * y)
+
+
+def test_a_decorated_gradient_pickles_by_name_as_functions_do():
+    import pickle
+    assert pickle.loads(pickle.dumps(decorated_for_pickling)) is decorated_for_pickling
+    x, y = np.linspace(-1.0, 1.0, 3), np.linspace(0.5, 2.0, 3)
+    value, (dx, dy) = decorated_for_pickling(x, y)
+    np.testing.assert_allclose(dx, np.cos(x) * y, rtol=1e-14)
+
+
 # ---- gradient types, dtypes and shapes -------------------------------------------------------
 def scalar_fn(x, y):
     return x * x * y + math.sin(x)

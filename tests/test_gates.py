@@ -412,7 +412,7 @@ def g_math_logs(x, b):
 
 
 def g_array_of_numbers(x, y):
-    v = np.array([x, -2.0 * y, x * y, 1])
+    v = np.array([x, -2.0 * y, x * y, 1]) + np.array([y, 1, 2, 3], dtype=np.float64)
     R = np.array([[np.cos(x), -np.sin(x)], (np.sin(x), y)])
     return np.sum(np.sin(v) * v) + np.sum(R @ np.array([y, 0.5]))
 

@@ -1003,3 +1003,4 @@ def test_asserts_run_in_the_forward_and_the_gradient(compiled):
             with pytest.raises(srcdiff.SrcdiffError, match=says) as info:
                 call(*args)
             assert f"test_user_edges.py:{at}:" in str(info.value)
+            assert "an assert of the function does not hold" in str(info.value)
