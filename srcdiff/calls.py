@@ -448,7 +448,8 @@ DISPATCH = [
     ({np.transpose: "transpose"}, transpose_call), ({np.reshape: "reshape"}, reshape_call),
     (composites.FUNCTIONS, composites.variance), ({np.linalg.norm: "norm"}, composites.norm),
     ({np.clip: "clip"}, composites.clip), ({np.logaddexp: "logaddexp"}, composites.logaddexp),
-    ({np.diff: "diff"}, composites.diff), ({np.array: "array", np.asarray: "array"}, array_of_numbers),
+    ({np.diff: "diff"}, composites.diff),
+    ({np.array: "array", np.asarray: "array"}, array_of_numbers),
     ({np.concatenate: "concatenate", np.stack: "stack"}, joined),
     ({np.arange: "arange", np.linspace: "linspace", np.eye: "eye"}, ranges), ({builtins.sum: "sum"}, builtin_sum),
 ]

@@ -10,7 +10,8 @@ RUNTIME_NAMES = (
     "vecmat_into", "matvec_into", "vecmat_fill", "matvec_fill",
     "softmax_over", "log_softmax_over", "logsumexp_over_keep",
     "softmax_all", "log_softmax_all", "logsumexp_all",
-    "reserve", "range_last", "base_slope", "exponent_slope", "erf", "erfc", "asserted", "assigned", "broadcast_dim", "as_dtype_of", "apart", "reversed_cumsum",
+    "reserve", "range_last", "base_slope", "exponent_slope", "erf", "erfc", "asserted",
+    "assigned", "broadcast_dim", "as_dtype_of", "apart", "reversed_cumsum",
 )
 TAPE_NAMES = ("wins", "push_array", "push_extremes", "pop_extremes", "pop_array1", "pop_array2",
               "pop_array3", "all_finite")
