@@ -48,7 +48,6 @@ class Gradient:
         self.wrt, self.single = normalise_wrt(wrt, self.params, fn, self.where)
         if aot and not compile:
             raise SrcdiffError("aot=True builds compiled code, so it needs compile=True", self.where)
-        self.defaults = fn.__defaults__ or ()
         self._entries = {}
         self._float32_values = set()  # signature keys whose value is a float32 scalar
         self._last_entry = None      # (forward, gradient call, source, gradient) of the last call

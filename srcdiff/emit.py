@@ -14,6 +14,7 @@ from .optimize import (accumulate_in_place, fold_zero_then_add, hoist_invariant_
 from .errors import SrcdiffError
 from .fuse import elementwise_arrays, fuse_elementwise
 from .scratch import reuse_product_buffers
+from .source import NameAllocator
 from .reverse import COMMENT, Sweep, assign
 from .graph import Op
 from .sym import Sym, empty_array, np_
@@ -148,12 +149,12 @@ def imports(functions):
     called = {id(c) for c in calls}
     variables = {n.id for n in nodes if isinstance(n, ast.Name) and id(n) not in called} \
         | {n.arg for n in nodes if isinstance(n, ast.arg)}
-    names = variables | {c.id for c in calls}
+    names = NameAllocator(variables | {c.id for c in calls})
     out = [ast.Import([ast.alias("numpy", "np")])]
     for module, table in (("srcdiff.runtime", RUNTIME_NAMES), ("srcdiff.tape", TAPE_NAMES)):
         aliases = []
         for name in sorted({c.id for c in calls} & set(table)):
-            alias = _fresh(name, names) if name in variables else None
+            alias = names.fresh(name) if name in variables else None
             for c in calls:
                 if c.id == name and alias:
                     c.id = alias
@@ -161,14 +162,6 @@ def imports(functions):
         if aliases:
             out.append(ast.ImportFrom(module, aliases, 0))
     return out
-
-
-def _fresh(name, taken):
-    k = 1
-    while f"{name}_{k}" in taken:
-        k += 1
-    taken.add(f"{name}_{k}")
-    return f"{name}_{k}"
 
 
 def unparse(module):

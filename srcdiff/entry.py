@@ -9,6 +9,8 @@ the last signature's compiled code first.
 import ast
 import linecache
 
+from .source import NameAllocator
+
 TEMPLATE = '''
 def entry(gradient):
     def call(ARGS):
@@ -51,11 +53,9 @@ class Substitute(ast.NodeTransformer):
     def __init__(self, params, name, fast, checked):
         self.params = params
         self.names = {"call": name, "FAST": fast, "CHECKED": checked}
+        taken = NameAllocator(set(params) | {name})
         for own in ("gradient", "fast", "error"):
-            fresh = own
-            while fresh in params or fresh == name:
-                fresh += "_"
-            self.names[own] = fresh
+            self.names[own] = taken.fresh(own)
 
     def visit_arguments(self, node):
         if node.args and node.args[0].arg == "ARGS":
