@@ -70,6 +70,7 @@ def gradient_body(graph, tys, wrt, with_value, plan, sweep, single):
     body.append(ast.Expr(ast.Constant(COMMENT + "backward")))
     for name in zeroed:
         body.append(assign(sweep.adj(name), sweep.zero(name)))
+        sweep.zeros.zeroed(name)
     result = graph.result
     if isinstance(result, str) and result in plan.active:
         body.append(assign(sweep.adj(result), Sym(1.0)))

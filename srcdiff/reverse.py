@@ -14,8 +14,9 @@ from .analysis import STORES, children, is_active_op
 from .gates import FORWARD, OpTypes, index_expr
 from .graph import Const, For, If, Op, Return, While, names_in
 from .infer import const_type
-from .rules import BROADCASTING, NON_DIFFERENTIABLE, RULES
+from .rules import BROADCASTING, NON_DIFFERENTIABLE, RULES, UNBOUNDED
 from .sym import Sym, helper, np_, tuple_
+from .zeros import ZeroAdjoints
 
 COMMENT = "__srcdiff_comment__"
 
@@ -42,6 +43,7 @@ class Sweep:
         self.records = {}            # array taped as where it equals its extreme: its record's name
         self.definition_counts = None
         self.initialized = set()
+        self.zeros = ZeroAdjoints()
         self.owned = self._scattered_arrays()
         self.uses_tape = bool(plan.taped)
         self.prereserved = set()
@@ -397,6 +399,7 @@ class Sweep:
         fresh = self._contributed(region) & local_names - self.initialized - self.plan.mutable
         for name in sorted(fresh):
             inits.append(assign(self.adj(name), self.zero(name)))
+            self.zeros.zeroed(name)
             self.initialized.add(name)
             self.owned.add(name)    # a fresh zero array: safe to accumulate into in place
         header = comment(f"reverse of line {region.where.line}: {region.where.text.strip()}")
@@ -443,8 +446,9 @@ class Sweep:
         return [ast.For(ast.Name("_", ast.Store()), trips.node, body, [])]
 
     def backward_if(self, branch):
-        body = self.backward(branch.body, self._locals(branch.body)) or [ast.Pass()]
-        orelse = self.backward(branch.orelse, self._locals(branch.orelse))
+        body, orelse = self.zeros.branches(
+            lambda: self.backward(branch.body, self._locals(branch.body)) or [ast.Pass()],
+            lambda: self.backward(branch.orelse, self._locals(branch.orelse)))
         return [ast.If(self.sym(branch.test).node, body, orelse)]
 
     def _locals(self, block):
@@ -470,6 +474,7 @@ class Sweep:
             out = self.apply_rule(op)
         if op.out in self.plan.mutable and not _self_update(op) and self._may_be_reused(op):
             out.append(assign(self.adj(op.out), self.zero(op.out)))
+            self.zeros.zeroed(op.out)
         return out
 
     def _may_be_reused(self, op):
@@ -481,14 +486,37 @@ class Sweep:
 
     def apply_rule(self, op):
         g = Sym(self.adj(op.out))
-        args = [self.sym(a) for a in op.args]
-        ty = self.op_types(op)
         if op.gate == "index":
-            return self.scatter(op, g, args)
+            return self.scatter(op, g, [self.sym(a) for a in op.args])
         if self.plan.extremes.get(op.args[0]) == op.out:    # x on the tape as where it is m
             share = helper("tie_share_at", g, Sym(self.tape), Sym(self.record(op.args[0])))
-            return self.accumulate(op.args[0], share) \
+            return self.accumulate(op.args[0], share, op.out) \
                 if op.args[0] in self.plan.active else []
+        if op.gate in UNBOUNDED and self.zeros.may_be_zero(op.out):
+            return self.rule_unless_zero(op, g)
+        return self.contributions(op, g)
+
+    def rule_unless_zero(self, op, g):
+        """The rule of `op` under `if g != 0`: where its adjoint is still zero its inputs get
+        nothing, as in `r = sqrt(x); if r == 0: return 0.0` at x = 0 (0 * inf would be NaN)."""
+        starts = []
+        for arg in dict.fromkeys(names_in(op.args)):
+            if arg in self.plan.active and arg not in self.initialized | self.plan.mutable:
+                starts.append(assign(self.adj(arg), self.zero(arg)))
+                self.initialized.add(arg)
+                self.owned.add(arg)
+                self.zeros.zeroed(arg)
+        code = self.contributions(op, g)
+        if not code:
+            return starts
+        test = np_.any(g) if self.tys[op.out].is_array else g.ne(0.0)
+        why = comment(f"{g} is zero where nothing used {op.out}: no rule then (its slope may be inf)")
+        return starts + [why, ast.If(test.node, code, [])]
+
+    def contributions(self, op, g):
+        """Statements adding the contributions of `op`'s rule to its inputs' adjoints."""
+        args = [self.sym(a) for a in op.args]
+        ty = self.op_types(op)
         contributions = RULES[op.gate](op, ty, g, Sym(op.out), *args)
         out, self_term = [], None
         for arg, c, arg_ty in zip(op.args, contributions, ty.args):
@@ -499,7 +527,7 @@ class Sweep:
             if arg == op.out:
                 self_term = c if self_term is None else self_term + c
                 continue
-            out.extend(self.accumulate(arg, c))
+            out.extend(self.accumulate(arg, c, op.out))
         if self_term is not None and ast.dump(self_term.node) != ast.dump(g.node):
             out.append(assign(self.adj(op.out), self_term))
         return out
@@ -514,6 +542,7 @@ class Sweep:
             self.initialized.add(array)
         target = Sym(self.adj(array))[index_expr(op.params["index"], args[1:])].node
         target.ctx = ast.Store()
+        self.zeros.flowed(array, op.out, created=False)
         return out + [aug_add(target, g)]
 
     def backward_store(self, op):
@@ -529,7 +558,7 @@ class Sweep:
                 out.append(assign(held, c))
                 c = Sym(held)
             c = fit(c, value, self.ty(value), slot_ty)
-            out.extend(self.accumulate(value, -c if op.gate == "store_sub" else c))
+            out.extend(self.accumulate(value, -c if op.gate == "store_sub" else c, array))
         if op.gate == "store":
             target = slot.node
             target.ctx = ast.Store()
@@ -544,8 +573,10 @@ class Sweep:
         probe = IROp(None, "index", op.args[:1] + op.args[2:], op.params, op.where)
         return index_type(probe, *[self.ty(a) for a in probe.args])
 
-    def accumulate(self, name, c):
+    def accumulate(self, name, c, source):
+        """Statements adding `c`, computed from the adjoint of `source`, to `name`'s adjoint."""
         adj = self.adj(name)
+        self.zeros.flowed(name, source, created=name not in self.initialized | self.plan.mutable)
         if name in self.plan.mutable or (name in self.owned and name in self.initialized):
             return [aug_add(ast.Name(adj, ast.Store()), c)]
         if name not in self.initialized:
@@ -563,6 +594,8 @@ def with_finite_checks(code, op):
     out = []
     for stmt in code:
         out.append(stmt)
+        if isinstance(stmt, ast.If):       # a rule skipped where its adjoint is zero
+            stmt.body = with_finite_checks(stmt.body, op)
         target = stmt.targets[0] if isinstance(stmt, ast.Assign) else getattr(stmt, "target", None)
         if target is None or isinstance(target, ast.Tuple):
             continue

@@ -22,6 +22,12 @@ NON_DIFFERENTIABLE = {
     "zeros", "ones", "empty", "zeros_like", "ones_like", "empty_like", "eye",
     "dim", "broadcast_dim", "size", "ndim", "int",
 }
+# gates whose partials can be infinite (at a domain edge: sqrt'(0), 1/x at 0) or overflow (exp):
+# an adjoint that may still be zero skips their rule, as 0 * inf would make a NaN
+UNBOUNDED = {
+    "div", "mod", "pow", "log", "log1p", "log10", "log2", "sqrt", "cbrt", "arcsin", "arccos",
+    "arccosh", "arctanh", "arctan2", "hypot", "exp", "expm1", "exp2", "sinh", "cosh", "tan",
+}
 # gates whose rule is applied by the reverse sweep itself (they write into arrays)
 SWEEP_GATES = {"index", "store", "store_add", "store_sub"}
 

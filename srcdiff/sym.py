@@ -61,7 +61,7 @@ class Sym:
             return Sym(self.node.operand)
         return Sym(ast.UnaryOp(ast.USub(), self.node))
 
-    # comparisons build ast.Compare; use .eq for ==, keeping __eq__ for identity
+    # comparisons build ast.Compare; use .eq for == and .ne for !=, keeping __eq__ for identity
     def _cmp(self, op, o):
         return Sym(ast.Compare(self.node, [op], [lift(o).node]))
 
@@ -79,6 +79,9 @@ class Sym:
 
     def eq(self, o):
         return self._cmp(ast.Eq(), o)
+
+    def ne(self, o):
+        return self._cmp(ast.NotEq(), o)
 
     # access -----------------------------------------------------------------
     @property

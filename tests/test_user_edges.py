@@ -1004,3 +1004,89 @@ def test_asserts_run_in_the_forward_and_the_gradient(compiled):
                 call(*args)
             assert f"test_user_edges.py:{at}:" in str(info.value)
             assert "an assert of the function does not hold" in str(info.value)
+
+
+# ---- a value the taken path does not use passes no NaN back ------------------------------------
+# Its adjoint is zero there, and the rule of a gate with an infinite slope (sqrt at 0, x / 0,
+# log at 0, an overflowed exp) would turn 0 * inf into NaN; PyTorch gives these zeros too.
+def guarded_radius(x, y):
+    r = math.sqrt(x * x + y * y)
+    if r == 0.0:
+        return 0.0
+    return x / r + r
+
+
+def guarded_normalise(v):
+    n = np.sqrt(np.sum(v * v))
+    if n < 1e-12:
+        return 0.0
+    return np.sum(v) / n
+
+
+def sqrt_replaced_at_zero(x):
+    r = math.sqrt(x)
+    if x == 0.0:
+        r = 0.0
+    return r * 2.0
+
+
+def exp_unused_past_overflow(x):
+    e = np.exp(x)
+    if np.max(x) > 700.0:
+        return np.sum(x)
+    return np.sum(e)
+
+
+def quotient_unused_at_zero(x, y):
+    q = x / y
+    if y == 0.0:
+        return x
+    return q * q
+
+
+def log_used_in_one_mode(x, mode):
+    s = np.log(x)
+    if mode == 0:
+        return np.sum(x * x)
+    return np.sum(s * x)
+
+
+EDGE_CASES = [
+    (guarded_radius, (0.0, 0.0), (0, 1), (0.0, 0.0)),
+    (guarded_normalise, (np.zeros(3),), 0, np.zeros(3)),
+    (sqrt_replaced_at_zero, (0.0,), 0, 0.0),
+    (exp_unused_past_overflow, (np.array([800.0, 1.0]),), 0, np.ones(2)),
+    (quotient_unused_at_zero, (1.0, 0.0), (0, 1), (1.0, 0.0)),
+    (log_used_in_one_mode, (np.array([0.0, 2.0]), 0), 0, np.array([0.0, 4.0])),
+]
+
+
+@MODES
+@pytest.mark.parametrize("fn, args, wrt, expected", EDGE_CASES, ids=[c[0].__name__ for c in EDGE_CASES])
+def test_an_unused_value_with_an_infinite_slope_gives_no_nan(compiled, fn, args, wrt, expected):
+    with np.errstate(all="ignore"):
+        got = srcdiff.grad(fn, wrt=wrt, compile=compiled)(*args)
+    for g, e in zip(*(r if isinstance(wrt, tuple) else (r,) for r in (got, expected))):
+        np.testing.assert_array_equal(g, e)
+
+
+INTERIOR = [(guarded_radius, (0.3, -0.4), (0, 1)), (guarded_normalise, (X + 2.0,), 0),
+            (sqrt_replaced_at_zero, (2.0,), 0), (exp_unused_past_overflow, (X,), 0),
+            (quotient_unused_at_zero, (0.7, 1.3), (0, 1)),
+            (log_used_in_one_mode, (X + 2.0, 1), 0)]
+
+
+@pytest.mark.parametrize("fn, args, wrt", INTERIOR, ids=[c[0].__name__ for c in INTERIOR])
+def test_the_guarded_rules_keep_their_gradient_where_the_value_is_used(fn, args, wrt):
+    assert_grad_matches_fd(fn, args, wrt)
+
+
+def sqrt_over_itself(v):
+    return np.sum(np.sqrt(v) / v)
+
+
+def test_the_guard_is_only_where_an_adjoint_may_be_zero():
+    source = srcdiff.grad(guarded_normalise).source_for(X + 2.0)
+    assert source.count("if dn != 0.0:") == 1
+    straight = srcdiff.grad(sqrt_over_itself).source_for(X + 2.0)
+    assert "!= 0.0" not in straight and "np.any" not in straight
