@@ -363,6 +363,39 @@ def ranges(lw, node, gate, target):
     return lw.emit(gate, args, {}, node, target)
 
 
+def matrix_call(lw, node, gate, target):
+    """np.linalg.inv(A), np.linalg.det(A), np.trace(A), np.prod(x) of one array, and
+    np.linalg.solve(A, b), np.cross(a, b) of two, with no options."""
+    count = 2 if gate in ("solve", "cross") else 1
+    if len(node.args) != count or node.keywords:
+        hint = {"prod": "np.prod multiplies all entries; for one axis, loop over it",
+                "cross": "np.cross takes vectors of 3 along the last axis, with no `axis`",
+                "trace": "np.trace sums the main diagonal; for another, use np.diag(A, k)"}.get(gate)
+        lw.fail(f"`{ast.unparse(node.func)}` takes {count} array{'s' if count > 1 else ''} and no "
+                "options here", node, hint=hint)
+    return lw.emit(gate, [lw.expr(a, None) for a in node.args], {}, node, target)
+
+
+def diagonal_call(lw, node, gate, target):
+    """np.diag(x, k), np.tril(A, k), np.triu(A, k): k a constant (0 by default)."""
+    options = {k.arg: k.value for k in node.keywords}
+    if len(node.args) == 2:
+        options["k"] = node.args[1]
+    if not 1 <= len(node.args) <= 2 or set(options) - {"k"}:
+        lw.fail(f"`{ast.unparse(node.func)}` takes an array and a constant `k` here", node)
+    k = constant_option(lw, options.get("k"), 0, "k", (int,))
+    return lw.emit(gate, [lw.expr(node.args[0], None)], {"k": k}, node, target)
+
+
+def roll(lw, node, gate, target):
+    """np.roll(x, shift): entries shifted along the flattened array (numba's form, no axis)."""
+    if len(node.args) != 2 or node.keywords:
+        lw.fail("`np.roll` takes an array and a shift here", node,
+                hint="numba's np.roll has no `axis`: for one axis, slice and join, e.g. "
+                     "np.concatenate((x[-1:], x[:-1]))")
+    return lw.emit("roll", [lw.expr(a, None) for a in node.args], {}, node, target)
+
+
 def builtin_sum(lw, node, gate, target):
     """Builtin sum(x) of an array: the sum over its first axis, as np.sum(x, axis=0)."""
     if len(node.args) != 1 or node.keywords:
@@ -452,6 +485,9 @@ DISPATCH = [
     ({np.array: "array", np.asarray: "array"}, array_of_numbers),
     ({np.concatenate: "concatenate", np.stack: "stack"}, joined),
     ({np.arange: "arange", np.linspace: "linspace", np.eye: "eye"}, ranges), ({builtins.sum: "sum"}, builtin_sum),
+    ({np.linalg.inv: "inv", np.linalg.det: "det", np.linalg.solve: "solve", np.trace: "trace",
+      np.prod: "prod", np.cross: "cross"}, matrix_call),
+    ({np.diag: "diag", np.tril: "tril", np.triu: "triu"}, diagonal_call), ({np.roll: "roll"}, roll),
 ]
 SCALAR_CASTS = {builtins.float: to_float, builtins.int: cast("int"), builtins.len: length,
                 np.float64: cast("float"), np.float32: cast("float32")}

@@ -28,8 +28,13 @@ def arithmetic(ast_op):
 
 def array_of(op, ty, *items):
     """np.array([a, b]) or np.array([[a, b], [c, d]]), each number cast to the array's dtype
-    where it differs (numba does not mix them in a nested list)."""
+    where it differs (numba does not mix them in a nested list); np.array([u, v]) of arrays
+    of one shape is np.stack((u, v))."""
     dtype = ty.out.dtype
+    if ty.args[0].ndim:          # of arrays: stacked (numba's np.array takes numbers only)
+        items = [x if t.dtype == dtype else x.method("astype", Sym("np").attr(dtype))
+                 for x, t in zip(items, ty.args)]
+        return np_.stack(Sym(ast.Tuple([x.node for x in items], ast.Load())))
     items = [x if t.dtype == dtype else getattr(np_, dtype)(x) for x, t in zip(items, ty.args)]
     if len(op.params["shape"]) == 1:
         return np_.array(Sym(ast.List([x.node for x in items], ast.Load())))
@@ -46,6 +51,18 @@ def joined(op, ty, *items):
 
 def np_call(name):
     return lambda op, ty, *args: getattr(np_, name)(*args)
+
+
+def linalg(name):
+    return lambda op, ty, *args: Sym("np").attr("linalg").method(name, *args)
+
+
+def diagonal(name):
+    """np.diag(x, k), np.tril(x, k), np.triu(x, k), with k left out where it is 0."""
+    def write(op, ty, x):
+        k = op.params["k"]
+        return getattr(np_, name)(x, k) if k else getattr(np_, name)(x)
+    return write
 
 
 def scalar_or_np(builtin_name, np_name):
@@ -192,6 +209,9 @@ FORWARD = {
     "assigned": lambda op, ty, x, is_set: helper("assigned", x, is_set,
                                                  Sym(ast.Constant(op.params["name"]))),
     "array": array_of, "concatenate": joined, "stack": joined,
+    "inv": linalg("inv"), "det": linalg("det"), "solve": linalg("solve"), "trace": np_call("trace"),
+    "prod": np_call("prod"), "cross": np_call("cross"), "roll": np_call("roll"),
+    "diag": diagonal("diag"), "tril": diagonal("tril"), "triu": diagonal("triu"),
     "astype": lambda op, ty, x: x.method("astype", Sym("np").attr(op.params["dtype"])),
     "asserted": lambda op, ty, x: helper("asserted", x, Sym(ast.Constant(op.params["message"]))),
     "maximum": scalar_or_np("max", "maximum"), "minimum": scalar_or_np("min", "minimum"),

@@ -161,11 +161,14 @@ def condition(op, x):
 
 
 def array_of(op, *items):
-    if any(item.ndim for item in items):
-        raise SrcdiffError("np.array of arrays is not supported; it takes numbers", op.where,
-                           hint="write the arrays into one made with np.empty, row by row")
+    """np.array of numbers (or rows of numbers), or of arrays of one rank, stacked."""
+    ranks = {item.ndim for item in items}
+    if ranks != {0} and (len(ranks) > 1 or len(op.params["shape"]) > 1):
+        raise SrcdiffError("np.array takes numbers, rows of numbers or arrays of one rank, and "
+                           "these are mixed", op.where,
+                           hint="stack arrays of one shape with np.stack((a, b))")
     dtype = op.params["dtype"] or promote(*(item.dtype for item in items))
-    return Ty(dtype, len(op.params["shape"]))
+    return Ty(dtype, len(op.params["shape"]) + ranks.pop())
 
 
 def joined(op, *items):

@@ -284,6 +284,34 @@ def reserve(tape, n):
 
 
 @register_jitable
+def product_of_others(x):
+    """For each entry of x, the product of all the others: the slope of np.prod(x). Running
+    products from both ends, so a zero entry gives no 0 / 0."""
+    flat = np.ascontiguousarray(x).ravel()
+    out = np.empty(flat.size, flat.dtype)
+    before = flat.dtype.type(1.0)
+    for i in range(flat.size):
+        out[i] = before
+        before *= flat[i]
+    after = flat.dtype.type(1.0)
+    for i in range(flat.size - 1, -1, -1):
+        out[i] *= after
+        after *= flat[i]
+    return out.reshape(x.shape)
+
+
+@register_jitable
+def spread_diagonal(g, like, k):
+    """An array of like's shape holding g on its k-th diagonal and zeros elsewhere: the
+    adjoint of np.diag(like, k)."""
+    out = np.zeros(like.shape, g.dtype)
+    row, column = max(-k, 0), max(k, 0)
+    for i in range(g.shape[0]):
+        out[row + i, column + i] = g[i]
+    return out
+
+
+@register_jitable
 def erf(x):
     """math.erf(x), the error function of a number."""
     return math.erf(x)

@@ -431,6 +431,46 @@ def g_stack(x, y):
     return np.sum(np.sin(np.stack((x, y))) * 2.0) + np.sum(np.stack([x, y * x], axis=-1) ** 3)
 
 
+def g_inv(a):
+    return np.sum(np.sin(np.linalg.inv(a)))
+
+
+def g_det(a):
+    return np.linalg.det(a) ** 2 + np.linalg.det(a * 0.5)
+
+
+def g_solve(a, b):
+    return np.sum(np.linalg.solve(a, b) ** 2)
+
+
+def g_trace(a, b):
+    return np.trace(a @ b) + np.trace(a) ** 2
+
+
+def g_prod(x):
+    return np.prod(x) + np.prod(np.sin(x))
+
+
+def g_cross(a, b):
+    return np.sum(np.sin(np.cross(a, b)))
+
+
+def g_roll(x, shift):
+    return np.sum(np.roll(x, shift) * x * x) + np.sum(np.roll(x, -2) * x)
+
+
+def g_diag(x):
+    return np.sum(np.sin(np.diag(x))) + np.sum(np.diag(x, 1) ** 2) + np.sum(np.diag(x, -1) ** 3)
+
+
+def g_triangles(a):
+    return np.sum(np.tril(a) ** 2 + np.triu(a, 1) * 3.0 + np.tril(a, -1) * np.triu(a))
+
+
+def g_array_of_arrays(x, y):
+    return np.sum(np.sin(np.array([x, 2.0 * y, x * y])))
+
+
 def g_astype(x):
     return np.sum(np.sin(x.astype(np.float64) * 2.0) * x.astype(float))
 
@@ -475,6 +515,15 @@ def mod_inputs(x_shape, y_shape):
         whole = rng.integers(-3, 4, size=x_shape)
         return _draw(y * (whole + rng.uniform(0.2, 0.8, size=x_shape))), y
     return make
+
+
+def well_conditioned(n):
+    """A random n x n matrix near 3 I: far from singular."""
+    return lambda rng: (3.0 * np.eye(n) + rng.uniform(-0.5, 0.5, size=(n, n)),)
+
+
+def with_shapes(*makers):
+    return lambda rng: tuple(value for make in makers for value in make(rng))
 
 
 def with_ints(maker, *ints):
@@ -575,6 +624,17 @@ SPEC = [
     Gate("np.concatenate-axis", g_concatenate_axes, (0, 1), {"2d": real(M, M)}),
     Gate("np.stack", g_stack, (0, 1), {"1d": real(V, V), "2d": real(M, M)}),
     Gate(".astype", g_astype, 0, {"1d": real(V), "2d": real(M)}),
+    Gate("np.linalg.inv", g_inv, 0, {"2d": well_conditioned(3)}),
+    Gate("np.linalg.det", g_det, 0, {"2d": well_conditioned(3)}),
+    Gate("np.linalg.solve", g_solve, (0, 1), {"1d": with_shapes(well_conditioned(3), real((3,))),
+                                              "2d": with_shapes(well_conditioned(3), real((3, 2)))}),
+    Gate("np.trace", g_trace, (0, 1), {"2d": real((3, 4), (4, 3))}),
+    Gate("np.prod", g_prod, 0, {"1d": nonzero(V), "2d": nonzero(M)}),
+    Gate("np.cross", g_cross, (0, 1), {"1d": real((3,), (3,)), "2d": real((4, 3), (3,))}),
+    Gate("np.roll", g_roll, 0, {"1d": with_ints(real(V), 2), "2d": with_ints(real(M), -1)}),
+    Gate("np.diag", g_diag, 0, {"1d": real(V), "2d": real((4, 3))}),
+    Gate("np.tril-np.triu", g_triangles, 0, {"2d": real((3, 4))}),
+    Gate("np.array-of-arrays", g_array_of_arrays, (0, 1), {"1d": real(V, V), "2d": real(M, M)}),
     Gate("math.asin-acos-asinh-atanh-hypot", g_math_inverse_trig, 0,
          {"scalar": real(S, low=-0.6, high=0.6)}),
     Gate("math.erf-erfc", g_math_erf, 0, {"scalar": real(S)}),
