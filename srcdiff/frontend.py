@@ -239,10 +239,24 @@ class Lowerer:
                 self.emit("copy", [o], {}, stmt, out=out)
                 self.scope[n.id] = out
         else:
-            self.fail("tuple unpacking needs a tuple of the same length, `x.shape` or a call to "
-                      "your own function returning several values", value,
-                      hint="pass the values as separate arguments (srcdiff takes floats and "
-                           "arrays, not tuples), or index an array: `a, b = p[0], p[1]`")
+            self.unpack_array(names, value, stmt)
+
+    def unpack_array(self, names, value, stmt):
+        """`a, b = v` of an array: its entries (the rows of a matrix) along the first axis,
+        of which it must have exactly as many as there are names, as Python checks."""
+        array = self.fixed(self.expr(value, None), value)
+        if isinstance(array, Const) or isinstance(array, tuple):
+            self.fail("tuple unpacking needs a tuple of the same length, an array, `x.shape` or "
+                      "a call to your own function returning several values", value)
+        length = self.emit("dim", [array], {"axis": 0}, stmt)
+        fits = self.emit("eq", [length, Const(len(names))], {}, stmt)
+        message = f"an array unpacked into {len(names)} names needs {len(names)} entries " \
+                  "along its first axis"
+        self.emit("asserted", [fits], {"message": message}, stmt)
+        for k, n in enumerate(names):
+            out = self.define(n.id)
+            self.emit("index", [array, Const(k)], {"index": (("at",),)}, stmt, out=out)
+            self.scope[n.id] = out
 
     def aug_assign(self, stmt):
         op = BINOPS.get(type(stmt.op))
@@ -332,21 +346,22 @@ class Lowerer:
         return found
 
     def over_entries(self, stmt):
-        """`for v in x`, `for i, v in enumerate(x)` and `for a, b in zip(x, y)` over arrays
+        """`for v in x`, `for i, v in enumerate(x[, start])` and `for a, b in zip(x, y)` over arrays
         as a loop over `range`, the body starting with `v = x[i]` (x taken once, before)."""
         it, target = stmt.iter, stmt.target
         callee = self.static_value(it.func) if isinstance(it, ast.Call) else None
-        inner = it.args[0] if callee is enumerate and len(it.args) == 1 else None
+        counted = callee is enumerate and 1 <= len(it.args) + len(it.keywords) <= 2 and it.args \
+            and all(k.arg == "start" for k in it.keywords) and isinstance(target, ast.Tuple) \
+            and len(target.elts) == 2 and isinstance(target.elts[0], ast.Name)
+        start = None if not counted else it.args[1] if len(it.args) == 2 else \
+            it.keywords[0].value if it.keywords else None        # enumerate(x, start)
+        inner = it.args[0] if counted else None
         if isinstance(inner, ast.Call) and self.static_value(inner.func) is zip \
-                and inner.args and not inner.keywords and not it.keywords \
-                and isinstance(target, ast.Tuple) and len(target.elts) == 2 \
-                and isinstance(target.elts[0], ast.Name) and isinstance(target.elts[1], ast.Tuple) \
+                and inner.args and not inner.keywords and isinstance(target.elts[1], ast.Tuple) \
                 and len(target.elts[1].elts) == len(inner.args):       # enumerate(zip(x, y))
             counter, targets, sources = target.elts[0], target.elts[1].elts, inner.args
-        elif callee is enumerate and len(it.args) == 1 and not it.keywords \
-                and isinstance(target, ast.Tuple) and len(target.elts) == 2 \
-                and isinstance(target.elts[0], ast.Name):
-            counter, targets, sources = target.elts[0], [target.elts[1]], it.args
+        elif counted:
+            counter, targets, sources = target.elts[0], [target.elts[1]], it.args[:1]
         elif callee is zip and it.args and not it.keywords and isinstance(target, ast.Tuple) \
                 and len(target.elts) == len(it.args):
             counter, targets, sources = None, target.elts, it.args
@@ -362,12 +377,19 @@ class Lowerer:
             name = f"{ast.unparse(source)} (iterated)"          # not a Python name: no clash
             self.scope[name] = self.fixed(self.expr(source, None), source)
             names.append(ast.copy_location(ast.Name(name, ast.Load()), source))
+        numbered = []
+        if start is not None:       # enumerate(x, start): the number runs `start` ahead
+            position = self.names.fresh("k")
+            numbered = [ast.Assign([counter], ast.BinOp(ast.Name(position, ast.Load()), ast.Add(),
+                                                        start))]
+            counter = ast.Name(position, ast.Store())
         if counter is None:
             counter = ast.Name(self.names.fresh("k"), ast.Store())
         lengths = [ast.Call(ast.Name("len", ast.Load()), [n], []) for n in names]
         trips = lengths[0] if len(lengths) == 1 else ast.Call(ast.Name("min", ast.Load()), lengths, [])
-        starts = [ast.Assign([t], ast.Subscript(n, ast.Name(counter.id, ast.Load()), ast.Load()))
-                  for t, n in zip(targets, names)]
+        starts = numbered + [ast.Assign([t], ast.Subscript(n, ast.Name(counter.id, ast.Load()),
+                                                           ast.Load()))
+                             for t, n in zip(targets, names)]
         loop = ast.For(ast.Name(counter.id, ast.Store()),
                        ast.Call(ast.Name("range", ast.Load()), [trips], []), starts + stmt.body, [])
         for node in [loop] + starts + [trips, loop.iter]:

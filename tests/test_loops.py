@@ -862,13 +862,6 @@ def iterates_tuple_literal(x):
     return s
 
 
-def iterates_enumerate_from_one(x):
-    s = 0.0
-    for i, v in enumerate(x, 1):
-        s += v * i
-    return s
-
-
 def for_else(x):
     s = 0.0
     for i in range(x.shape[0]):
@@ -1368,7 +1361,6 @@ def test_break_and_continue(fn, x):
 
 @pytest.mark.parametrize("fn, marker", [
     (iterates_tuple_literal, "for v in (0.5"),
-    (iterates_enumerate_from_one, "for i, v in enumerate"),
     (for_else, "for i in range"),
     (return_in_loop, "return s"),
 ])

@@ -1090,3 +1090,50 @@ def test_the_guard_is_only_where_an_adjoint_may_be_zero():
     assert source.count("if dn != 0.0:") == 1
     straight = srcdiff.grad(sqrt_over_itself).source_for(X + 2.0)
     assert "!= 0.0" not in straight and "np.any" not in straight
+
+
+# ---- unpacking arrays, and enumerate with a start ------------------------------------------
+def unpack_a_point(p, w):
+    x, y = p
+    return w[0] * x * x + w[1] * math.sin(y)
+
+
+def pairs_over_rows(P):
+    s = 0.0
+    for x, y in P:
+        s += x * y + math.cos(x)
+    return s
+
+
+def rows_unpacked(M):
+    top, bottom = M
+    return np.sum(top * bottom ** 2)
+
+
+def numbered_from_one(v, w):
+    s = 0.0
+    for i, x in enumerate(v, 1):
+        s += i * x * w[i - 1]
+    for j, x in enumerate(w, start=3):
+        s += j * x * x
+    for j, (a, b) in enumerate(zip(v, w), 1):
+        s += j * a * math.sin(b)
+    return s
+
+
+UNPACKING = [(unpack_a_point, (np.array([0.4, -0.7]), np.array([1.5, 2.0])), (0, 1)),
+             (pairs_over_rows, (np.arange(6.0).reshape(3, 2) * 0.3,), 0),
+             (rows_unpacked, (np.arange(6.0).reshape(2, 3) * 0.2,), 0),
+             (numbered_from_one, (np.linspace(-1.0, 1.0, 4), np.linspace(0.5, 2.0, 4)), (0, 1))]
+
+
+@pytest.mark.parametrize("fn, args, wrt", UNPACKING, ids=[c[0].__name__ for c in UNPACKING])
+def test_arrays_unpack_into_names_and_enumerate_takes_a_start(fn, args, wrt):
+    assert_grad_matches_fd(fn, args, wrt)
+
+
+@MODES
+def test_unpacking_an_array_of_another_length_is_an_error(compiled):
+    g = srcdiff.grad(unpack_a_point, compile=compiled)
+    with pytest.raises(srcdiff.SrcdiffError, match="unpacked into 2 names needs 2 entries"):
+        g(np.ones(3), np.ones(2))
