@@ -376,6 +376,14 @@ def matrix_call(lw, node, gate, target):
     return lw.emit(gate, [lw.expr(a, None) for a in node.args], {}, node, target)
 
 
+def slogdet(lw, node, gate, target):
+    """np.linalg.slogdet(A), the pair (sign, log|det A|): `sign, logdet = np.linalg.slogdet(A)`."""
+    if len(node.args) != 1 or node.keywords:
+        lw.fail("`np.linalg.slogdet` takes one matrix here", node)
+    a = lw.expr(node.args[0], None)
+    return lw.emit("det_sign", [a], {}, node), lw.emit("logdet", [a], {}, node)
+
+
 def diagonal_call(lw, node, gate, target):
     """np.diag(x, k), np.tril(A, k), np.triu(A, k): k a constant (0 by default)."""
     options = {k.arg: k.value for k in node.keywords}
@@ -488,6 +496,7 @@ DISPATCH = [
     ({np.linalg.inv: "inv", np.linalg.det: "det", np.linalg.solve: "solve", np.trace: "trace",
       np.prod: "prod", np.cross: "cross"}, matrix_call),
     ({np.diag: "diag", np.tril: "tril", np.triu: "triu"}, diagonal_call), ({np.roll: "roll"}, roll),
+    ({np.linalg.slogdet: "slogdet"}, slogdet),
 ]
 SCALAR_CASTS = {builtins.float: to_float, builtins.int: cast("int"), builtins.len: length,
                 np.float64: cast("float"), np.float32: cast("float32")}

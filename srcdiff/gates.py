@@ -210,6 +210,8 @@ FORWARD = {
                                                  Sym(ast.Constant(op.params["name"]))),
     "array": array_of, "concatenate": joined, "stack": joined,
     "inv": linalg("inv"), "det": linalg("det"), "solve": linalg("solve"), "trace": np_call("trace"),
+    "det_sign": lambda op, ty, a: linalg("slogdet")(op, ty, a)[0],
+    "logdet": lambda op, ty, a: linalg("slogdet")(op, ty, a)[1],
     "prod": np_call("prod"), "cross": np_call("cross"), "roll": np_call("roll"),
     "diag": diagonal("diag"), "tril": diagonal("tril"), "triu": diagonal("triu"),
     "astype": lambda op, ty, x: x.method("astype", Sym("np").attr(op.params["dtype"])),

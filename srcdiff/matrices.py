@@ -1,4 +1,5 @@
-"""Matrix gates: np.linalg.inv, det, solve; np.trace, diag, tril, triu; np.cross, prod, roll.
+"""Matrix gates: np.linalg.inv, det, slogdet, solve; np.trace, diag, tril, triu; np.cross,
+prod, roll.
 
 Their types (added to infer.TYPE_RULES) and their adjoint rules (registered in rules.RULES,
 which imports this module), each rule one small function reading as the math.
@@ -27,6 +28,11 @@ def inverse_type(op, a):
 
 def det_type(op, a):
     _float_matrix(op, a, "np.linalg.det")
+    return Ty(a.dtype, 0)
+
+
+def slogdet_type(op, a):
+    _float_matrix(op, a, "np.linalg.slogdet")
     return Ty(a.dtype, 0)
 
 
@@ -76,7 +82,7 @@ def triangle_type(op, x):
 
 
 TYPE_RULES.update({
-    "inv": inverse_type, "det": det_type, "solve": solve_type, "trace": trace_type,
+    "inv": inverse_type, "det": det_type, "det_sign": slogdet_type, "logdet": slogdet_type, "solve": solve_type, "trace": trace_type,
     "prod": prod_type, "cross": cross_type, "roll": roll_type, "diag": diag_type,
     "tril": triangle_type, "triu": triangle_type})
 
@@ -96,6 +102,12 @@ def inv(op, ty, g, z, a):
 def det(op, ty, g, z, a):
     """z = det(A): dA = g z A^-T (Jacobi's formula)."""
     return (g * z * linalg("inv", a).T,)
+
+
+@rule("logdet")
+def logdet(op, ty, g, z, a):
+    """z = log|det A|: dA = g A^-T."""
+    return (g * linalg("inv", a).T,)
 
 
 @rule("solve")

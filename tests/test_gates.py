@@ -439,6 +439,12 @@ def g_det(a):
     return np.linalg.det(a) ** 2 + np.linalg.det(a * 0.5)
 
 
+def g_slogdet(a):
+    sign, logdet = np.linalg.slogdet(a)
+    flipped, logdet_flipped = np.linalg.slogdet(-a)
+    return sign * logdet ** 2 + flipped * logdet_flipped
+
+
 def g_solve(a, b):
     return np.sum(np.linalg.solve(a, b) ** 2)
 
@@ -626,6 +632,7 @@ SPEC = [
     Gate(".astype", g_astype, 0, {"1d": real(V), "2d": real(M)}),
     Gate("np.linalg.inv", g_inv, 0, {"2d": well_conditioned(3)}),
     Gate("np.linalg.det", g_det, 0, {"2d": well_conditioned(3)}),
+    Gate("np.linalg.slogdet", g_slogdet, 0, {"2d": well_conditioned(3)}),
     Gate("np.linalg.solve", g_solve, (0, 1), {"1d": with_shapes(well_conditioned(3), real((3,))),
                                               "2d": with_shapes(well_conditioned(3), real((3, 2)))}),
     Gate("np.trace", g_trace, (0, 1), {"2d": real((3, 4), (4, 3))}),
