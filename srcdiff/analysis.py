@@ -36,6 +36,7 @@ class Plan:
     live: set = field(default_factory=set)           # ids of forward statements the gradient runs
     in_loop: dict = field(default_factory=dict)      # name -> True if defined inside a loop
     aliased: set = field(default_factory=set)        # ids of copies that may bind the same array
+    kept: set = field(default_factory=set)           # ids of copies and views that must copy
     shape_of: dict = field(default_factory=dict)     # array read for its shape only -> dim names
     carried: dict = field(default_factory=dict)      # loop body id -> [Carry] (see carry.py)
     extremes: dict = field(default_factory=dict)     # array taped as where it equals: its max/min
@@ -59,6 +60,7 @@ def analyse(graph, tys, wrt_names, with_value, names):
     plan.extremes = taped_for_extremes(graph, tys, plan)
     plan.live = liveness(graph, plan, with_value, tys)
     plan.aliased = needless_copies(graph, plan)
+    plan.kept = kept_for_the_backward(graph, tys, plan)
     return plan
 
 
@@ -536,6 +538,28 @@ def needless_copies(graph, plan):
             if (plan.in_loop.get(stmt.out) or block is graph.body) and not _writes(block[pos + 1:]):
                 aliased.add(id(stmt))
     return aliased
+
+
+# ---- values a later write would change under the backward -----------------------------
+SHARING_GATES = {"copy", "transpose", "reshape", "index"}   # may give their operand's memory
+
+
+def kept_for_the_backward(graph, tys, plan):
+    """Ids of ops binding (a view of) an array the backward reads to a name that an element
+    or slice write changes later: they copy it instead. In `p = np.exp(a); p[0] = 2 * p[0]`,
+    exp's rule reads exp(a), which the write into p would change."""
+    group = {}
+
+    def root(name):
+        while group.get(name, name) != name:
+            name = group[name]
+        return name
+    sharing = [op for op, _ in walk(graph.body) if isinstance(op, Op) and op.gate in SHARING_GATES
+               and op.out and isinstance(op.args[0], str) and tys[op.out].is_array]
+    for op in sharing:
+        group[root(op.out)] = root(op.args[0])
+    written = {root(name) for name in plan.stored_arrays}
+    return {id(op) for op in sharing if op.args[0] in plan.needed and root(op.out) in written}
 
 
 def _all_blocks(block):

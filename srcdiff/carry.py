@@ -56,9 +56,10 @@ def _binds_or_writes(stmts, name):
 
 def _last_value(body, after, name):
     """The name `name` is bound to by the last statement of `body` that binds it, if that is a
-    top-level copy after position `after`; None otherwise."""
+    top-level copy after position `after` and nothing writes into an array after it (`h[:] =
+    0.5 * h` would make the next iteration's start differ from it); None otherwise."""
     binding = [pos for pos, stmt in enumerate(body) if _binds(stmt, name)]
-    if not binding or binding[-1] <= after:
+    if not binding or binding[-1] <= after or _binds_or_writes(body[binding[-1] + 1:], name):
         return None
     last = body[binding[-1]]
     if isinstance(last, Op) and last.gate == "copy" and last.out == name \

@@ -112,7 +112,8 @@ class Sweep:
         value = FORWARD[op.gate](op, ty, *args)
         if id(op) in self.plan.aliased:
             value = args[0]                # nothing writes into the array while the copy is read
-        if op.gate == "index" and op.args[0] in self.plan.stored_arrays and ty.out.is_array:
+        if op.gate == "index" and op.args[0] in self.plan.stored_arrays and ty.out.is_array \
+                or id(op) in self.plan.kept:
             value = value.method("copy")   # a view would change when the array is written
         return [ast.Assign([ast.Name(op.out, ast.Store())], value.node)]
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import srcdiff
+from srcdiff import nn
 
 from conftest import assert_grad_matches_fd
 
@@ -1137,3 +1138,78 @@ def test_unpacking_an_array_of_another_length_is_an_error(compiled):
     g = srcdiff.grad(unpack_a_point, compile=compiled)
     with pytest.raises(srcdiff.SrcdiffError, match="unpacked into 2 names needs 2 entries"):
         g(np.ones(3), np.ones(2))
+
+
+# ---- writing into the output of a gate whose rule reads that output ---------------------------
+# p = np.exp(a) binds p to exp's own array; a later p[0] = ... must not change the value exp's
+# rule reads (nor the value a loop's next iteration starts from, taped once for both).
+def write_into_exp(a):
+    p = np.exp(a)
+    p[0] = p[0] * 2.0
+    return np.sum(p)
+
+
+def write_into_sqrt_then_square(a):
+    p = np.sqrt(a)
+    p[0] += 1.0
+    return np.sum(p * p)
+
+
+def write_into_a_quotient(a, b):
+    p = a / b
+    p[0] = 2.0 * p[0]
+    return np.sum(p)
+
+
+def write_into_a_row_max(A):
+    p = np.max(A, axis=1)
+    p[0] = 2.0 * p[0]
+    return np.sum(p)
+
+
+def write_into_a_transposed_tanh(A):
+    p = np.tanh(A).T
+    p[0, 1] = 2.0 * p[0, 1]
+    return np.sum(p)
+
+
+def normalise_rows_in_place(A):
+    P = np.exp(A)
+    for i in range(P.shape[0]):
+        P[i, :] /= np.sum(P[i, :])
+    return np.sum(P * A)
+
+
+def damped_state_written_in_place(W, xs):
+    h = np.zeros(W.shape[0])
+    for t in range(xs.shape[0]):
+        h = np.tanh(h @ W + xs[t])
+        h[:] = h * 0.5
+    return np.sum(h)
+
+
+def write_into_a_softmax(A):
+    p = nn.softmax(A)
+    p[0, 0] = 2.0 * p[0, 0]
+    return np.sum(p * A)
+
+
+POSITIVE_ROW = np.array([0.3, 0.5, 1.2])
+MATRIX = np.array([[0.3, 0.5, 1.2], [0.9, -0.2, 0.1]])
+WRITES_INTO_OUTPUTS = [
+    (write_into_exp, (POSITIVE_ROW,), 0),
+    (write_into_sqrt_then_square, (POSITIVE_ROW,), 0),
+    (write_into_a_quotient, (POSITIVE_ROW, POSITIVE_ROW[::-1] + 0.2), (0, 1)),
+    (write_into_a_row_max, (MATRIX,), 0),
+    (write_into_a_transposed_tanh, (MATRIX,), 0),
+    (normalise_rows_in_place, (MATRIX,), 0),
+    (damped_state_written_in_place, (np.array([[0.5, -0.3], [0.2, 0.4]]),
+                                      np.array([[0.1, 0.2], [0.3, -0.1], [0.5, 0.5]])), (0, 1)),
+    (write_into_a_softmax, (MATRIX,), 0),
+]
+
+
+@pytest.mark.parametrize("fn, args, wrt", WRITES_INTO_OUTPUTS,
+                         ids=[c[0].__name__ for c in WRITES_INTO_OUTPUTS])
+def test_writing_into_a_gate_output_leaves_its_rule_the_value_it_made(fn, args, wrt):
+    assert_grad_matches_fd(fn, args, wrt)
