@@ -142,9 +142,10 @@ class Lowerer:
         for s in stmts:
             if isinstance(s, ast.Return):
                 self.fail("this `return` cannot be moved to the end of the function", s,
-                          hint="a return inside a loop is not supported, nor one in a branch whose "
-                               "other branch may return or go on: assign the result to a "
-                               "variable and return it once at the end")
+                          hint="returns in branches and loops move to the end, but not a bare "
+                               "`return`, one of another number of values, one in a `for ... "
+                               "else` or in a `while True:` inside another loop: assign the "
+                               "result to a variable and return it once at the end")
             self.statement(s)
         inner, self.block = self.block, outer
         return inner

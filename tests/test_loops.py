@@ -871,12 +871,14 @@ def for_else(x):
     return s
 
 
-def return_in_loop(x):
+def for_else_with_return(x):
     s = 0.0
     for i in range(x.shape[0]):
         s += x[i]
         if s > 1.0:
             return s
+    else:
+        s = s * 2.0
     return s
 
 
@@ -1362,7 +1364,7 @@ def test_break_and_continue(fn, x):
 @pytest.mark.parametrize("fn, marker", [
     (iterates_tuple_literal, "for v in (0.5"),
     (for_else, "for i in range"),
-    (return_in_loop, "return s"),
+    (for_else_with_return, "for i in range"),
 ])
 def test_unsupported_loop_forms_raise_naming_the_line(fn, marker):
     line = line_of(fn, marker)
@@ -2227,3 +2229,91 @@ def test_a_range_step_known_at_run_time_of_either_sign():
     g(x, 6, -1, -2)
     assert "range((trips - 1) * k + a, a - k, -k)" in g.source
     assert g.source.count("tape[top] = ") == 1         # one value taped per iteration, once
+
+
+# =====================================================================================
+# returns inside loops and in branches that may go on: moved to the end of the function
+# =====================================================================================
+def sum_until_over_one(x):
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += x[i] * x[i]
+        if s > 1.0:
+            return s * 2.0
+    return s
+
+
+def newton_square_root(a):
+    x = a
+    for it in range(50):
+        dx = (x * x - a) / (2.0 * x)
+        x = x - dx
+        if abs(dx) < 1e-12:
+            return x
+    return x
+
+
+def leaves_both_loops(M):
+    acc = 0.0
+    for i in range(M.shape[0]):
+        for j in range(M.shape[1]):
+            acc += M[i, j] ** 2
+            if acc > 2.0:
+                return acc * M[i, j]
+        acc = acc * 1.5
+    return -acc
+
+
+def damped_until_ten_steps(x):
+    k = 0
+    while True:
+        x = x * 0.5 + 0.1 * x * x
+        k += 1
+        if k >= 10:
+            return x * x
+
+
+def nested_branch_may_return(x, a, b):
+    if a > 0.0:
+        if b > 0.0:
+            return x * 3.0
+        y = x * x
+    else:
+        if b < 0.0:
+            return np.sin(x)
+        y = x ** 3
+    return y + x
+
+
+def interval_of(knots, t):
+    for i in range(knots.shape[0] - 1):
+        if t < knots[i + 1]:
+            return i
+    return knots.shape[0] - 2
+
+
+def piecewise_linear(knots, values, t):
+    i = interval_of(knots, t)
+    w = (t - knots[i]) / (knots[i + 1] - knots[i])
+    return (1.0 - w) * values[i] + w * values[i + 1]
+
+
+KNOTS = np.array([0.0, 0.7, 1.5, 3.0])
+
+
+@pytest.mark.parametrize("fn, args, wrt", [
+    (sum_until_over_one, (np.array([0.3, 0.6, 0.9, 0.2]),), 0),
+    (sum_until_over_one, (np.array([0.1, 0.2, 0.3]),), 0),
+    (newton_square_root, (2.0,), 0),
+    (leaves_both_loops, (np.array([[0.5, 0.6], [0.7, 0.8], [0.9, 1.0]]),), 0),
+    (leaves_both_loops, (np.array([[0.1, 0.2], [0.3, 0.1]]),), 0),
+    (damped_until_ten_steps, (0.8,), 0),
+    (nested_branch_may_return, (0.7, 1.0, 1.0), 0),
+    (nested_branch_may_return, (0.7, 1.0, -1.0), 0),
+    (nested_branch_may_return, (0.7, -1.0, -1.0), 0),
+    (nested_branch_may_return, (0.7, -1.0, 1.0), 0),
+    (piecewise_linear, (KNOTS, np.array([1.0, -0.5, 2.0, 0.3]), 1.1), (1, 2)),
+    (piecewise_linear, (KNOTS, np.array([1.0, -0.5, 2.0, 0.3]), 2.2), (1, 2)),
+], ids=lambda v: getattr(v, "__name__", None))
+def test_returns_inside_loops_and_branches_that_may_go_on(fn, args, wrt):
+    check_loop(fn, *args, wrt=wrt)
