@@ -591,6 +591,9 @@ def liveness(graph, plan, with_value, tys):
     for stmt, _ in walk(graph.body):    # the backward runs these loops `trips` times
         if isinstance(stmt, (While, For)) and stmt.counter and _contains_active(stmt, plan.active):
             live_names.add(stmt.counter)
+        # a dot product of two vectors checks that their lengths agree; its backward would not
+        if isinstance(stmt, Op) and stmt.gate == "matmul" and not tys[stmt.out].is_array:
+            live_names.add(stmt.out)
     kept = set()
     changed = True
     while changed:

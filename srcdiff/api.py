@@ -16,6 +16,7 @@ from .frontend import lower, signature
 from .infer import infer, type_of_value
 from .locate import RUNTIME_ERRORS, runtime_error
 from .patterns import fuse_log_softmax, fuse_powers
+from .source import plain_function
 
 
 _BUILD_LOCK = threading.RLock()
@@ -30,6 +31,7 @@ class Gradient:
         return super().__new__(type(cls.__name__, (cls,), {}))
 
     def __init__(self, fn, wrt=0, compile=True, with_value=False, debug_nans=False, aot=False):
+        fn = plain_function(fn)       # a @numba.njit function: its Python source
         self.fn = fn
         self.compile = compile
         self.aot = aot

@@ -9,6 +9,7 @@ import numpy as np
 from . import composites, nn
 from .errors import UndefinedName
 from .graph import Const
+from .source import plain_function
 
 ELEMENTWISE = {
     np.exp: "exp", np.log: "log", np.sqrt: "sqrt", np.sin: "sin", np.cos: "cos", np.tan: "tan",
@@ -52,7 +53,7 @@ def lower_call(lw, node, target):
     func = node.func
     if isinstance(func, ast.Attribute) and is_computed(lw, func.value):
         return method_call(lw, node, target)
-    callee = lw.static_value(func)
+    callee = plain_function(lw.static_value(func))
     if callee is None and isinstance(func, ast.Name) and func.id not in lw.env \
             and func.id not in lw.scope:
         raise UndefinedName(f"`{func.id}` is not defined here", lw.where(func),

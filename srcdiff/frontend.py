@@ -23,6 +23,7 @@ BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.P
           ast.MatMult: "matmul", ast.FloorDiv: "floordiv", ast.Mod: "mod"}
 CMPOPS = {ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge", ast.Eq: "eq", ast.NotEq: "ne"}
 UNARYOPS = {ast.USub: "neg", ast.UAdd: "copy", ast.Not: "not"}
+BOOLEAN_BITOPS = {ast.BitAnd: "and", ast.BitOr: "or"}
 AUGSTORE = {ast.Add: "store_add", ast.Sub: "store_sub"}
 
 UNSUPPORTED_STATEMENTS = {
@@ -613,19 +614,19 @@ class Lowerer:
 
     def binop(self, node, target):
         gate = BINOPS.get(type(node.op))
+        params = {}
+        if type(node.op) in BOOLEAN_BITOPS:     # `(r < rc) & mask`: booleans only (infer checks)
+            gate, params = BOOLEAN_BITOPS[type(node.op)], {"bitwise": True}
         if gate is None:
-            hint = {"BitAnd": "for conditions use `and`, or np.logical_and(a, b) on arrays",
-                    "BitOr": "for conditions use `or`, or np.logical_or(a, b) on arrays"}
-            self.fail(f"the operator `{type(node.op).__name__}` is not supported", node,
-                      hint=hint.get(type(node.op).__name__))
+            self.fail(f"the operator `{type(node.op).__name__}` is not supported", node)
         left, right = self.expr(node.left, None), self.expr(node.right, None)
-        return self.emit(gate, [left, right], {}, node, target)
+        return self.emit(gate, [left, right], params, node, target)
 
     def unaryop(self, node, target):
         operand = self.expr(node.operand, None)
         gate = UNARYOPS.get(type(node.op))
-        if gate is None:
-            self.fail("bitwise `~` is not supported", node)
+        if isinstance(node.op, ast.Invert):     # `~mask`: booleans only (infer checks)
+            return self.emit("not", [operand], {"bitwise": True}, node, target)
         if isinstance(operand, Const) and gate == "neg":
             return Const(-operand.value)
         return self.emit(gate, [operand], {}, node, target)

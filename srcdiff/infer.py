@@ -210,6 +210,10 @@ def divide(op, x, y):
 
 
 def compare(op, *args):
+    if op.params.get("bitwise") and any(a.dtype != "bool" for a in args):
+        raise SrcdiffError("`&`, `|` and `~` are supported on booleans (masks) only, and here an "
+                           f"operand is {' and '.join(str(a) for a in args)}", op.where,
+                           hint="bitwise operations on integers are not supported")
     return Ty("bool", max(a.ndim for a in args))
 
 

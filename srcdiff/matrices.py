@@ -100,8 +100,9 @@ def inv(op, ty, g, z, a):
 
 @rule("det")
 def det(op, ty, g, z, a):
-    """z = det(A): dA = g z A^-T (Jacobi's formula)."""
-    return (g * z * linalg("inv", a).T,)
+    """z = det(A): dA = g adj(A)^T, the cofactors (Jacobi's formula; z A^-T where A is
+    invertible, and defined where it is singular too)."""
+    return (g * helper("cofactors", a),)
 
 
 @rule("logdet")

@@ -350,20 +350,15 @@ def matmul(op, ty, g, z, x, y):
     ranks = (ty.args[0].ndim, ty.args[1].ndim)
     if ranks == (1, 1):
         return g * y, g * x
-    x, y = (v if t.is_float else helper("as_dtype_of", v, g) for v, t in zip((x, y), ty.args))
-    gx, gy = same_dtype(ty, g, y), same_dtype(ty, g, x)
+    if {t.dtype for t in ty.args} | {ty.out.dtype} != {"float64"}:
+        # numba's `@` needs one dtype: the operands take the adjoint's (float64 where the
+        # product is), so a float64 argument's gradient keeps its precision
+        x, y = helper("as_dtype_of", x, g), helper("as_dtype_of", y, g)
     if ranks == (2, 2):
-        return gx @ y.T, x.T @ gy
+        return g @ y.T, x.T @ g
     if ranks == (1, 2):
-        return helper("matvec", y, gx), np_.outer(x, gy)
-    return np_.outer(gx, y), helper("vecmat", gy, x)
-
-
-def same_dtype(ty, g, like):
-    """numba's `@` needs equal dtypes: give a float64 adjoint the float32 operand's dtype."""
-    if "float32" in (ty.args[0].dtype, ty.args[1].dtype):
-        return helper("as_dtype_of", g, like)
-    return g
+        return helper("matvec", y, g), np_.outer(x, g)
+    return np_.outer(g, y), helper("vecmat", g, x)
 
 
 @rule("outer")

@@ -301,6 +301,16 @@ def product_of_others(x):
 
 
 @register_jitable
+def cofactors(a):
+    """The cofactor matrix of a square matrix, adj(a)^T, the slope of det(a). From the SVD
+    a = u diag(s) vt: adj(a)^T = det(u) det(vt) u diag(prod of the other s) vt, which holds
+    where a is singular too (where det(a) a^-T cannot be formed)."""
+    u, s, vt = np.linalg.svd(a)
+    sign = np.linalg.det(u) * np.linalg.det(vt)
+    return sign * ((u * product_of_others(s)) @ vt)
+
+
+@register_jitable
 def spread_diagonal(g, like, k):
     """An array of like's shape holding g on its k-th diagonal and zeros elsewhere: the
     adjoint of np.diag(like, k)."""

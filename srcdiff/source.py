@@ -12,6 +12,13 @@ import types
 from .errors import SrcdiffError, Where
 
 
+def plain_function(fn):
+    """The Python function behind a numba-compiled one (`@numba.njit` keeps it as .py_func);
+    anything else as it is."""
+    inner = getattr(fn, "py_func", None)
+    return inner if isinstance(inner, types.FunctionType) else fn
+
+
 def source_of(fn):
     """The dedented source, file name and first line number of a plain Python function."""
     if not isinstance(fn, types.FunctionType):

@@ -1213,3 +1213,72 @@ WRITES_INTO_OUTPUTS = [
                          ids=[c[0].__name__ for c in WRITES_INTO_OUTPUTS])
 def test_writing_into_a_gate_output_leaves_its_rule_the_value_it_made(fn, args, wrt):
     assert_grad_matches_fd(fn, args, wrt)
+
+
+# ---- found by running users' functions ----------------------------------------------------------
+def determinant(A):
+    return np.linalg.det(A)
+
+
+@MODES
+def test_the_gradient_of_a_determinant_is_its_cofactors_also_where_it_is_singular(compiled):
+    g = srcdiff.grad(determinant, compile=compiled)
+    np.testing.assert_allclose(g(np.array([[1.0, 2.0], [2.0, 4.0]])), [[4.0, -2.0], [-2.0, 1.0]])
+    singular = np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0], [0.0, 1.0, 5.0]])
+    np.testing.assert_allclose(g(singular), [[7.0, -5.0, 1.0], [0, 0, 0], [0, 0, 0]], atol=1e-12)
+
+
+def squared_product(W, X):
+    return np.sum((X @ W) ** 2)
+
+
+@MODES
+def test_a_float64_weight_times_float32_data_gets_a_float64_gradient(compiled):
+    rng = np.random.default_rng(3)
+    W, X = rng.standard_normal((3, 2)), rng.standard_normal((4, 3)).astype(np.float32)
+    got = srcdiff.grad(squared_product, compile=compiled)(W, X)
+    wide = X.astype(np.float64)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, wide.T @ (2.0 * (wide @ W)), rtol=1e-12)
+
+
+def dot_of_vectors(x, y):
+    return np.dot(x, y)
+
+
+@MODES
+def test_a_dot_product_of_vectors_of_other_lengths_raises_as_numpy_does(compiled):
+    with pytest.raises(srcdiff.SrcdiffError, match="mismatch"):
+        srcdiff.grad(dot_of_vectors, compile=compiled)(np.ones(4), np.arange(3.0))
+
+
+def masked_pair_energy(r):
+    inside = (r < 1.5) & (r > 0.2) | ~(r < 3.0)
+    return np.sum(np.where(inside, r * r, 0.0))
+
+
+def bits_of_an_integer(x, k):
+    return x * (k & 1)
+
+
+@MODES
+def test_and_or_not_on_masks(compiled):
+    r = np.array([0.1, 0.5, 1.0, 2.0, 4.0])
+    np.testing.assert_array_equal(srcdiff.grad(masked_pair_energy, compile=compiled)(r),
+                                  [0.0, 1.0, 2.0, 0.0, 8.0])
+    with pytest.raises(srcdiff.SrcdiffError, match="on booleans"):
+        srcdiff.grad(bits_of_an_integer, compile=compiled)(1.0, 3)
+
+
+def test_a_numba_jitted_function_and_helper_are_differentiated_from_their_python_source():
+    numba = pytest.importorskip("numba")
+    helper = numba.njit(unpack_a_point)
+
+    def uses_a_jitted_helper(p, w):
+        return helper(p, w) * 2.0
+    jitted = numba.njit(pairs_over_rows)
+    P = np.arange(6.0).reshape(3, 2) * 0.3
+    np.testing.assert_allclose(srcdiff.grad(jitted)(P), srcdiff.grad(pairs_over_rows)(P))
+    p, w = np.array([0.4, -0.7]), np.array([1.5, 2.0])
+    np.testing.assert_allclose(srcdiff.grad(uses_a_jitted_helper)(p, w),
+                               2.0 * srcdiff.grad(unpack_a_point)(p, w))
