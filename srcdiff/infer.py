@@ -304,6 +304,9 @@ def index(op, x, *positions):
     picked = sum(1 for p in layout if p[0] != "new")
     if picked > x.ndim:
         raise SrcdiffError(f"too many indices for a {x.ndim}-D value", op.where)
+    if any(t.ndim for t in positions):
+        from .picks import picked_type
+        return picked_type(op, x, positions)
     for t in positions:
         if t.dtype != "int64" or t.ndim:
             raise SrcdiffError("array indices and slice bounds must be integer scalars", op.where,
@@ -317,6 +320,9 @@ def index(op, x, *positions):
 def store(op, x, value, *positions):
     if x.ndim == 0:
         raise SrcdiffError("cannot index into a scalar", op.where)
+    if any(t.ndim for t in positions):
+        from .picks import picked_type
+        picked_type(op, x, positions, writing=True)
     return None
 
 

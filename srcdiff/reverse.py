@@ -541,9 +541,11 @@ class Sweep:
         if array not in self.plan.mutable and array not in self.initialized:
             out.append(assign(self.adj(array), self.zero(array)))
             self.initialized.add(array)
+        self.zeros.flowed(array, op.out, created=False)
+        if any(self.ty(a).ndim for a in op.args[1:]):     # rows picked by an index array
+            return out + [ast.Expr(helper("add_at", Sym(self.adj(array)), args[1], g).node)]
         target = Sym(self.adj(array))[index_expr(op.params["index"], args[1:])].node
         target.ctx = ast.Store()
-        self.zeros.flowed(array, op.out, created=False)
         return out + [aug_add(target, g)]
 
     def backward_store(self, op):

@@ -156,6 +156,15 @@ def reversed_cumsum(g, x):
     return np.cumsum(g[::-1])[::-1].reshape(x.shape)
 
 
+def add_at(d, index, g):
+    """d[index] += g, in place, for an index array: each repeat of an index adds again (as
+    np.add.at); a boolean vector picks the entries (or rows) where it is true."""
+    if index.dtype == np.bool_:
+        d[index] += g
+    else:
+        np.add.at(d, index, g)
+
+
 def add_outer(d, x, y):
     """d += np.outer(x, y), in place."""
     d += np.outer(x, y)
@@ -917,6 +926,24 @@ def _reversed_cumsum_ol(g, x):
             out[k] = total
         return out.reshape(x.shape)
     return impl
+
+
+@overload(add_at)
+def _add_at_ol(d, index, g):
+    _require_array("add_at", d=d, index=index, g=g)
+    if isinstance(index.dtype, types.Boolean):
+        def by_mask(d, index, g):
+            k = 0
+            for i in range(index.shape[0]):
+                if index[i]:
+                    d[i] += g[k]
+                    k += 1
+        return by_mask
+
+    def by_position(d, index, g):
+        for k in range(index.shape[0]):
+            d[index[k]] += g[k]
+    return by_position
 
 
 @overload(add_outer, inline="always")

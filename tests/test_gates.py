@@ -431,6 +431,30 @@ def g_stack(x, y):
     return np.sum(np.sin(np.stack((x, y))) * 2.0) + np.sum(np.stack([x, y * x], axis=-1) ** 3)
 
 
+def g_gather(x):
+    rows = np.array([0, 2, 2, 1, 0])       # repeats: their adjoints add up
+    return np.sum(np.sin(x[rows]) ** 2) + np.sum(x[rows] * 0.5)
+
+
+def g_gather_rows(x):
+    rows = np.array([0, 2, 2, 1, 0])
+    return np.sum(np.sin(x[rows, :]) * np.arange(1.0, 6.0)[:, None]) + np.sum(x[rows[1:]] ** 2)
+
+
+def g_mask(x):
+    y = x * 1.5
+    y[x < 0.0] = 0.0
+    y[x > 0.5] += x[x > 0.5] ** 2
+    return np.sum(y[y > 0.2] ** 3) + np.sum(x[x < 0.0]) + np.sum(x[x > -2.0] * 0.5)
+
+
+def g_mask_rows(x):
+    keep = x[:, 0] > 0.0
+    y = x * 2.0
+    y[keep] = y[keep] ** 2
+    return np.sum(np.sin(y[keep])) + np.sum(x[x[:, 1] < 0.0] ** 2)
+
+
 def g_inv(a):
     return np.sum(np.sin(np.linalg.inv(a)))
 
@@ -668,6 +692,10 @@ SPEC = [
     Gate("x[:, k]", g_index_col, 0, {"2d": real(M)}),
     Gate("x[1:3]", g_slice, 0, {"1d": real(V)}),
     Gate("x[::2]", g_slice_step, 0, {"1d": real(V)}),
+    Gate("x[index-vector]", g_gather, 0, {"1d": real(V), "2d": real(M)}),
+    Gate("x[index-vector, :]", g_gather_rows, 0, {"2d": real(M)}),
+    Gate("x[mask]", g_mask, 0, {"1d": nonzero(V)}),
+    Gate("x[row-mask]", g_mask_rows, 0, {"2d": nonzero((5, 3))}),
     # names resolved statically
     Gate("module-globals", g_globals, 0, {"scalar": real(S), "1d": real(V)}),
     Gate("user-function", g_user_call, (0, 1), {"scalar": real(S, S), "1d": real(V, V)}),
