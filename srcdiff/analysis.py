@@ -37,6 +37,7 @@ class Plan:
     in_loop: dict = field(default_factory=dict)      # name -> True if defined inside a loop
     aliased: set = field(default_factory=set)        # ids of copies that may bind the same array
     kept: set = field(default_factory=set)           # ids of copies and views that must copy
+    shape_checked: set = field(default_factory=set)  # ids of loop rebindings checked for shape
     shape_of: dict = field(default_factory=dict)     # array read for its shape only -> dim names
     carried: dict = field(default_factory=dict)      # loop body id -> [Carry] (see carry.py)
     extremes: dict = field(default_factory=dict)     # array taped as where it equals: its max/min
@@ -61,6 +62,7 @@ def analyse(graph, tys, wrt_names, with_value, names):
     plan.live = liveness(graph, plan, with_value, tys)
     plan.aliased = needless_copies(graph, plan)
     plan.kept = kept_for_the_backward(graph, tys, plan)
+    plan.shape_checked = rebound_and_indexed(graph, tys, plan)
     return plan
 
 
@@ -560,6 +562,24 @@ def kept_for_the_backward(graph, tys, plan):
         group[root(op.out)] = root(op.args[0])
     written = {root(name) for name in plan.stored_arrays}
     return {id(op) for op in sharing if op.args[0] in plan.needed and root(op.out) in written}
+
+
+def rebound_and_indexed(graph, tys, plan):
+    """Ids of the ops that rebind, inside a loop, an array that the loop also indexes. The
+    backward gives such an array's adjoint the array's shape at the end, so it supports
+    only arrays that keep their shape (`x = x[::2] * x[1::2]` does not): the gradient's
+    forward checks it there."""
+    found = set()
+    for loop, _ in walk(graph.body):
+        if not isinstance(loop, (For, While)):
+            continue
+        ops = [op for op, _ in walk(loop.body) if isinstance(op, Op)]
+        indexed = {op.args[0] for op in ops if op.gate == "index" or op.gate in STORES}
+        for op in ops:
+            if op.out in indexed and op.out in plan.mutable and op.out in plan.active \
+                    and tys[op.out].is_array and op.out not in names_in(op.args):
+                found.add(id(op))
+    return found
 
 
 def _all_blocks(block):

@@ -38,7 +38,8 @@ def check_grad(fn, *args, wrt=0, eps=None, rtol=None, atol=None, compile=True, *
     Arguments are passed as to `fn` (positions or names). Returns the largest absolute error
     found. `fn` may be a plain function or a `grad` object. By default the step and the
     tolerances follow the precision: float64 steps of 1e-6 within rtol 1e-5, atol 1e-7; float32
-    steps of 1e-3 within rtol 1e-3, atol 1e-3 * max(1, |f|) (the rounding of f over the step).
+    steps of 1e-3 within rtol 1e-3, atol 1e-3 * max(1, |f|) (the rounding of f over the step),
+    for a float32 argument or a function whose value is float32.
     """
     plain = fn.fn if isinstance(fn, Gradient) else fn
     gradient = Gradient(plain, wrt, compile)
@@ -47,8 +48,9 @@ def check_grad(fn, *args, wrt=0, eps=None, rtol=None, atol=None, compile=True, *
     got = (got,) if gradient.single else got
     worst = 0.0
     report = []
+    in_float32 = np.asarray(plain(*args)).dtype == np.float32    # computed in float32
     for position, g in zip(gradient.wrt, got):
-        single = np.asarray(args[position]).dtype == np.float32
+        single = in_float32 or np.asarray(args[position]).dtype == np.float32
         step = eps or (1e-3 if single else 1e-6)
         expected = numeric_gradient(plain, args, position, step)
         error = np.abs(np.asarray(g, dtype=np.float64) - expected)

@@ -115,7 +115,12 @@ class Sweep:
         if op.gate == "index" and op.args[0] in self.plan.stored_arrays and ty.out.is_array \
                 or id(op) in self.plan.kept:
             value = value.method("copy")   # a view would change when the array is written
-        return [ast.Assign([ast.Name(op.out, ast.Store())], value.node)]
+        bind = ast.Assign([ast.Name(op.out, ast.Store())], value.node)
+        if saves and id(op) in self.plan.shape_checked:    # see analysis.rebound_and_indexed
+            before = self.names.fresh(op.out + "_shape")
+            check = helper("keeps_shape", Sym(op.out), Sym(before), Sym(ast.Constant(op.out)))
+            return [assign(before, Sym(op.out).attr("shape")), bind, ast.Expr(check.node)]
+        return [bind]
 
     def forward_for(self, loop, saves, live):
         pre = []

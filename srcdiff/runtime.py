@@ -292,6 +292,23 @@ def reserve(tape, n):
     return grown
 
 
+def keeps_shape(x, shape, name):
+    """Raise unless array `x` has the shape `shape` (of the array bound to `name` before)."""
+    if x.shape != shape:
+        raise ValueError(f"`{name}` changes shape in a loop that indexes it ({shape} to "
+                         f"{x.shape}): the gradient of such a loop is not supported yet")
+
+
+@overload(keeps_shape)
+def _keeps_shape_ol(x, shape, name):
+    def impl(x, shape, name):
+        if x.shape != shape:
+            # a constant message: srcdiff reruns the call in Python, which names the array
+            raise ValueError("an array changes shape in a loop that indexes it: the gradient "
+                             "of such a loop is not supported yet")
+    return impl
+
+
 @register_jitable
 def product_of_others(x):
     """For each entry of x, the product of all the others: the slope of np.prod(x). Running

@@ -2317,3 +2317,26 @@ KNOTS = np.array([0.0, 0.7, 1.5, 3.0])
 ], ids=lambda v: getattr(v, "__name__", None))
 def test_returns_inside_loops_and_branches_that_may_go_on(fn, args, wrt):
     check_loop(fn, *args, wrt=wrt)
+
+
+def halves_until_one(x0):
+    x = x0 * 1.0
+    while x.shape[0] > 1:
+        x = x[::2] * x[1::2]
+    return x[0]
+
+
+def shrinks_by_one(h0, w):
+    h = h0 * 1.0
+    for t in range(w.shape[0]):
+        h = np.tanh(h[1:] * w[t])
+    return np.sum(h)
+
+
+@pytest.mark.parametrize("fn, args", [(halves_until_one, (np.arange(1.0, 5.0),)),
+                                      (shrinks_by_one, (np.linspace(0.1, 0.5, 5), np.ones(3)))],
+                         ids=["halves_until_one", "shrinks_by_one"])
+def test_an_array_changing_shape_in_a_loop_that_indexes_it_is_an_error_not_a_wrong_gradient(fn, args):
+    for compile in (True, False):
+        with pytest.raises(srcdiff.SrcdiffError, match="changes shape in a loop that indexes it"):
+            srcdiff.grad(fn, compile=compile)(*args)

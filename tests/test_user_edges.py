@@ -1282,3 +1282,11 @@ def test_a_numba_jitted_function_and_helper_are_differentiated_from_their_python
     p, w = np.array([0.4, -0.7]), np.array([1.5, 2.0])
     np.testing.assert_allclose(srcdiff.grad(uses_a_jitted_helper)(p, w),
                                2.0 * srcdiff.grad(unpack_a_point)(p, w))
+
+
+def squared_distance_to_float32_data(a, y):
+    return np.sum((y - a) ** 2)
+
+
+def test_check_grad_takes_float32_steps_for_a_function_computed_in_float32():
+    srcdiff.check_grad(squared_distance_to_float32_data, 0.7, np.linspace(0, 3, 30).astype(np.float32))
