@@ -2,6 +2,7 @@
 import ast
 import builtins
 import math
+import sys
 import types
 
 import numpy as np
@@ -24,7 +25,7 @@ ELEMENTWISE = {
     np.arctanh: "arctanh", np.log10: "log10", np.log2: "log2", np.exp2: "exp2", np.cbrt: "cbrt",
     math.asin: "arcsin", math.acos: "arccos", math.asinh: "arcsinh", math.acosh: "arccosh",
     math.atanh: "arctanh", math.log10: "log10", math.log2: "log2", math.exp2: "exp2",
-    math.cbrt: "cbrt", math.erf: "erf", math.erfc: "erfc", np.round: "round", np.rint: "round",
+    math.cbrt: "cbrt", math.erf: "erf", math.erfc: "erfc", math.lgamma: "lgamma", np.round: "round", np.rint: "round",
     np.isfinite: "isfinite", np.isnan: "isnan", np.isinf: "isinf", math.isfinite: "isfinite",
     math.isnan: "isnan", math.isinf: "isinf",
 }
@@ -69,6 +70,9 @@ def lower_call(lw, node, target):
     for table, lower in DISPATCH:
         if callee in table:
             return lower(lw, node, table[callee], target)
+    special = scipy_special(callee)
+    if special:
+        return special[1](lw, node, special[0], target)
     if callee in (builtins.min, builtins.max):
         return min_max(lw, node, "minimum" if callee is builtins.min else "maximum", target)
     if callee in SCALAR_CASTS:
@@ -79,6 +83,16 @@ def lower_call(lw, node, target):
     lw.fail(f"`{name}` is not supported by srcdiff", func,
             hint="use the NumPy/math functions listed in the README, or write it with them "
                  "in a helper function of your own")
+
+
+def scipy_special(callee):
+    """(gate, lowering) of a scipy.special function srcdiff writes with its own gates, if
+    `callee` is one (looked up only where the user's module imported scipy.special)."""
+    special = sys.modules.get("scipy.special")
+    for name, entry in SCIPY_SPECIAL.items():
+        if special is not None and callee is getattr(special, name, None):
+            return entry
+    return None
 
 
 def is_computed(lw, node):
@@ -499,5 +513,8 @@ DISPATCH = [
     ({np.diag: "diag", np.tril: "tril", np.triu: "triu"}, diagonal_call), ({np.roll: "roll"}, roll),
     ({np.linalg.slogdet: "slogdet"}, slogdet),
 ]
+SCIPY_SPECIAL = {"expit": ("sigmoid", elementwise), "erf": ("erf", elementwise),
+                 "erfc": ("erfc", elementwise), "gammaln": ("lgamma", elementwise),
+                 "logsumexp": ("logsumexp", reduction)}
 SCALAR_CASTS = {builtins.float: to_float, builtins.int: cast("int"), builtins.len: length,
                 np.float64: cast("float"), np.float32: cast("float32")}

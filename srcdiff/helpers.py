@@ -12,7 +12,8 @@ RUNTIME_NAMES = (
     "softmax_all", "log_softmax_all", "logsumexp_all",
     "reserve", "range_last", "base_slope", "exponent_slope", "erf", "erfc", "asserted",
     "assigned", "broadcast_dim", "as_dtype_of", "apart", "reversed_cumsum",
-    "product_of_others", "spread_diagonal", "cofactors", "add_at", "keeps_shape",
+    "product_of_others", "spread_diagonal", "cofactors", "add_at", "keeps_shape", "lgamma",
+    "digamma",
 )
 TAPE_NAMES = ("wins", "push_array", "push_extremes", "pop_extremes", "pop_array1", "pop_array2",
               "pop_array3", "all_finite")

@@ -27,6 +27,7 @@ NON_DIFFERENTIABLE = {
 UNBOUNDED = {
     "div", "mod", "pow", "log", "log1p", "log10", "log2", "sqrt", "cbrt", "arcsin", "arccos",
     "arccosh", "arctanh", "arctan2", "hypot", "exp", "expm1", "exp2", "sinh", "cosh", "tan",
+    "lgamma",
 }
 # gates whose rule is applied by the reverse sweep itself (they write into arrays)
 SWEEP_GATES = {"index", "store", "store_add", "store_sub"}
@@ -327,6 +328,11 @@ def erf(op, ty, g, z, x):
 @rule("erfc")
 def erfc(op, ty, g, z, x):
     return (-g * (TWO_OVER_ROOT_PI * np_.exp(-(x * x))),)
+
+
+@rule("lgamma")
+def lgamma(op, ty, g, z, x):
+    return (g * helper("digamma", x),)
 
 
 @rule("hypot")

@@ -347,16 +347,69 @@ def spread_diagonal(g, like, k):
     return out
 
 
-@register_jitable
 def erf(x):
-    """math.erf(x), the error function of a number."""
-    return math.erf(x)
+    """The error function, of a number or entry by entry (math.erf, which NumPy lacks)."""
+    return _entrywise(math.erf, x)
+
+
+def erfc(x):
+    """1 - erf(x), without its cancellation for large x."""
+    return _entrywise(math.erfc, x)
+
+
+def lgamma(x):
+    """log|Gamma(x)| (math.lgamma, scipy.special.gammaln)."""
+    return _entrywise(math.lgamma, x)
+
+
+def digamma(x):
+    """The slope of lgamma."""
+    return _entrywise(_digamma_of, x)
+
+
+def _entrywise(f, x):
+    if isinstance(x, np.ndarray):
+        return np.vectorize(f, otypes=[x.dtype])(x)
+    return f(x)
 
 
 @register_jitable
-def erfc(x):
-    """math.erfc(x) = 1 - erf(x), without its cancellation for large x."""
-    return math.erfc(x)
+def _digamma_of(x):
+    """digamma(x): up by the recurrence psi(x) = psi(x + 1) - 1/x to x >= 10, then the
+    asymptotic series (error below 1e-14 there); reflected for negative x."""
+    if x <= 0.0 and x == math.floor(x):
+        return math.nan                      # a pole
+    shift = 0.0
+    if x < 0.0:                              # psi(x) = psi(1 - x) - pi / tan(pi x)
+        shift = -math.pi / math.tan(math.pi * x)
+        x = 1.0 - x
+    while x < 10.0:
+        shift -= 1.0 / x
+        x += 1.0
+    f = 1.0 / (x * x)
+    series = f * (1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240 - f / 132))))
+    return shift + math.log(x) - 0.5 / x - series
+
+
+def _entrywise_ol(name, kernel):
+    """numba overload of an entrywise helper: the kernel on a number, or on each entry."""
+    def typer(x):
+        if isinstance(x, types.Array):
+            def on_array(x):
+                values = np.ravel(x)
+                out = np.empty(values.size, x.dtype)
+                for i in range(values.size):
+                    out[i] = kernel(values[i])
+                return out.reshape(x.shape)
+            return on_array
+        return lambda x: kernel(x)
+    typer.__name__ = f"_{name}_ol"
+    return typer
+
+
+for _fn, _kernel in ((erf, math.erf), (erfc, math.erfc), (lgamma, math.lgamma),
+                     (digamma, _digamma_of)):
+    overload(_fn)(_entrywise_ol(_fn.__name__, _kernel))
 
 
 @register_jitable

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+from scipy import special
 
 import srcdiff
 from srcdiff import calls, nn, rules
@@ -455,6 +456,15 @@ def g_mask_rows(x):
     return np.sum(np.sin(y[keep])) + np.sum(x[x[:, 1] < 0.0] ** 2)
 
 
+def g_special(x):
+    return (np.sum(special.expit(x) * x) + np.sum(special.erf(x) ** 2) + np.sum(special.erfc(x))
+            + np.sum(special.gammaln(x * x + 0.5)) + special.logsumexp(x))
+
+
+def g_lgamma(x):
+    return math.lgamma(x * x + 0.5) + math.lgamma(x + 3.0) * x
+
+
 def g_inv(a):
     return np.sum(np.sin(np.linalg.inv(a)))
 
@@ -669,6 +679,8 @@ SPEC = [
     Gate("math.asin-acos-asinh-atanh-hypot", g_math_inverse_trig, 0,
          {"scalar": real(S, low=-0.6, high=0.6)}),
     Gate("math.erf-erfc", g_math_erf, 0, {"scalar": real(S)}),
+    Gate("math.lgamma", g_lgamma, 0, {"scalar": real(S)}),
+    Gate("scipy.special", g_special, 0, {"1d": real(V), "2d": real(M)}),
     Gate("math.log-base-log10-log2-exp2-cbrt", g_math_logs, (0, 1),
          {"scalar": positive(S, S, low=1.5, high=3.0)}),
     Gate("math.log", g_math_log, 0, {"scalar": positive(S)}),
