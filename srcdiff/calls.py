@@ -244,9 +244,15 @@ def array_of_numbers(lw, node, gate, target):
 
 
 def joined(lw, node, gate, target):
-    """np.concatenate((a, b, ...), axis=k) and np.stack(...) of arrays: one gate."""
+    """np.concatenate((a, b, ...), axis=k) and np.stack(...) of arrays: one gate; np.hstack,
+    np.vstack and np.column_stack, with no axis."""
     items = node.args[0] if node.args else None
     options = {k.arg: k.value for k in node.keywords}
+    if gate in ("hstack", "vstack", "column_stack"):
+        if not isinstance(items, (ast.List, ast.Tuple)) or not items.elts or len(node.args) > 1 \
+                or options:
+            lw.fail(f"`{ast.unparse(node.func)}` takes a list or tuple of arrays here", node)
+        return lw.emit(gate, [lw.expr(e, None) for e in items.elts], {}, node, target)
     if len(node.args) == 2:
         options["axis"] = node.args[1]
     if not isinstance(items, (ast.List, ast.Tuple)) or not items.elts or len(node.args) > 2 \
@@ -503,10 +509,11 @@ DISPATCH = [
     (CREATION, creation), (LIKE, like), ({np.where: "where"}, where),
     ({np.transpose: "transpose"}, transpose_call), ({np.reshape: "reshape"}, reshape_call),
     (composites.FUNCTIONS, composites.variance), ({np.linalg.norm: "norm"}, composites.norm),
-    ({np.clip: "clip"}, composites.clip), ({np.logaddexp: "logaddexp"}, composites.logaddexp),
+    ({np.clip: "clip"}, composites.clip), ({np.full: "full", np.full_like: "full_like"}, composites.full), ({np.logaddexp: "logaddexp"}, composites.logaddexp),
     ({np.diff: "diff"}, composites.diff),
     ({np.array: "array", np.asarray: "array"}, array_of_numbers),
-    ({np.concatenate: "concatenate", np.stack: "stack"}, joined),
+    ({np.concatenate: "concatenate", np.stack: "stack", np.hstack: "hstack", np.vstack: "vstack",
+      np.column_stack: "column_stack"}, joined),
     ({np.arange: "arange", np.linspace: "linspace", np.eye: "eye"}, ranges), ({builtins.sum: "sum"}, builtin_sum),
     ({np.linalg.inv: "inv", np.linalg.det: "det", np.linalg.solve: "solve", np.trace: "trace",
       np.prod: "prod", np.cross: "cross"}, matrix_call),

@@ -98,6 +98,25 @@ def diff(lw, node, gate, target):
     return lw.emit("sub", [after, before], {}, node, target)
 
 
+def full(lw, node, gate, target):
+    """np.full(shape, value) = np.zeros(shape) + value (the value's gradient is the sum of
+    g), and np.full_like(x, value) = np.zeros_like(x) + value."""
+    from .calls import dtype_option, shape_operands
+    if len(node.args) != 2 or any(k.arg != "dtype" for k in node.keywords) \
+            or gate == "full_like" and node.keywords:
+        lw.fail(f"`{ast.unparse(node.func)}` takes a {'shape' if gate == 'full' else 'array'} "
+                "and a value here", node)
+    if gate == "full_like":
+        zeros = lw.emit("zeros_like", [lw.expr(node.args[0], None)], {}, node)
+        return lw.emit("add", [zeros, lw.expr(node.args[1], None)], {}, node, target)
+    args, layout = shape_operands(lw, node.args[0])
+    value = lw.expr(node.args[1], None)
+    whole = isinstance(value, Const) and type(value.value) is int     # as NumPy: an int array
+    dtype = dtype_option(lw, node) if node.keywords else "int64" if whole else "float64"
+    zeros = lw.emit("zeros", args, {"shape": layout, "dtype": dtype}, node)
+    return lw.emit("add", [zeros, value], {}, node, target)
+
+
 def _is_none(node):
     return isinstance(node, ast.Constant) and node.value is None
 

@@ -184,6 +184,16 @@ def joined(op, *items):
     return Ty(promote(*(item.dtype for item in items)), ndim)
 
 
+def stacked(op, *items):
+    """np.hstack, np.vstack, np.column_stack of arrays of one rank (1 or 2)."""
+    ranks = {item.ndim for item in items}
+    if len(ranks) > 1 or not ranks <= {1, 2}:
+        raise SrcdiffError(f"np.{op.gate} takes vectors, or matrices, all of one rank", op.where,
+                           hint="for other ranks use np.concatenate or np.stack with an axis")
+    ndim = ranks.pop()
+    return Ty(promote(*(item.dtype for item in items)), 1 if op.gate == "hstack" and ndim == 1 else 2)
+
+
 def astype(op, x):
     needs_array(op, x, "`.astype`")
     return Ty(op.params["dtype"], x.ndim)
@@ -365,6 +375,7 @@ TYPE_RULES = {
     "lgamma": floating,
     "hypot": divide, "round": floating, "isfinite": compare, "isnan": compare, "isinf": compare,
     "asserted": condition, "array": array_of, "concatenate": joined, "stack": joined,
+    "hstack": stacked, "vstack": stacked, "column_stack": stacked,
     "astype": astype,
     "add": broadcast, "sub": broadcast, "mul": broadcast, "pow": broadcast, "maximum": broadcast,
     "minimum": broadcast, "power": power, "mod": broadcast, "floordiv": broadcast, "div": divide, "arctan2": divide,

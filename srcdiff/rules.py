@@ -252,7 +252,27 @@ def astype(op, ty, g, z, x):
 @rule("concatenate")
 def concatenate(op, ty, g, z, *items):
     """z = np.concatenate((a, b, ...), axis): each array gets its stretch of g along the axis."""
-    axis = op.params["axis"] % ty.out.ndim
+    return stretches(g, items, op.params["axis"] % ty.out.ndim)
+
+
+@rule("stack")
+def stack(op, ty, g, z, *items):
+    """z = np.stack((a, b, ...), axis): the k-th array gets g's k-th entry along the axis."""
+    return entries(g, len(items), op.params["axis"] % ty.out.ndim)
+
+
+@rule("hstack", "vstack", "column_stack")
+def stacked(op, ty, g, z, *items):
+    """np.hstack joins along axis 1 (axis 0 for vectors); np.vstack along axis 0, vectors as
+    rows; np.column_stack along axis 1, vectors as columns."""
+    vectors = ty.args[0].ndim == 1
+    if op.gate == "hstack":
+        return stretches(g, items, 0 if vectors else 1)
+    axis = 0 if op.gate == "vstack" else 1
+    return entries(g, len(items), axis) if vectors else stretches(g, items, axis)
+
+
+def stretches(g, items, axis):
     grads, start = [], 0
     for x in items:
         stop = start + x.attr("shape")[axis]
@@ -261,11 +281,8 @@ def concatenate(op, ty, g, z, *items):
     return tuple(grads)
 
 
-@rule("stack")
-def stack(op, ty, g, z, *items):
-    """z = np.stack((a, b, ...), axis): the k-th array gets g's k-th entry along the axis."""
-    axis = op.params["axis"] % ty.out.ndim
-    return tuple(g[along(axis, ast.Constant(k))] for k in range(len(items)))
+def entries(g, count, axis):
+    return tuple(g[along(axis, ast.Constant(k))] for k in range(count))
 
 
 def along(axis, index):

@@ -456,6 +456,15 @@ def g_mask_rows(x):
     return np.sum(np.sin(y[keep])) + np.sum(x[x[:, 1] < 0.0] ** 2)
 
 
+def g_hvstack(x, y):
+    return (np.sum(np.hstack((x, y)) ** 2) + np.sum(np.sin(np.vstack((x, 2.0 * y))))
+            + np.sum(np.column_stack([x, y * x]) ** 3))
+
+
+def g_full(x, s):
+    return np.sum(np.full((2, 3), s) * s) + np.sum(np.full_like(x, s * s) * x) + np.sum(np.full(x.shape[-1], 2.0) * x[0])
+
+
 def g_special(x):
     return (np.sum(special.expit(x) * x) + np.sum(special.erf(x) ** 2) + np.sum(special.erfc(x))
             + np.sum(special.gammaln(x * x + 0.5)) + special.logsumexp(x))
@@ -663,6 +672,8 @@ SPEC = [
     Gate("np.concatenate", g_concatenate, (0, 1), {"1d": real(V, (3,))}),
     Gate("np.concatenate-axis", g_concatenate_axes, (0, 1), {"2d": real(M, M)}),
     Gate("np.stack", g_stack, (0, 1), {"1d": real(V, V), "2d": real(M, M)}),
+    Gate("np.hstack-vstack-column_stack", g_hvstack, (0, 1), {"1d": real(V, V), "2d": real(M, M)}),
+    Gate("np.full-full_like", g_full, (0, 1), {"1d": real(V, S), "2d": real(M, S)}),
     Gate(".astype", g_astype, 0, {"1d": real(V), "2d": real(M)}),
     Gate("np.linalg.inv", g_inv, 0, {"2d": well_conditioned(3)}),
     Gate("np.linalg.det", g_det, 0, {"2d": well_conditioned(3)}),
@@ -920,7 +931,8 @@ def test_every_call_table_gate_has_a_rule():
     # var, std, norm, clip, logaddexp and diff are written with other gates
     # (srcdiff/composites.py), .ravel() and .flatten() with reshape, slogdet as the pair of
     # gates det_sign and logdet
-    composite = {"var", "std", "norm", "clip", "logaddexp", "diff", "ravel", "flatten", "slogdet"}
+    composite = {"var", "std", "norm", "clip", "logaddexp", "diff", "ravel", "flatten", "slogdet",
+                 "full", "full_like"}
     missing = [(callee, gate) for callee, gate in call_gates()
                if gate not in rules.RULES and gate not in rules.NON_DIFFERENTIABLE
                and gate not in rules.SWEEP_GATES and gate not in composite]
