@@ -332,7 +332,9 @@ def method_call(lw, node, target):
         dtype = dtype_option(lw, ast.Call(node.func, [], [ast.keyword("dtype", node.args[0])]))
         return lw.emit("astype", [array], {"dtype": dtype}, node, target)
     if node.args or node.keywords:
-        lw.fail(f"`.{name}()` takes no arguments here", node)
+        hint = "srcdiff reverses all axes (.T); for another order, index or loop" \
+            if name == "transpose" else None
+        lw.fail(f"`.{name}()` takes no arguments here", node, hint=hint)
     return lw.emit(gate, [array], {}, node, target)
 
 

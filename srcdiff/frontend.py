@@ -608,7 +608,8 @@ class Lowerer:
             return Const(node.value)
         if isinstance(node.value, str):
             self.fail("strings are not supported (nor dicts indexed by name)", node,
-                      hint="pass each array as an argument of its own: `def loss(w, b, x)`")
+                      hint="pass options as numbers or booleans (`mean=True`), or write a "
+                           "function per option; pass arrays as arguments of their own")
         self.fail(f"constants of type {type(node.value).__name__} are not supported", node,
                   hint="only numbers are allowed in differentiated code")
 
@@ -721,6 +722,8 @@ class Lowerer:
 
 
 EXPRESSION_HINTS = {
+    ast.Tuple: "a tuple can be unpacked where it is made (`a, b = b, a`, `x, v = step(x, v)`), "
+               "not kept in a name: keep each part in a name of its own",
     ast.Lambda: "define a named function with `def` and call it",
     ast.ListComp: "write a `for` loop filling an array made with np.zeros",
     ast.List: "build arrays with np.zeros / np.empty and fill them",

@@ -232,6 +232,9 @@ def choose(op, c, a, b):
 
 
 def matmul(op, x, y):
+    if not x.ndim or not y.ndim:
+        raise SrcdiffError(f"`@` / np.dot of a number ({x} and {y}): srcdiff takes arrays here",
+                           op.where, hint="multiply by a number with `*`: np.dot(2.0, x) is 2.0 * x")
     if not (1 <= x.ndim <= 2 and 1 <= y.ndim <= 2):
         raise SrcdiffError(f"`@` needs 1-D or 2-D arrays, got {x} and {y}", op.where,
                            hint="batched matmul of 3-D arrays is not supported; loop over the batch")

@@ -15,7 +15,7 @@ import numpy as np
 from .compile import load
 from .errors import SrcdiffError, Where
 
-LINE_COMMENT = re.compile(r"^\s*# (?:reverse of )?line (\d+): ")
+LINE_COMMENT = re.compile(r"^\s*# (?:reverse of )?line (\d+)(?: of (.+?))?: ")
 RUNTIME_ERRORS = (ValueError, IndexError, ZeroDivisionError, TypeError, AssertionError,
                   NameError)
 
@@ -36,6 +36,9 @@ def runtime_error(gradient, source, args, error):
     if isinstance(reason, AssertionError):
         return SrcdiffError(message, where, hint="an assert of the function does not hold for "
                             "these arguments")
+    if "changes shape in a loop" in str(reason):
+        return SrcdiffError(message, where, hint="a known limitation: an array a loop indexes "
+                            "must keep its shape from one iteration to the next")
     if isinstance(reason, NameError):      # as in Python: set only in a branch that did not run
         return SrcdiffError(message, where, hint="give the name a value before the `if` or loop "
                             "that sets it (a branch may not run, a loop may run no iteration)")
@@ -65,9 +68,10 @@ def failing_line(source, args, filename):
             gradient(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
     except RUNTIME_ERRORS as error:
         lineno = last_line_in(error.__traceback__, code.co_filename)
-        line = user_line(source.splitlines(), lineno) if lineno else None
-        if line is None:
+        found = user_line(source.splitlines(), lineno) if lineno else None
+        if found is None:
             return None
+        line, filename = found[0], found[1] or filename
         text = linecache.getline(filename, line).rstrip("\n")
         col = len(text) - len(text.lstrip())
         in_backward = any(t.strip() == "# backward" for t in source.splitlines()[:lineno])
@@ -85,10 +89,11 @@ def last_line_in(tb, filename):
 
 
 def user_line(generated_lines, lineno):
+    """(line, file or None for the function's own) of the user's line above `lineno`."""
     for text in reversed(generated_lines[:lineno]):
         match = LINE_COMMENT.match(text)
         if match:
-            return int(match.group(1))
+            return int(match.group(1)), match.group(2)
     return None
 
 

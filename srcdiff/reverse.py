@@ -78,6 +78,17 @@ class Sweep:
                 owned.add(stmt.args[0])
         return owned
 
+    # ---- the user's lines -----------------------------------------------------------------
+    @staticmethod
+    def place(stmt):
+        return stmt.where.filename, stmt.where.line
+
+    def line_comment(self, where, prefix=""):
+        """`# line N: text` above the code of line N (`line N of file:` for a line of a helper
+        defined in another file), which locate.py reads to report run-time errors."""
+        of = f" of {where.filename}" if where.filename != self.graph.filename else ""
+        return comment(f"{prefix}line {where.line}{of}: {where.text.strip()}")
+
     # ---- forward -----------------------------------------------------------------------
     def forward(self, block, saves, live=None):
         """Forward statements of `block`; with `saves`, tape pushes and only live statements."""
@@ -85,9 +96,9 @@ class Sweep:
         for stmt in block:
             if live is not None and id(stmt) not in live or not saves and self._taped_dim(stmt):
                 continue
-            if stmt.where.line != line and isinstance(stmt, Op):
-                line = stmt.where.line
-                out.append(comment(f"line {line}: {stmt.where.text.strip()}"))
+            if self.place(stmt) != line and isinstance(stmt, Op):
+                line = self.place(stmt)
+                out.append(self.line_comment(stmt.where))
             out.extend(FORWARD_STATEMENT[type(stmt)](self, stmt, saves, live))
             if isinstance(stmt, (For, While, If)):
                 line = None
@@ -142,7 +153,7 @@ class Sweep:
                 body.insert(0, ast.AugAssign(ast.Name(loop.counter, ast.Store()), ast.Add(),
                                              ast.Constant(1)))
             body.append(ast.If(ast.Name(loop.exit, ast.Load()), [ast.Break()], []))
-        header = comment(f"line {loop.where.line}: {loop.where.text.strip()}")
+        header = self.line_comment(loop.where)
         post = self.push_carried(loop) if saves else []
         return pre + [header, ast.For(ast.Name(loop.index, ast.Store()), self.range_of(loop).node,
                                       body or [ast.Pass()], [])] + post
@@ -156,14 +167,14 @@ class Sweep:
         if loop.exit:
             body.append(ast.If(ast.Name(loop.exit, ast.Load()), [ast.Break()], []))
         start = [assign(loop.counter, Sym(0))] if counting else []
-        header = comment(f"line {loop.where.line}: {loop.where.text.strip()}")
+        header = self.line_comment(loop.where)
         return start + test_block + [header, ast.While(self.sym(loop.test).node,
                                                        body + test_block or [ast.Pass()], [])]
 
     def forward_if(self, branch, saves, live):
         body = self.forward(branch.body, saves, live) or [ast.Pass()]
         orelse = self.forward(branch.orelse, saves, live)
-        header = comment(f"line {branch.where.line}: {branch.where.text.strip()}")
+        header = self.line_comment(branch.where)
         return [header, ast.If(self.sym(branch.test).node, body, orelse)]
 
     def forward_return(self, ret, saves, live):
@@ -381,9 +392,9 @@ class Sweep:
                 code = self.backward_op(stmt)
                 if self.debug_nans:
                     code = with_finite_checks(code, stmt)
-                if code and stmt.where.line != line:
-                    line = stmt.where.line
-                    out.append(comment(f"line {line}: {stmt.where.text.strip()}"))
+                if code and self.place(stmt) != line:
+                    line = self.place(stmt)
+                    out.append(self.line_comment(stmt.where))
                 out.extend(self.cancelled_note(stmt) if code else [])
                 out.extend(code)
             elif isinstance(stmt, (For, While, If)):
@@ -408,7 +419,7 @@ class Sweep:
             self.zeros.zeroed(name)
             self.initialized.add(name)
             self.owned.add(name)    # a fresh zero array: safe to accumulate into in place
-        header = comment(f"reverse of line {region.where.line}: {region.where.text.strip()}")
+        header = self.line_comment(region.where, "reverse of ")
         self.depth += isinstance(region, (For, While))
         code = BACKWARD_REGION[type(region)](self, region)
         self.depth -= isinstance(region, (For, While))
