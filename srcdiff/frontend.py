@@ -30,7 +30,6 @@ UNSUPPORTED_STATEMENTS = {
     ast.With: "`with` blocks", ast.Try: "`try` blocks", ast.ClassDef: "classes",
     ast.FunctionDef: "nested function definitions", ast.Global: "`global` statements",
     ast.Nonlocal: "`nonlocal` statements", ast.Delete: "`del` statements",
-    ast.Raise: "`raise` statements",
     ast.Import: "imports inside the function", ast.ImportFrom: "imports inside the function",
 ast.AsyncFunctionDef: "async functions",
 }
@@ -495,6 +494,17 @@ class Lowerer:
         message = stmt.msg.value if isinstance(stmt.msg, ast.Constant) else ast.unparse(stmt.test)
         self.emit("asserted", [test], {"message": str(message)}, stmt)
 
+    def raising(self, stmt):
+        """`raise ValueError("message")`: raised by the forward and the gradient where it runs,
+        as a failed assert is, with the exception's name and message."""
+        exc = stmt.exc
+        if exc is None:
+            self.fail("a bare `raise` is not supported", stmt)
+        kind = exc.func if isinstance(exc, ast.Call) else exc
+        text = exc.args[0] if isinstance(exc, ast.Call) and exc.args else None
+        message = text.value if isinstance(text, ast.Constant) else ast.unparse(text) if text else ""
+        self.emit("asserted", [Const(False)], {"message": f"{ast.unparse(kind)}: {message}"}, stmt)
+
     def expression_statement(self, stmt):
         if is_docstring(stmt):
             return
@@ -735,7 +745,7 @@ STATEMENTS = {
     ast.Assign: Lowerer.assign, ast.AnnAssign: Lowerer.ann_assign, ast.AugAssign: Lowerer.aug_assign,
     ast.For: Lowerer.for_loop, ast.While: Lowerer.while_loop, ast.If: Lowerer.if_branch,
     ast.Expr: Lowerer.expression_statement, ast.Pass: lambda self, stmt: None,
-    ast.Assert: Lowerer.assertion,
+    ast.Assert: Lowerer.assertion, ast.Raise: Lowerer.raising,
     ast.Break: Lowerer.loop_exit, ast.Continue: Lowerer.loop_exit,  # only outside loops
 }
 EXPRESSIONS = {

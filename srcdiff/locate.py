@@ -31,11 +31,12 @@ def runtime_error(gradient, source, args, error):
         return SrcdiffError(message, where, hint="this is a srcdiff limitation worth reporting "
                             "(one known case: an array whose shape changes from one loop "
                             "iteration to the next)")
+    raised = isinstance(reason, AssertionError) and re.match(r"[A-Z]\w*: ", str(reason))
     message = (f"`{gradient.__name__}` failed on these arguments ({describe(gradient.params, args)})"
-               f": {type(reason).__name__}: {reason}")
+               f": {'' if raised else type(reason).__name__ + ': '}{reason}")
     if isinstance(reason, AssertionError):
         return SrcdiffError(message, where, hint="an assert of the function does not hold for "
-                            "these arguments")
+                            "these arguments, or it raised")
     if "changes shape in a loop" in str(reason):
         return SrcdiffError(message, where, hint="a known limitation: an array a loop indexes "
                             "must keep its shape from one iteration to the next")

@@ -65,6 +65,8 @@ class _Mover:
         for i, s in enumerate(stmts):
             if isinstance(s, ast.Return):
                 return self.returned(s, in_loop, out)
+            if isinstance(s, ast.Raise):         # leaves as a return does
+                return out + [s], True
             if not _returns_inside(s):
                 out.append(s)
                 continue

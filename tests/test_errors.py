@@ -813,3 +813,29 @@ def test_a_run_time_error_in_a_helper_of_another_file_names_that_file(tmp_path, 
             g(np.ones((2, 3)), np.ones(4))
         message = str(info.value)
         assert "errors_helper_module.py:5:" in message and "return A @ v" in message, message
+
+
+def validates_its_input(x, k):
+    if x.shape[0] != 3:
+        raise ValueError("x must have 3 entries")  # <- error
+    return np.sum(x * x) * k
+
+
+def raises_in_its_other_branch(x):
+    if x > 0.0:
+        return x * x
+    else:
+        raise ValueError("x must be positive")
+
+
+@pytest.mark.parametrize("compile", [False, True])
+def test_a_raise_runs_in_the_forward_and_the_gradient(compile):
+    g = srcdiff.grad(validates_its_input, compile=compile)
+    np.testing.assert_allclose(g(np.ones(3), 2.0), [4.0, 4.0, 4.0])
+    with pytest.raises(SrcdiffError) as info:
+        g(np.ones(4), 2.0)
+    check_error(info.value, marked_line(validates_its_input), message="ValueError: x must have 3 entries")
+    h = srcdiff.grad(raises_in_its_other_branch, compile=compile)
+    assert h(2.0) == 4.0
+    with pytest.raises(SrcdiffError, match="ValueError: x must be positive"):
+        h(-1.0)
