@@ -465,6 +465,7 @@ def inline(lw, callee, node, target):
     sub = Lowerer(callee, where, lw.names, dict(zip(params, operands)), lw.stack + (callee,),
                   prefix=callee.__name__)
     sub.mutable = mutable_names(tree.body)
+    sub.prelude, sub.constant_arrays = lw.prelude, lw.constant_arrays    # made once, up front
     body, result = sub.lower_function_body(tree)
     lw.block.extend(s for s in body if type(s).__name__ != "Return")
     lw.mutable_all |= sub.mutable_all

@@ -24,6 +24,7 @@ BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.P
 CMPOPS = {ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge", ast.Eq: "eq", ast.NotEq: "ne"}
 UNARYOPS = {ast.USub: "neg", ast.UAdd: "copy", ast.Not: "not"}
 BOOLEAN_BITOPS = {ast.BitAnd: "and", ast.BitOr: "or"}
+CONSTANT_ARRAY_SIZE = 64     # global arrays up to this size are written into the code
 AUGSTORE = {ast.Add: "store_add", ast.Sub: "store_sub"}
 
 UNSUPPORTED_STATEMENTS = {
@@ -58,7 +59,7 @@ def lower(fn):
     lowerer = Lowerer(fn, where, names, {p: p for p in params}, stack=(fn,))
     lowerer.mutable = mutable_names(node.body)
     body, result = lowerer.lower_function_body(node)
-    graph = Graph(fn.__name__, params, body, result, where(node).filename)
+    graph = Graph(fn.__name__, params, lowerer.prelude + body, result, where(node).filename)
     graph.where = where(node)
     graph.names = names
     return graph
@@ -80,6 +81,8 @@ class Lowerer:
         self.locals = set()            # names the body assigns: never a global (Python's scoping)
         self.unset_reads = {}          # id(Name node) -> name, for reads of a maybe-unset name
         self.unset_flags = {}          # such a name -> its flag's name
+        self.prelude = []              # small global arrays, made once at the function's start
+        self.constant_arrays = {}      # id of such an array -> its IR name
 
     # ---- errors -------------------------------------------------------
     def fail(self, message, node, hint=None):
@@ -565,12 +568,31 @@ class Lowerer:
             if isinstance(value, (np.floating, np.integer, np.bool_)):
                 return Const(value.item())
             if isinstance(value, np.ndarray):
-                self.fail(f"`{name}` is an array from outside the function (a global or a closure "
-                          "variable)", node, hint=f"pass `{name}` as an argument; globals may only "
-                                                  "be numeric constants")
+                return self.constant_array(name, value, node)
             self.fail(f"`{name}` is a {type(value).__name__}, not a number or array variable", node,
                       hint="pass arrays as arguments; globals may only be numeric constants")
         raise UndefinedName(f"`{name}` is not defined here", self.where(node))
+
+    def constant_array(self, name, value, node):
+        """A small global (or closure) array, a constant like a global number: written into the
+        code as `np.array([...])` at the function's start, with the values it has at the first
+        call."""
+        if id(value) in self.constant_arrays:
+            return self.constant_arrays[id(value)]
+        if value.ndim > 2 or value.size > CONSTANT_ARRAY_SIZE or value.dtype.kind not in "fiu":
+            self.fail(f"`{name}` is an array from outside the function (a global or a closure "
+                      f"variable) of {value.size} {value.dtype} entries", node,
+                      hint=f"pass `{name}` as an argument; srcdiff takes global arrays as constants "
+                           f"up to {CONSTANT_ARRAY_SIZE} numbers, in one or two dimensions")
+        if value.ndim == 0:
+            return Const(value.item())
+        dtype = value.dtype.name if value.dtype.kind == "f" else "int64"
+        items = [Const(v) for v in value.astype(dtype).ravel().tolist()]
+        out = self.names.fresh(name)
+        self.prelude.append(Op(out, "array", tuple(items), {"shape": value.shape, "dtype": dtype},
+                               self.where(node)))
+        self.constant_arrays[id(value)] = out
+        return out
 
     def array_name(self, node):
         if isinstance(node, ast.Subscript):

@@ -147,14 +147,43 @@ def test_a_function_wrapped_by_a_decorator_is_refused(fn):
     assert "test_user_edges.py:" in str(caught.value)
 
 
-def reads_a_global_array(x):
-    return np.sum(x * X)
+LARGE_TABLE = np.linspace(0.0, 1.0, 65)
+NODES = np.array([0.0, 0.5, 0.5, 1.0])
+WEIGHTS = np.array([1.0, 2.0, 2.0, 1.0]) / 6.0
+COUPLING = np.array([[1.0, -0.5], [0.25, 2.0]], dtype=np.float32)
+BONDS = np.array([[0, 1], [1, 2]])
 
 
-def test_a_global_array_is_refused_with_a_hint_to_pass_it():
+def reads_a_large_global_array(x):
+    return np.sum(x * LARGE_TABLE)
+
+
+def test_a_large_global_array_is_refused_with_a_hint_to_pass_it():
     with pytest.raises(srcdiff.SrcdiffError, match="array from outside the function") as caught:
-        srcdiff.grad(reads_a_global_array)(X)
-    assert "pass `X` as an argument" in str(caught.value)
+        srcdiff.grad(reads_a_large_global_array)(LARGE_TABLE)
+    assert "pass `LARGE_TABLE` as an argument" in str(caught.value)
+
+
+def coupled_rate(y, t):
+    return COUPLING @ y * np.cos(t)
+
+
+def rk4_with_a_global_tableau(y0, dt):
+    y = y0 * 1.0
+    for n in range(6):
+        t = n * dt
+        k1 = coupled_rate(y, t)
+        k2 = coupled_rate(y + 0.5 * dt * k1, t + NODES[1] * dt)
+        k3 = coupled_rate(y + 0.5 * dt * k2, t + NODES[2] * dt)
+        k4 = coupled_rate(y + dt * k3, t + NODES[3] * dt)
+        y = y + dt * (WEIGHTS[0] * k1 + WEIGHTS[1] * k2 + WEIGHTS[2] * k3 + WEIGHTS[3] * k4)
+    return np.sum(y * y) + np.sum(y[BONDS[:, 0]] * y[BONDS[:, 1] - 1])
+
+
+def test_small_global_arrays_are_constants_written_into_the_code():
+    assert_grad_matches_fd(rk4_with_a_global_tableau, (np.array([0.3, -0.7]), 0.1), (0, 1))
+    source = srcdiff.grad(rk4_with_a_global_tableau).source_for(np.array([0.3, -0.7]), 0.1)
+    assert "np.array([0.0, 0.5, 0.5, 1.0])" in source
 
 
 # ---- globals: numbers of any NumPy type, read at the first call -----------------------------
