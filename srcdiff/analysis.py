@@ -631,8 +631,8 @@ def liveness(graph, plan, with_value, tys):
 
 
 def _keeps(stmt, live_names, kept):
-    if isinstance(stmt, Op) and stmt.gate in ("assigned", "asserted"):
-        return True     # raises, as Python does: a name read before it is set, a failed assert
+    if isinstance(stmt, Op) and stmt.gate in ("assigned", "asserted", "printed"):
+        return True     # raises, as Python does (a name read before it is set, a failed assert), or prints
     if isinstance(stmt, Op):
         target = stmt.args[0] if stmt.gate in STORES else stmt.out
         return target in live_names

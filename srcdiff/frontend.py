@@ -497,6 +497,23 @@ class Lowerer:
         message = stmt.msg.value if isinstance(stmt.msg, ast.Constant) else ast.unparse(stmt.test)
         self.emit("asserted", [test], {"message": str(message)}, stmt)
 
+    def printing(self, call):
+        """`print("loss", x)`: printed where it runs, by the forward and the gradient (whose
+        forward runs it once per call), as the function would."""
+        if call.keywords:
+            self.fail("`print` takes values and string constants here, no keywords", call)
+        parts, operands = [], []
+        for arg in call.args:
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                parts.append(arg.value)
+                continue
+            if isinstance(arg, ast.JoinedStr):
+                self.fail("f-strings are not supported in `print`", arg,
+                          hint='print text and values apart: print("loss", x)')
+            parts.append(None)
+            operands.append(self.expr(arg, None))
+        self.emit("printed", operands, {"parts": tuple(parts)}, call, out=None)
+
     def raising(self, stmt):
         """`raise ValueError("message")`: raised by the forward and the gradient where it runs,
         as a failed assert is, with the exception's name and message."""
@@ -513,8 +530,7 @@ class Lowerer:
             return
         call = stmt.value if isinstance(stmt.value, ast.Call) else None
         if call is not None and isinstance(call.func, ast.Name) and call.func.id == "print":
-            self.fail("`print` inside the function is not supported", stmt,
-                      hint="print the value or the gradient outside the function")
+            return self.printing(call)
         if call is not None:
             self.fail(f"the result of `{ast.unparse(call.func)}(...)` is unused: srcdiff "
                       "differentiates the values calls return, not changes they make in place",
@@ -617,7 +633,8 @@ class Lowerer:
 
     # ---- expressions ----------------------------------------------------
     def emit(self, gate, args, params, node, out=None):
-        out = self.names.temp() if out is None and gate not in ("store", "store_add", "store_sub") else out
+        out = self.names.temp() if out is None and gate not in ("store", "store_add", "store_sub",
+                                                                "printed") else out
         self.block.append(Op(out, gate, tuple(args), dict(params), self.where(node)))
         return out
 

@@ -15,7 +15,7 @@ from .gates import FORWARD, OpTypes, index_expr
 from .graph import Const, For, If, Op, Return, While, names_in
 from .infer import const_type
 from .rules import BROADCASTING, NON_DIFFERENTIABLE, RULES, UNBOUNDED
-from .sym import Sym, helper, np_, tuple_
+from .sym import Sym, builtin, helper, np_, tuple_
 from .zeros import ZeroAdjoints
 
 COMMENT = "__srcdiff_comment__"
@@ -113,6 +113,10 @@ class Sweep:
     def forward_op(self, op, saves, live):
         args = [self.sym(a) for a in op.args]
         ty = self.op_types(op)
+        if op.gate == "printed":
+            values = iter(args)
+            parts = [Sym(ast.Constant(p)) if p is not None else next(values) for p in op.params["parts"]]
+            return [ast.Expr(builtin("print", *parts).node)]
         if op.gate in STORES:
             target = args[0][index_expr(op.params["index"], args[2:])].node
             target.ctx = ast.Store()

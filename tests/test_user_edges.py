@@ -517,8 +517,8 @@ def ignores_a_helper_result(x):
     return np.sum(y)
 
 
-def prints(x):
-    print(x)
+def prints_an_f_string(x):
+    print(f"x = {x}")
     return np.sum(x)
 
 
@@ -526,7 +526,7 @@ def prints(x):
     (keyword_not_a_parameter, "has no argument `width`"),
     (keyword_given_twice, "`ell` is given twice"),
     (ignores_a_helper_result, r"the result of `rbf\(...\)` is unused"),
-    (prints, "`print` inside the function"),
+    (prints_an_f_string, "f-strings are not supported in `print`"),
 ])
 def test_call_mistakes_are_explained(fn, says):
     with pytest.raises(srcdiff.SrcdiffError, match=says) as caught:
@@ -1319,3 +1319,20 @@ def squared_distance_to_float32_data(a, y):
 
 def test_check_grad_takes_float32_steps_for_a_function_computed_in_float32():
     srcdiff.check_grad(squared_distance_to_float32_data, 0.7, np.linspace(0, 3, 30).astype(np.float32))
+
+
+def prints_as_it_goes(x, w):
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += x[i] * w
+        if i == 1:
+            print("step", i, "s =", s)
+    print("total", s)
+    return s * s
+
+
+@MODES
+def test_print_runs_where_the_function_would_print(compiled, capfd):
+    grad = srcdiff.grad(prints_as_it_goes, compile=compiled)(np.array([1.0, 2.0, 3.0]), 0.5)
+    np.testing.assert_allclose(grad, [3.0, 3.0, 3.0])
+    assert capfd.readouterr().out.split() == "step 1 s = 1.5 total 3.0".split()
