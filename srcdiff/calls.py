@@ -131,7 +131,11 @@ def binary(lw, node, gate, target):
 
 
 def min_max(lw, node, gate, target):
-    """Builtin min/max of two or more values, folded pairwise: min(a, b, c) = min(min(a, b), c)."""
+    """Builtin min/max of two or more values, folded pairwise: min(a, b, c) = min(min(a, b), c);
+    of one array, its least or largest entry along the first axis, as Python iterates it."""
+    if len(node.args) == 1 and not node.keywords:
+        return lw.emit(gate[:3], [lw.expr(node.args[0], None)], {"axis": 0, "keepdims": False},
+                       node, target)
     if len(node.args) < 2 or node.keywords:
         lw.fail(f"`{ast.unparse(node.func)}` takes two or more scalars here", node,
                 hint="for the largest entry of an array use np.max(x); elementwise, np.maximum(a, b)")
@@ -399,6 +403,16 @@ def matrix_call(lw, node, gate, target):
     return lw.emit(gate, [lw.expr(a, None) for a in node.args], {}, node, target)
 
 
+def one_array(lw, node, gate, target):
+    """np.argmax(x), np.argmin(x) (of the flattened array), np.sort(x) (of a vector) and the
+    builtin round(x), with no options."""
+    if len(node.args) != 1 or node.keywords:
+        hint = "round(x, n) is not supported; np.round(x * 10 ** n) / 10 ** n is" if gate == "round" \
+            else "loop over the other axis" if gate != "sort" else "sort a vector, with no options"
+        lw.fail(f"`{ast.unparse(node.func)}` takes one argument here", node, hint=hint)
+    return lw.emit(gate, [lw.expr(node.args[0], None)], {}, node, target)
+
+
 def slogdet(lw, node, gate, target):
     """np.linalg.slogdet(A), the pair (sign, log|det A|): `sign, logdet = np.linalg.slogdet(A)`."""
     if len(node.args) != 1 or node.keywords:
@@ -514,6 +528,9 @@ DISPATCH = [
     (composites.FUNCTIONS, composites.variance), ({np.linalg.norm: "norm"}, composites.norm),
     ({np.clip: "clip"}, composites.clip), ({np.full: "full", np.full_like: "full_like"}, composites.full), ({np.logaddexp: "logaddexp"}, composites.logaddexp),
     ({np.diff: "diff"}, composites.diff),
+    ({np.radians: "radians", np.deg2rad: "radians", math.radians: "radians", np.degrees: "degrees",
+      np.rad2deg: "degrees", math.degrees: "degrees"}, composites.angle),
+    ({np.trapezoid: "trapezoid"}, composites.trapezoid),
     ({np.array: "array", np.asarray: "array"}, array_of_numbers),
     ({np.concatenate: "concatenate", np.stack: "stack", np.hstack: "hstack", np.vstack: "vstack",
       np.column_stack: "column_stack"}, joined),
@@ -522,6 +539,7 @@ DISPATCH = [
       np.prod: "prod", np.cross: "cross"}, matrix_call),
     ({np.diag: "diag", np.tril: "tril", np.triu: "triu"}, diagonal_call), ({np.roll: "roll"}, roll),
     ({np.linalg.slogdet: "slogdet"}, slogdet),
+    ({np.argmax: "argmax", np.argmin: "argmin", np.sort: "sort", builtins.round: "round"}, one_array),
 ]
 SCIPY_SPECIAL = {"expit": ("sigmoid", elementwise), "erf": ("erf", elementwise),
                  "erfc": ("erfc", elementwise), "gammaln": ("lgamma", elementwise),

@@ -5,6 +5,7 @@ Each is lowered to the few gates of its definition, so its gradient comes from
 the rules of those gates (and the generated code shows the definition).
 """
 import ast
+import math
 
 import numpy as np
 
@@ -115,6 +116,44 @@ def full(lw, node, gate, target):
     dtype = dtype_option(lw, node) if node.keywords else "int64" if whole else "float64"
     zeros = lw.emit("zeros", args, {"shape": layout, "dtype": dtype}, node)
     return lw.emit("add", [zeros, value], {}, node, target)
+
+
+ANGLE_FACTORS = {"radians": math.pi / 180.0, "degrees": 180.0 / math.pi}
+
+
+def angle(lw, node, gate, target):
+    """np.radians(x) (np.deg2rad, math.radians) = x * pi / 180, and np.degrees the inverse."""
+    if len(node.args) != 1 or node.keywords:
+        lw.fail(f"`{ast.unparse(node.func)}` takes one argument here", node)
+    return lw.emit("mul", [lw.expr(node.args[0], None), Const(ANGLE_FACTORS[gate])], {}, node, target)
+
+
+def trapezoid(lw, node, gate, target):
+    """np.trapezoid(y, x) = sum((y[1:] + y[:-1]) * (x[1:] - x[:-1])) / 2 (with `dx=` or 1.0
+    for the spacing), of vectors."""
+    options = {k.arg: k.value for k in node.keywords}
+    if not 1 <= len(node.args) <= 2 or set(options) - {"x", "dx"} or len(node.args) == 2 and "x" in options:
+        lw.fail("`np.trapezoid` takes y, and x or dx=, here (no axis: vectors)", node)
+    check = {"only_1d": "np.trapezoid(y)"}
+    y = lw.expr(node.args[0], None)
+    heights = lw.emit("add", [_after_first(lw, y, node, check), _before_last(lw, y, node)], {}, node)
+    x = node.args[1] if len(node.args) == 2 else options.get("x")
+    if x is not None:
+        xs = lw.expr(x, None)
+        widths = lw.emit("sub", [_after_first(lw, xs, node, check), _before_last(lw, xs, node)], {}, node)
+    else:
+        widths = lw.expr(options["dx"], None) if "dx" in options else Const(1.0)
+    areas = lw.emit("mul", [heights, widths], {}, node)
+    total = lw.emit("sum", [areas], {"axis": None, "keepdims": False}, node)
+    return lw.emit("mul", [total, Const(0.5)], {}, node, target)
+
+
+def _after_first(lw, x, node, check):
+    return lw.emit("index", [x, Const(1)], {"index": (("slice", True, False, False),), **check}, node)
+
+
+def _before_last(lw, x, node):
+    return lw.emit("index", [x, Const(-1)], {"index": (("slice", False, True, False),)}, node)
 
 
 def _is_none(node):

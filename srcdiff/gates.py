@@ -216,6 +216,7 @@ FORWARD = {
     "det_sign": lambda op, ty, a: linalg("slogdet")(op, ty, a)[0],
     "logdet": lambda op, ty, a: linalg("slogdet")(op, ty, a)[1],
     "prod": np_call("prod"), "cross": np_call("cross"), "roll": np_call("roll"),
+    "argmax": np_call("argmax"), "argmin": np_call("argmin"), "sort": np_call("sort"),
     "diag": diagonal("diag"), "tril": diagonal("tril"), "triu": diagonal("triu"),
     "astype": lambda op, ty, x: x.method("astype", Sym("np").attr(op.params["dtype"])),
     "asserted": lambda op, ty, x: helper("asserted", x, Sym(ast.Constant(op.params["message"]))),

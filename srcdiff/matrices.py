@@ -68,6 +68,18 @@ def roll_type(op, x, shift):
     return x
 
 
+def position_type(op, x):
+    if not x.ndim:
+        _refuse(op, f"np.{op.gate} takes an array", [x])
+    return Ty("int64", 0)
+
+
+def sort_type(op, x):
+    if x.ndim != 1:
+        _refuse(op, "np.sort takes a vector here", [x], hint="sort each row in a loop")
+    return x
+
+
 def diag_type(op, x):
     if x.ndim not in (1, 2):
         _refuse(op, "np.diag takes a 1-D array (to build a matrix) or a 2-D one (to read its "
@@ -84,7 +96,8 @@ def triangle_type(op, x):
 TYPE_RULES.update({
     "inv": inverse_type, "det": det_type, "det_sign": slogdet_type, "logdet": slogdet_type, "solve": solve_type, "trace": trace_type,
     "prod": prod_type, "cross": cross_type, "roll": roll_type, "diag": diag_type,
-    "tril": triangle_type, "triu": triangle_type})
+    "tril": triangle_type, "triu": triangle_type, "argmax": position_type,
+    "argmin": position_type, "sort": sort_type})
 
 
 # ---- adjoint rules ----------------------------------------------------------------------
@@ -140,6 +153,12 @@ def cross(op, ty, g, z, a, b):
 def roll(op, ty, g, z, x, shift):
     """z = x shifted by `shift`: dx = g shifted back."""
     return np_.roll(g, -shift), None
+
+
+@rule("sort")
+def sort(op, ty, g, z, x):
+    """z = x in increasing order: each entry of x gets the entry of g at its place in z."""
+    return (helper("unsorted", g, x),)
 
 
 @rule("diag")

@@ -337,6 +337,14 @@ def cofactors(a):
 
 
 @register_jitable
+def unsorted(g, x):
+    """g, ordered as np.sort ordered x undone: the adjoint of np.sort(x) for a vector x."""
+    out = np.empty_like(g)
+    out[np.argsort(x)] = g
+    return out
+
+
+@register_jitable
 def spread_diagonal(g, like, k):
     """An array of like's shape holding g on its k-th diagonal and zeros elsewhere: the
     adjoint of np.diag(like, k)."""

@@ -465,6 +465,17 @@ def g_full(x, s):
     return np.sum(np.full((2, 3), s) * s) + np.sum(np.full_like(x, s * s) * x) + np.sum(np.full(x.shape[-1], 2.0) * x[0])
 
 
+def g_sort_and_positions(x):
+    s = np.sort(x)
+    return (np.sum(s * np.arange(1.0, x.shape[0] + 1.0)) + x[np.argmax(x)] * 2.0 - x[np.argmin(x)]
+            + round(x[0] * 3.0) * x[1] + max(x) * min(x))
+
+
+def g_trapezoid_angles(y, x):
+    return (np.trapezoid(y * y, x) + np.trapezoid(np.sin(y), dx=0.5) + np.trapezoid(y)
+            + np.sum(np.sin(np.radians(y * 40.0))) + math.degrees(x[0]) * y[0])
+
+
 def g_special(x):
     return (np.sum(special.expit(x) * x) + np.sum(special.erf(x) ** 2) + np.sum(special.erfc(x))
             + np.sum(special.gammaln(x * x + 0.5)) + special.logsumexp(x))
@@ -691,6 +702,8 @@ SPEC = [
          {"scalar": real(S, low=-0.6, high=0.6)}),
     Gate("math.erf-erfc", g_math_erf, 0, {"scalar": real(S)}),
     Gate("math.lgamma", g_lgamma, 0, {"scalar": real(S)}),
+    Gate("np.sort-argmax-argmin-round-max", g_sort_and_positions, 0, {"1d": distinct(V)}),
+    Gate("np.trapezoid-radians-degrees", g_trapezoid_angles, (0, 1), {"1d": real(V, V)}),
     Gate("scipy.special", g_special, 0, {"1d": real(V), "2d": real(M)}),
     Gate("math.log-base-log10-log2-exp2-cbrt", g_math_logs, (0, 1),
          {"scalar": positive(S, S, low=1.5, high=3.0)}),
@@ -932,7 +945,7 @@ def test_every_call_table_gate_has_a_rule():
     # (srcdiff/composites.py), .ravel() and .flatten() with reshape, slogdet as the pair of
     # gates det_sign and logdet
     composite = {"var", "std", "norm", "clip", "logaddexp", "diff", "ravel", "flatten", "slogdet",
-                 "full", "full_like"}
+                 "full", "full_like", "radians", "degrees", "trapezoid"}
     missing = [(callee, gate) for callee, gate in call_gates()
                if gate not in rules.RULES and gate not in rules.NON_DIFFERENTIABLE
                and gate not in rules.SWEEP_GATES and gate not in composite]
