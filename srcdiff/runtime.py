@@ -293,16 +293,25 @@ def reserve(tape, n):
 
 
 def keeps_shape(x, shape, name):
-    """Raise unless array `x` has the shape `shape` (of the array bound to `name` before)."""
-    if x.shape != shape:
+    """Raise unless array `x` has the shape `shape` of the array bound to `name` before, or
+    that was empty (the placeholder of a name first set in the loop)."""
+    if x.shape != shape and _size_of(shape):
         raise ValueError(f"`{name}` changes shape in a loop that indexes it ({shape} to "
                          f"{x.shape}): the gradient of such a loop is not supported yet")
+
+
+@register_jitable
+def _size_of(shape):
+    size = 1
+    for n in shape:
+        size *= n
+    return size
 
 
 @overload(keeps_shape)
 def _keeps_shape_ol(x, shape, name):
     def impl(x, shape, name):
-        if x.shape != shape:
+        if x.shape != shape and _size_of(shape):
             # a constant message: srcdiff reruns the call in Python, which names the array
             raise ValueError("an array changes shape in a loop that indexes it: the gradient "
                              "of such a loop is not supported yet")
