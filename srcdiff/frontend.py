@@ -585,16 +585,20 @@ class Lowerer:
                 return Const(value.item())
             if isinstance(value, np.ndarray):
                 return self.constant_array(name, value, node)
+            if isinstance(value, tuple) and value and all(
+                    isinstance(v, (int, float, np.integer, np.floating)) for v in value):
+                return self.constant_array(name, np.array(value), node, key=id(value))
             self.fail(f"`{name}` is a {type(value).__name__}, not a number or array variable", node,
                       hint="pass arrays as arguments; globals may only be numeric constants")
         raise UndefinedName(f"`{name}` is not defined here", self.where(node))
 
-    def constant_array(self, name, value, node):
-        """A small global (or closure) array, a constant like a global number: written into the
-        code as `np.array([...])` at the function's start, with the values it has at the first
-        call."""
-        if id(value) in self.constant_arrays:
-            return self.constant_arrays[id(value)]
+    def constant_array(self, name, value, node, key=None):
+        """A small global (or closure) array, or tuple of numbers, a constant like a global
+        number: written into the code as `np.array([...])` at the function's start, with the
+        values it has at the first call."""
+        key = id(value) if key is None else key
+        if key in self.constant_arrays:
+            return self.constant_arrays[key]
         if value.ndim > 2 or value.size > CONSTANT_ARRAY_SIZE or value.dtype.kind not in "fiu":
             self.fail(f"`{name}` is an array from outside the function (a global or a closure "
                       f"variable) of {value.size} {value.dtype} entries", node,
@@ -607,7 +611,7 @@ class Lowerer:
         out = self.names.fresh(name)
         self.prelude.append(Op(out, "array", tuple(items), {"shape": value.shape, "dtype": dtype},
                                self.where(node)))
-        self.constant_arrays[id(value)] = out
+        self.constant_arrays[key] = out
         return out
 
     def array_name(self, node):
@@ -644,10 +648,20 @@ class Lowerer:
             what = UNSUPPORTED_EXPRESSIONS.get(type(node), f"`{type(node).__name__}` expressions")
             self.fail(f"{what} are not supported", node, hint=EXPRESSION_HINTS.get(type(node)))
         operand = handler(self, node, target)
-        if isinstance(operand, tuple):
-            self.fail("this call returns several values", node,
-                      hint="unpack them into names first: `a, b = f(...)`")
+        if isinstance(operand, tuple):       # `state = step(state)` of a helper returning two
+            return self.as_array(list(operand), node, target)
         return operand
+
+    def tuple_value(self, node, target):
+        """`state = (x, v)`, `c = (0.0, 0.5, 1.0)`: a tuple kept as a value is an array of its
+        parts (numbers, or arrays of one shape), indexed and unpacked as the tuple would be."""
+        return self.as_array([self.expr(e, None) for e in node.elts], node, target)
+
+    def as_array(self, operands, node, target):
+        if not operands:
+            self.fail("an empty tuple is not supported", node)
+        return self.emit("array", operands, {"shape": (len(operands),), "dtype": None, "tuple": True},
+                         node, target)
 
     def name(self, node, target):
         return self.read(node.id, node)
@@ -791,6 +805,6 @@ EXPRESSIONS = {
     ast.Name: Lowerer.name, ast.Constant: Lowerer.constant, ast.BinOp: Lowerer.binop,
     ast.UnaryOp: Lowerer.unaryop, ast.Compare: Lowerer.compare, ast.BoolOp: Lowerer.boolop,
     ast.IfExp: Lowerer.ifexp, ast.Attribute: Lowerer.attribute, ast.Subscript: Lowerer.subscript,
-    ast.Call: Lowerer.call,
+    ast.Call: Lowerer.call, ast.Tuple: Lowerer.tuple_value,
 }
 

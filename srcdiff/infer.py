@@ -164,6 +164,11 @@ def array_of(op, *items):
     """np.array of numbers (or rows of numbers), or of arrays of one rank, stacked."""
     ranks = {item.ndim for item in items}
     if ranks != {0} and (len(ranks) > 1 or len(op.params["shape"]) > 1):
+        if op.params.get("tuple"):
+            raise SrcdiffError("a tuple kept as a value is an array of its parts, and these mix "
+                               f"{' and '.join(sorted({str(i) for i in items}))}", op.where,
+                               hint="keep parts of different shapes in names of their own, or "
+                                    "unpack the tuple where it is made: `h, c = step(h, c)`")
         raise SrcdiffError("np.array takes numbers, rows of numbers or arrays of one rank, and "
                            "these are mixed", op.where,
                            hint="stack arrays of one shape with np.stack((a, b))")
@@ -278,11 +283,22 @@ def shape_rank(op, *args):
 
 
 def create(op, *args):
+    sizes_only(op, args)
     return Ty(op.params["dtype"], shape_rank(op, *args))
+
+
+def sizes_only(op, dims):
+    """A shape written as a tuple in the call holds integers, not a tuple kept in a name."""
+    if op.params["shape"][0] == "tuple" and any(d.ndim or d.dtype != "int64" for d in dims):
+        raise SrcdiffError("a shape here is an integer, a tuple of integers written in the call, "
+                           "or x.shape", op.where,
+                           hint="write the sizes in the call: np.zeros((n, m)), not a tuple kept "
+                                "in a name")
 
 
 def reshape(op, x, *dims):
     needs_array(op, x, "`.reshape`")
+    sizes_only(op, dims)
     return Ty(x.dtype, shape_rank(op, *dims) if op.params["shape"][0] == "tuple" else dims[0].ndim)
 
 

@@ -1336,3 +1336,42 @@ def test_print_runs_where_the_function_would_print(compiled, capfd):
     grad = srcdiff.grad(prints_as_it_goes, compile=compiled)(np.array([1.0, 2.0, 3.0]), 0.5)
     np.testing.assert_allclose(grad, [3.0, 3.0, 3.0])
     assert capfd.readouterr().out.split() == "step 1 s = 1.5 total 3.0".split()
+
+
+# ---- tuples kept as values: arrays of their parts ------------------------------------------------
+NODE_TUPLE = (0.0, 0.5, 0.5, 1.0)
+
+
+def cell(state, x, W):
+    h, c = state
+    c = 0.5 * c + np.tanh(W @ (h + x))
+    return np.tanh(c), c
+
+
+def cell_over_time(W, xs):
+    state = (np.zeros(W.shape[0]), np.zeros(W.shape[0]))
+    for t in range(xs.shape[0]):
+        state = cell(state, xs[t], W)
+    h, c = state
+    return np.sum(h * h) + np.sum(state[1])
+
+
+def tableau_as_tuples(y, dt):
+    weights = (1.0, 2.0, 2.0, 1.0)
+    s = 0.0
+    for i in range(4):
+        s += np.sin(y * (1.0 + NODE_TUPLE[i] * dt)) * weights[i]
+    return s
+
+
+def mixes_a_number_and_a_vector(x, v):
+    pair = (x, v)
+    return np.sum(pair[1])
+
+
+def test_tuples_kept_as_values_are_arrays_of_their_parts():
+    rng = np.random.default_rng(4)
+    assert_grad_matches_fd(cell_over_time, (0.3 * rng.standard_normal((3, 3)), rng.standard_normal((4, 3))))
+    assert_grad_matches_fd(tableau_as_tuples, (0.7, 0.1), (0, 1))
+    with pytest.raises(srcdiff.SrcdiffError, match="a tuple kept as a value is an array of its parts"):
+        srcdiff.grad(mixes_a_number_and_a_vector)(1.0, np.ones(2))
