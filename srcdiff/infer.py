@@ -132,6 +132,10 @@ def _op(op, env):
         return
     old = env.get(op.out)
     if old is not None and old != out:
+        if old.ndim != out.ndim and op.where.text.strip().startswith("return"):
+            raise SrcdiffError(f"this `return` gives a {out}, and an earlier one a {old}: the "
+                               "function returns one kind of value on every path", op.where,
+                               hint="return a scalar on every path (reduce arrays, e.g. np.sum)")
         if old.ndim != out.ndim:
             hint = "give the new value its own name"
             if old.ndim == 0:

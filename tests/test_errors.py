@@ -841,3 +841,16 @@ def test_a_raise_runs_in_the_forward_and_the_gradient(compile):
     assert h(2.0) == 4.0
     with pytest.raises(SrcdiffError, match="ValueError: x must be positive"):
         h(-1.0)
+
+
+def returns_an_array_on_one_path(x, k):
+    if k > 0:
+        return np.sum(x * x)
+    return x * 2.0  # <- error
+
+
+def test_returns_of_different_kinds_are_named_as_returns():
+    with pytest.raises(SrcdiffError) as info:
+        srcdiff.grad(returns_an_array_on_one_path)(np.ones(3), 1)
+    check_error(info.value, marked_line(returns_an_array_on_one_path),
+                message="this `return` gives a float64[1d], and an earlier one a float64")
