@@ -221,6 +221,11 @@ def creation(lw, node, gate, target):
     if not node.args or len(node.args) > 1 or any(k.arg != "dtype" for k in node.keywords):
         lw.fail(f"`{ast.unparse(node.func)}` takes a shape (and `dtype=`) here", node)
     args, layout = shape_operands(lw, node.args[0])
+    like = next((k.value.value for k in node.keywords if isinstance(k.value, ast.Attribute)
+                 and k.value.attr == "dtype" and is_computed(lw, k.value.value)), None)
+    if like is not None:        # np.zeros(n, dtype=x.dtype): made in float64, then in x's dtype
+        made = lw.emit(gate, args, {"shape": layout, "dtype": "float64"}, node)
+        return lw.emit("dtype_of", [made, lw.expr(like, None)], {}, node, target)
     params = {"shape": layout, "dtype": dtype_option(lw, node)}
     return lw.emit(gate, args, params, node, target)
 

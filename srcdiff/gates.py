@@ -217,6 +217,7 @@ FORWARD = {
     "logdet": lambda op, ty, a: linalg("slogdet")(op, ty, a)[1],
     "prod": np_call("prod"), "cross": np_call("cross"), "roll": np_call("roll"),
     "argmax": np_call("argmax"), "argmin": np_call("argmin"), "sort": np_call("sort"),
+    "dtype_of": lambda op, ty, x, like: helper("as_dtype_of", x, like),
     "diag": diagonal("diag"), "tril": diagonal("tril"), "triu": diagonal("triu"),
     "astype": lambda op, ty, x: x.method("astype", Sym("np").attr(op.params["dtype"])),
     "asserted": lambda op, ty, x: helper("asserted", x, Sym(ast.Constant(op.params["message"]))),

@@ -244,6 +244,12 @@ def array_of(op, ty, g, z, *items):
                  for i in range(shape[0]) for j in range(shape[1]))
 
 
+@rule("dtype_of")
+def dtype_of(op, ty, g, z, x, like):
+    """z = x in like's dtype: x gets g back in its own dtype; like gives only its dtype."""
+    return helper("as_dtype_of", g, x), None
+
+
 @rule("astype")
 def astype(op, ty, g, z, x):
     return (helper("as_dtype_of", g, x),)

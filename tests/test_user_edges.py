@@ -1375,3 +1375,22 @@ def test_tuples_kept_as_values_are_arrays_of_their_parts():
     assert_grad_matches_fd(tableau_as_tuples, (0.7, 0.1), (0, 1))
     with pytest.raises(srcdiff.SrcdiffError, match="a tuple kept as a value is an array of its parts"):
         srcdiff.grad(mixes_a_number_and_a_vector)(1.0, np.ones(2))
+
+
+def buffers_in_the_argument_dtype(x):
+    y = np.zeros(x.shape[0], dtype=x.dtype)
+    for i in range(x.shape[0]):
+        y[i] = x[i] * x[i]
+    z = np.empty((2, x.shape[0]), dtype=x.dtype)
+    z[0] = y
+    z[1] = x
+    return np.sum(y * x) + np.sum(z * z)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_arrays_made_in_the_dtype_of_an_argument(dtype):
+    x = np.array([1.0, 2.0, 3.0], dtype=dtype)
+    for compiled in (True, False):
+        got = srcdiff.grad(buffers_in_the_argument_dtype, compile=compiled)(x)
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, 3 * x ** 2 + 4 * x ** 3 + 2 * x)
