@@ -75,9 +75,15 @@ class Tracker:
             # the old name stays readable when it is a caller's array changed in a helper
             self.changed(op.args[0], op, state, keep=(out,), itself=op.args[0] != out)
         source = op.args[0] if op.args else None
-        shares = op.gate in SHARING_GATES and isinstance(source, str) and self.tys[source].is_array
+        shares = op.gate in SHARING_GATES and isinstance(source, str) and self.tys[source].is_array \
+            and not self.picked(op)
         state.rebind(out, source if shares else None)
         return state
+
+    def picked(self, op):
+        """True for `x[idx]` and `x[mask]`: NumPy copies the picked entries."""
+        return op.gate == "index" and any(
+            isinstance(a, str) and self.tys[a].ndim for a in op.args[1:])
 
     def for_loop(self, loop, state):
         for bound in names_in((loop.start, loop.stop)):

@@ -198,8 +198,11 @@ def _reads(op, tys, active):
     if op.gate == "index":      # the scatter needs the positions, and the array for its shape
         return set(names_in(op.args[1:])) | ({op.args[0]} if op.args[0] in active else set()), \
             False, set()
-    if op.gate in STORES:
-        return set(names_in(op.args[2:])), False, set()
+    if op.gate in STORES:       # the slot's adjoint is fitted to the value's shape
+        value = op.args[1]
+        shaped = {value} if isinstance(value, str) and value in active and tys[value].is_array \
+            else set()
+        return set(names_in(op.args[2:])), False, shaped
     rule = RULES.get(op.gate)
     if rule is None or op.out not in active:
         return set(), False, set()
@@ -295,8 +298,6 @@ def read_shapes(graph, tys, active, mutable, names):
             inputs, output, shaped = _reads(stmt, tys, active)
             values |= inputs | ({stmt.out} if output else set())
             shapes |= shaped
-            if stmt.gate in STORES:     # the store's backward fits the slot to the value's shape
-                values |= set(names_in(stmt.args[1:2]))
     shapes -= _used_in_nested_blocks(graph.body)   # their adjoint may start as zeros_like
     shape_of = {}
     for stmt, loops in walk(graph.body):
@@ -565,7 +566,8 @@ def kept_for_the_backward(graph, tys, plan):
 
 
 def rebound_and_indexed(graph, tys, plan):
-    """Ids of the ops that rebind, inside a loop, an array that the loop also indexes. The
+    """Ids of the ops that rebind, inside a loop, an array that the loop also indexes, or to a
+    slice of an array. The
     backward gives such an array's adjoint the array's shape at the end, so it supports
     only arrays that keep their shape (`x = x[::2] * x[1::2]` does not): the gradient's
     forward checks it there."""
@@ -575,9 +577,10 @@ def rebound_and_indexed(graph, tys, plan):
             continue
         ops = [op for op, _ in walk(loop.body) if isinstance(op, Op)]
         indexed = {op.args[0] for op in ops if op.gate == "index" or op.gate in STORES}
-        for op in ops:
-            if op.out in indexed and op.out in plan.mutable and op.out in plan.active \
-                    and tys[op.out].is_array and op.out not in names_in(op.args):
+        for op in ops:      # (a slice `z = y[i:]` is indexing too: its length may change)
+            if (op.out in indexed or op.gate == "index") and op.out in plan.mutable \
+                    and op.out in plan.active and tys[op.out].is_array \
+                    and op.out not in names_in(op.args):
                 found.add(id(op))
     return found
 

@@ -3,6 +3,7 @@ import copy
 import inspect
 import sys
 import threading
+import warnings
 
 import numpy as np
 from numpy import ndarray
@@ -20,6 +21,9 @@ from .source import plain_function
 
 
 _BUILD_LOCK = threading.RLock()
+# numba's advice on compiling the generated modules (`'@' is faster on contiguous arrays`)
+# points at their lines, not the user's: it is not shown
+warnings.filterwarnings("ignore", module=r".*srcdiff_[0-9a-f]+\Z")
 
 
 class Gradient:

@@ -522,7 +522,11 @@ class Lowerer:
             self.fail("a bare `raise` is not supported", stmt)
         kind = exc.func if isinstance(exc, ast.Call) else exc
         text = exc.args[0] if isinstance(exc, ast.Call) and exc.args else None
-        message = text.value if isinstance(text, ast.Constant) else ast.unparse(text) if text else ""
+        if isinstance(text, ast.JoinedStr):     # its text, the values it formats as written
+            message = "".join(p.value if isinstance(p, ast.Constant) else "{" + ast.unparse(p.value) + "}"
+                              for p in text.values)
+        else:
+            message = text.value if isinstance(text, ast.Constant) else ast.unparse(text) if text else ""
         self.emit("asserted", [Const(False)], {"message": f"{ast.unparse(kind)}: {message}"}, stmt)
 
     def expression_statement(self, stmt):
@@ -599,7 +603,11 @@ class Lowerer:
         key = id(value) if key is None else key
         if key in self.constant_arrays:
             return self.constant_arrays[key]
-        if value.ndim > 2 or value.size > CONSTANT_ARRAY_SIZE or value.dtype.kind not in "fiu":
+        if value.dtype.kind not in "fiu":
+            self.fail(f"`{name}` is a {value.dtype} array from outside the function (a global or a "
+                      "closure variable)", node, hint=f"pass `{name}` as an argument; srcdiff takes "
+                      "global arrays of numbers as constants")
+        if value.ndim > 2 or value.size > CONSTANT_ARRAY_SIZE:
             self.fail(f"`{name}` is an array from outside the function (a global or a closure "
                       f"variable) of {value.size} {value.dtype} entries", node,
                       hint=f"pass `{name}` as an argument; srcdiff takes global arrays as constants "

@@ -6,6 +6,8 @@ the generated gradient is run again as plain Python (numba's errors carry no lin
 the failing statement is found in the traceback, and the comment above it names
 the user's line.
 """
+import builtins
+import functools
 import linecache
 import re
 import warnings
@@ -31,20 +33,34 @@ def runtime_error(gradient, source, args, error):
         return SrcdiffError(message, where, hint="this is a srcdiff limitation worth reporting "
                             "(one known case: an array whose shape changes from one loop "
                             "iteration to the next)")
-    raised = isinstance(reason, AssertionError) and re.match(r"[A-Z]\w*: ", str(reason))
+    raised = isinstance(reason, AssertionError) and re.match(r"([A-Z]\w*): ", str(reason))
     message = (f"`{gradient.__name__}` failed on these arguments ({describe(gradient.params, args)})"
                f": {'' if raised else type(reason).__name__ + ': '}{reason}")
+    kind = getattr(builtins, raised.group(1), None) if raised else type(reason)
+    error = error_class(kind if isinstance(kind, type) and issubclass(kind, Exception) else None)
     if isinstance(reason, AssertionError):
-        return SrcdiffError(message, where, hint="an assert of the function does not hold for "
-                            "these arguments, or it raised")
+        return error(message, where, hint="an assert of the function does not hold for "
+                     "these arguments, or it raised")
     if "changes shape in a loop" in str(reason):
-        return SrcdiffError(message, where, hint="a known limitation: an array a loop indexes "
-                            "must keep its shape from one iteration to the next")
+        return error(message, where, hint="a known limitation: an array a loop indexes "
+                     "must keep its shape from one iteration to the next")
     if isinstance(reason, NameError):      # as in Python: set only in a branch that did not run
-        return SrcdiffError(message, where, hint="give the name a value before the `if` or loop "
-                            "that sets it (a branch may not run, a loop may run no iteration)")
-    return SrcdiffError(message, where, hint="check that the arguments' shapes fit together as "
-                        "the function expects")
+        return error(message, where, hint="give the name a value before the `if` or loop "
+                     "that sets it (a branch may not run, a loop may run no iteration)")
+    return error(message, where, hint="check that the arguments' shapes fit together as "
+                 "the function expects")
+
+
+@functools.lru_cache(maxsize=None)
+def error_class(kind):
+    """SrcdiffError, also an instance of `kind` (ValueError for a user's `raise ValueError`, or a
+    shape mismatch): `except ValueError` catches it, as it would the function's own error."""
+    if kind is None or kind is Exception or issubclass(SrcdiffError, kind):
+        return SrcdiffError
+    try:
+        return type("SrcdiffError", (SrcdiffError, kind), {"__module__": SrcdiffError.__module__})
+    except TypeError:       # a layout the two cannot share
+        return SrcdiffError
 
 
 def runs(fn, args):

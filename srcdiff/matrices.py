@@ -120,8 +120,8 @@ def det(op, ty, g, z, a):
 
 @rule("logdet")
 def logdet(op, ty, g, z, a):
-    """z = log|det A|: dA = g A^-T."""
-    return (g * linalg("inv", a).T,)
+    """z = log|det A|: dA = g A^-T, as cofactors / det (inf, not an error, where A is singular)."""
+    return (g * (helper("cofactors", a) / linalg("det", a)),)
 
 
 @rule("solve")

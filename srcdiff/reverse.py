@@ -580,7 +580,7 @@ class Sweep:
                 held = self.names.fresh(self.adj(array) + "_slot")
                 out.append(assign(held, c))
                 c = Sym(held)
-            c = fit(c, value, self.ty(value), slot_ty)
+            c = fit(c, value, self.ty(value), slot_ty, self.plan.shape_of.get(value))
             out.extend(self.accumulate(value, -c if op.gate == "store_sub" else c, array))
         if op.gate == "store":
             target = slot.node

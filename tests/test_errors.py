@@ -854,3 +854,15 @@ def test_returns_of_different_kinds_are_named_as_returns():
         srcdiff.grad(returns_an_array_on_one_path)(np.ones(3), 1)
     check_error(info.value, marked_line(returns_an_array_on_one_path),
                 message="this `return` gives a float64[1d], and an earlier one a float64")
+
+
+def test_a_raised_error_and_a_shape_error_are_also_the_python_exception():
+    for compile in (True, False):
+        with pytest.raises(ValueError, match="x must have 3 entries"):
+            srcdiff.grad(validates_its_input, compile=compile)(np.ones(4), 2.0)
+        with pytest.raises(ValueError):
+            srcdiff.grad(adds_two_arrays, compile=compile)(np.ones(4), np.ones(3))
+
+
+def adds_two_arrays(x, y):
+    return np.sum(x + y)

@@ -2340,3 +2340,41 @@ def test_an_array_changing_shape_in_a_loop_that_indexes_it_is_an_error_not_a_wro
     for compile in (True, False):
         with pytest.raises(srcdiff.SrcdiffError, match="changes shape in a loop that indexes it"):
             srcdiff.grad(fn, compile=compile)(*args)
+
+
+def masked_halving(x, ts):
+    y = x * 1.0
+    for k in range(ts.shape[0]):
+        y[y > ts[k]] *= 0.5
+    return np.sum(y ** 2)
+
+
+def picks_of_a_changing_array(x):
+    y = x.copy()
+    s = 0.0
+    for i in range(x.shape[0]):
+        y[i] += 1.0
+        s += np.sum(y[x > x[i]])
+    return s
+
+
+def tail_of_a_changing_array(x):
+    y = x * 1.0
+    s = 0.0
+    for i in range(x.shape[0]):
+        y[i] = 0.0
+        z = y[i:]
+        s += np.sum(z * x[i:])
+    return s
+
+
+def test_masks_whose_count_changes_from_one_iteration_to_the_next():
+    x = np.array([0.3, -1.2, 0.8, 2.0, -0.1, 1.1])
+    check_loop(masked_halving, x, np.array([1.5, 0.5, -0.5]))
+    check_loop(picks_of_a_changing_array, x)
+
+
+def test_a_slice_of_changing_length_bound_to_a_name_is_an_error_not_a_wrong_gradient():
+    for compile in (True, False):
+        with pytest.raises(srcdiff.SrcdiffError, match="changes shape in a loop"):
+            srcdiff.grad(tail_of_a_changing_array, compile=compile)(np.array([1.0, 2.0, 3.0, 4.0]))
