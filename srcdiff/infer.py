@@ -229,6 +229,9 @@ def divide(op, x, y):
 
 
 def compare(op, *args):
+    if op.gate == "not" and op.params.get("bitwise") and not args[0].ndim:
+        raise SrcdiffError("`~` of a single boolean is not its negation in Python (~True is -2)",
+                           op.where, hint="write `not x` for one boolean; `~` negates masks")
     if op.params.get("bitwise") and any(a.dtype != "bool" for a in args):
         raise SrcdiffError("`&`, `|` and `~` are supported on booleans (masks) only, and here an "
                            f"operand is {' and '.join(str(a) for a in args)}", op.where,

@@ -1394,3 +1394,14 @@ def test_arrays_made_in_the_dtype_of_an_argument(dtype):
         got = srcdiff.grad(buffers_in_the_argument_dtype, compile=compiled)(x)
         assert got.dtype == dtype
         np.testing.assert_allclose(got, 3 * x ** 2 + 4 * x ** 3 + 2 * x)
+
+
+def inverts_one_boolean(x):
+    if ~(x > 0.0):
+        return x * x
+    return -x
+
+
+def test_tilde_of_one_boolean_is_refused_as_python_reads_it_as_minus_two():
+    with pytest.raises(srcdiff.SrcdiffError, match="~True is -2"):
+        srcdiff.grad(inverts_one_boolean)(1.0)
