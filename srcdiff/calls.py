@@ -235,6 +235,8 @@ def array_of_numbers(lw, node, gate, target):
     hands each number its entry."""
     rows = node.args[0] if len(node.args) == 1 and all(k.arg == "dtype" for k in node.keywords) \
         else None
+    if rows is not None and not isinstance(rows, (ast.List, ast.Tuple)):
+        return array_of_an_array(lw, node, gate, rows, target)
     if not isinstance(rows, (ast.List, ast.Tuple)) or not rows.elts:
         lw.fail(f"`{ast.unparse(node.func)}` takes a list of numbers here (or a list of such "
                 "lists)", node, hint="for a copy of an array use x.copy(); to join arrays, "
@@ -250,6 +252,17 @@ def array_of_numbers(lw, node, gate, target):
     dtype = dtype_option(lw, node) if node.keywords else None
     return lw.emit(gate, [lw.expr(e, None) for e in items], {"shape": shape, "dtype": dtype}, node,
                    target)
+
+
+def array_of_an_array(lw, node, gate, value, target):
+    """np.asarray(x) is x itself, np.array(x) a copy of it; with `dtype=`, x in that dtype."""
+    x = lw.expr(value, None)
+    if isinstance(x, Const):
+        lw.fail(f"`{ast.unparse(node.func)}` of a number is not supported", node,
+                hint="use the number itself, or np.array([x]) for an array of one entry")
+    if node.keywords:
+        return lw.emit("astype", [x], {"dtype": dtype_option(lw, node)}, node, target)
+    return x if lw.static_value(node.func) is np.asarray else lw.emit("copy_array", [x], {}, node, target)
 
 
 def joined(lw, node, gate, target):
@@ -301,6 +314,21 @@ def transpose_call(lw, node, gate, target):
     if len(node.args) != 1 or node.keywords:
         lw.fail("only `np.transpose(x)` (reversing all axes) is supported", node)
     return lw.emit("transpose", [lw.expr(node.args[0], None)], {}, node, target)
+
+
+def ravel_call(lw, node, gate, target):
+    """np.ravel(x), as x.ravel()."""
+    if len(node.args) != 1 or node.keywords:
+        lw.fail("`np.ravel` takes one array here", node)
+    method = ast.Call(ast.Attribute(node.args[0], "ravel", ast.Load()), [], [])
+    return method_call(lw, ast.copy_location(method, node), target)
+
+
+def reciprocal(lw, node, gate, target):
+    """np.reciprocal(x) = 1.0 / x."""
+    if len(node.args) != 1 or node.keywords:
+        lw.fail("`np.reciprocal` takes one argument here", node)
+    return lw.emit("div", [Const(1.0), lw.expr(node.args[0], None)], {}, node, target)
 
 
 def reshape_call(lw, node, gate, target):
@@ -532,7 +560,8 @@ DISPATCH = [
     ({np.transpose: "transpose"}, transpose_call), ({np.reshape: "reshape"}, reshape_call),
     (composites.FUNCTIONS, composites.variance), ({np.linalg.norm: "norm"}, composites.norm),
     ({np.clip: "clip"}, composites.clip), ({np.full: "full", np.full_like: "full_like"}, composites.full), ({np.logaddexp: "logaddexp"}, composites.logaddexp),
-    ({np.diff: "diff"}, composites.diff),
+    ({np.diff: "diff"}, composites.diff), ({np.ravel: "ravel"}, ravel_call),
+    ({np.reciprocal: "reciprocal"}, reciprocal),
     ({np.radians: "radians", np.deg2rad: "radians", math.radians: "radians", np.degrees: "degrees",
       np.rad2deg: "degrees", math.degrees: "degrees"}, composites.angle),
     ({np.trapezoid: "trapezoid"}, composites.trapezoid),

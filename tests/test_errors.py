@@ -434,8 +434,8 @@ def test_assert_on_an_array():
         srcdiff.grad(assert_on_an_array)(np.ones(3))
 
 
-def array_of_an_array(x):
-    return np.sum(np.array(x))  # <- error
+def array_of_a_number(x):
+    return np.sum(np.array(2.0) * x)  # <- error
 
 
 def array_of_arrays_and_numbers(x):
@@ -447,8 +447,8 @@ def array_of_ragged_rows(x):
 
 
 def test_np_array_takes_numbers():
-    lowering_error(array_of_an_array, message="takes a list of numbers here", hint="x.copy()",
-                   token="np.array(x)")
+    lowering_error(array_of_a_number, message="of a number is not supported", hint="np.array([x])",
+                   token="np.array(2.0)")
     lowering_error(array_of_ragged_rows, message="the rows of this array differ in length",
                    token="[[x, x], [x]]")
     with pytest.raises(SrcdiffError, match="np.array takes numbers, rows of numbers or arrays of "

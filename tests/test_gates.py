@@ -476,6 +476,13 @@ def g_trapezoid_angles(y, x):
             + np.sum(np.sin(np.radians(y * 40.0))) + math.degrees(x[0]) * y[0])
 
 
+def g_array_of_an_array(x, w):
+    x = np.asarray(x, dtype=np.float64)
+    y = np.array(w)
+    y[0] = 3.0
+    return np.sum(np.ravel(x * y)) + np.sum(np.reciprocal(np.asarray(w) + 2.0)) + np.sum(np.asarray(x))
+
+
 def g_special(x):
     return (np.sum(special.expit(x) * x) + np.sum(special.erf(x) ** 2) + np.sum(special.erfc(x))
             + np.sum(special.gammaln(x * x + 0.5)) + special.logsumexp(x))
@@ -685,6 +692,8 @@ SPEC = [
     Gate("np.stack", g_stack, (0, 1), {"1d": real(V, V), "2d": real(M, M)}),
     Gate("np.hstack-vstack-column_stack", g_hvstack, (0, 1), {"1d": real(V, V), "2d": real(M, M)}),
     Gate("np.full-full_like", g_full, (0, 1), {"1d": real(V, S), "2d": real(M, S)}),
+    Gate("np.asarray-np.array(x)-np.ravel-np.reciprocal", g_array_of_an_array, (0, 1),
+         {"1d": real(V, V), "2d": real(M, (4,))}),
     Gate(".astype", g_astype, 0, {"1d": real(V), "2d": real(M)}),
     Gate("np.linalg.inv", g_inv, 0, {"2d": well_conditioned(3)}),
     Gate("np.linalg.det", g_det, 0, {"2d": well_conditioned(3)}),
@@ -945,7 +954,7 @@ def test_every_call_table_gate_has_a_rule():
     # (srcdiff/composites.py), .ravel() and .flatten() with reshape, slogdet as the pair of
     # gates det_sign and logdet
     composite = {"var", "std", "norm", "clip", "logaddexp", "diff", "ravel", "flatten", "slogdet",
-                 "full", "full_like", "radians", "degrees", "trapezoid"}
+                 "full", "full_like", "radians", "degrees", "trapezoid", "ravel", "reciprocal"}
     missing = [(callee, gate) for callee, gate in call_gates()
                if gate not in rules.RULES and gate not in rules.NON_DIFFERENTIABLE
                and gate not in rules.SWEEP_GATES and gate not in composite]
