@@ -17,6 +17,7 @@ from .frontend import lower, signature
 from .infer import infer, type_of_value
 from .locate import RUNTIME_ERRORS, runtime_error
 from .patterns import fuse_log_softmax, fuse_powers
+from .nones import fold_none_tests
 from .source import plain_function
 
 
@@ -238,6 +239,7 @@ class Gradient:
         if self.graph is None:
             self.graph = lower(self.fn)
         graph = copy.deepcopy(self.graph)
+        fold_none_tests(graph, types)
         fuse_log_softmax(graph)
         fuse_powers(graph)
         tys = infer(graph, types)

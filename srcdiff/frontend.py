@@ -706,8 +706,12 @@ class Lowerer:
     def compare(self, node, target):
         """`a < b`, and `a < b <= c` as `a < b and b <= c` with b evaluated once."""
         gates = [CMPOPS.get(type(op)) for op in node.ops]
+        if len(node.ops) == 1 and isinstance(node.ops[0], (ast.Is, ast.IsNot)) \
+                and isinstance(node.comparators[0], ast.Constant) and node.comparators[0].value is None:
+            gate = "is_none" if isinstance(node.ops[0], ast.Is) else "is_not_none"
+            return self.emit(gate, [self.expr(node.left, None)], {}, node, target)   # see nones.py
         if None in gates:
-            self.fail("`is` and `in` comparisons are not supported", node,
+            self.fail("`is` and `in` comparisons are not supported (but `x is None`)", node,
                       hint="compare values with `==`, `<`, ... (joined with `or`)")
         operands = [self.expr(node.left, None)] + [self.expr(c, None) for c in node.comparators]
         last = len(gates) - 1

@@ -30,10 +30,13 @@ class Ty:
 
 
 FLOAT, INT, BOOL = Ty("float64", 0), Ty("int64", 0), Ty("bool", 0)
+NONE = Ty("none", 0)        # an argument passed as None
 
 
 def type_of_value(value):
     """The Ty of a runtime argument, or None if srcdiff cannot take it."""
+    if value is None:
+        return NONE         # an argument left at its default None (see nones.py)
     if isinstance(value, (bool, np.bool_)):
         return BOOL
     if isinstance(value, (int, np.integer)):
@@ -115,6 +118,8 @@ def _ty(operand, env):
 
 def _op(op, env):
     args = [_ty(a, env) for a in op.args]
+    if NONE in args:        # nones.py folds and refuses every read of a None before this
+        raise SrcdiffError("internal: a None argument reached typing", op.where)
     rule = TYPE_RULES.get(op.gate)
     if rule is None:
         raise SrcdiffError(f"internal: no type rule for gate {op.gate}", op.where)
@@ -413,6 +418,7 @@ TYPE_RULES = {
     "zeros": create, "ones": create, "empty": create, "reshape": reshape,
     "dim": dim, "broadcast_dim": integer, "size": integer, "ndim": integer, "int": integer, "float": to_float, "float32": to_float32,
     "index": index, "store": store, "store_add": store, "store_sub": store, "cumsum": cumulative,
-    "printed": lambda op, *args: None, "dtype_of": lambda op, x, like: Ty(like.dtype, x.ndim),
+    "printed": lambda op, *args: None, "is_none": lambda op, x: BOOL,
+    "is_not_none": lambda op, x: BOOL, "dtype_of": lambda op, x, like: Ty(like.dtype, x.ndim),
     "arange": ranged, "linspace": ranged, "eye": ranged,
 }

@@ -19,6 +19,7 @@ LOG_2, LOG_10, TWO_OVER_ROOT_PI = math.log(2.0), math.log(10.0), 2.0 / math.sqrt
 NON_DIFFERENTIABLE = {
     "lt", "le", "gt", "ge", "eq", "ne", "and", "or", "not", "sign", "floor", "ceil", "floordiv",
     "round", "isfinite", "isnan", "isinf", "asserted", "det_sign", "printed", "argmax", "argmin",
+    "is_none", "is_not_none",
     "zeros", "ones", "empty", "zeros_like", "ones_like", "empty_like", "eye",
     "dim", "broadcast_dim", "size", "ndim", "int",
 }

@@ -1405,3 +1405,30 @@ def inverts_one_boolean(x):
 def test_tilde_of_one_boolean_is_refused_as_python_reads_it_as_minus_two():
     with pytest.raises(srcdiff.SrcdiffError, match="~True is -2"):
         srcdiff.grad(inverts_one_boolean)(1.0)
+
+
+# ---- arguments left at a default of None -------------------------------------------------------
+def weighted_squares(w, X, y, sample_weight=None, l2=0.0):
+    if sample_weight is None:
+        sample_weight = np.ones(X.shape[0])
+    r = X @ w - y
+    out = np.sum(sample_weight * r * r)
+    if l2 > 0.0 and sample_weight is not None:
+        out += l2 * np.sum(w * w)
+    return out
+
+
+def reads_a_none(w, b=None):
+    return np.sum(w * b)
+
+
+def test_an_argument_left_at_none_is_decided_per_call_signature():
+    rng = np.random.default_rng(5)
+    w, X, y = rng.standard_normal(3), rng.standard_normal((5, 3)), rng.standard_normal(5)
+    assert_grad_matches_fd(weighted_squares, (w, X, y))
+    assert_grad_matches_fd(weighted_squares, (w, X, y, np.arange(5.0), 0.1))
+    for compiled in (True, False):
+        g = srcdiff.grad(weighted_squares, compile=compiled)
+        np.testing.assert_allclose(g(w, X, y), g(w, X, y, np.ones(5)))
+        with pytest.raises(srcdiff.SrcdiffError, match="`b` is None here"):
+            srcdiff.grad(reads_a_none, compile=compiled)(w)
