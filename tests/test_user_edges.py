@@ -1408,7 +1408,7 @@ def test_tilde_of_one_boolean_is_refused_as_python_reads_it_as_minus_two():
 
 
 # ---- arguments left at a default of None -------------------------------------------------------
-def weighted_squares(w, X, y, sample_weight=None, l2=0.0):
+def weighted_residuals(w, X, y, sample_weight=None, l2=0.0):
     if sample_weight is None:
         sample_weight = np.ones(X.shape[0])
     r = X @ w - y
@@ -1425,10 +1425,10 @@ def reads_a_none(w, b=None):
 def test_an_argument_left_at_none_is_decided_per_call_signature():
     rng = np.random.default_rng(5)
     w, X, y = rng.standard_normal(3), rng.standard_normal((5, 3)), rng.standard_normal(5)
-    assert_grad_matches_fd(weighted_squares, (w, X, y))
-    assert_grad_matches_fd(weighted_squares, (w, X, y, np.arange(5.0), 0.1))
+    assert_grad_matches_fd(weighted_residuals, (w, X, y))
+    assert_grad_matches_fd(weighted_residuals, (w, X, y, np.arange(5.0), 0.1))
     for compiled in (True, False):
-        g = srcdiff.grad(weighted_squares, compile=compiled)
+        g = srcdiff.grad(weighted_residuals, compile=compiled)
         np.testing.assert_allclose(g(w, X, y), g(w, X, y, np.ones(5)))
         with pytest.raises(srcdiff.SrcdiffError, match="`b` is None here"):
             srcdiff.grad(reads_a_none, compile=compiled)(w)
