@@ -43,6 +43,13 @@ def check_grad(fn, *args, wrt=0, eps=None, rtol=None, atol=None, compile=True, *
     """
     plain = fn.fn if isinstance(fn, Gradient) else fn
     gradient = Gradient(plain, wrt, compile)
+    options = {"eps": eps is not None, "rtol": rtol is not None, "atol": atol is not None,
+               "compile": compile is not True}
+    clash = [k for k, given in options.items() if given and k in gradient.params]
+    if clash:      # check_grad takes it as its own option, and `fn` would run with its default
+        raise SrcdiffError(f"`{plain.__name__}` has a parameter `{clash[0]}`, which is also an "
+                           "option of check_grad", hint=f"pass `{clash[0]}` to {plain.__name__} "
+                           "by position")
     args = gradient._bind(args, kwargs)
     got = gradient(*args)
     got = (got,) if gradient.single else got

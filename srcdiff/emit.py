@@ -15,6 +15,7 @@ from .errors import SrcdiffError
 from .fuse import elementwise_arrays, fuse_elementwise
 from .scratch import reuse_product_buffers
 from .source import NameAllocator
+from .resets import check_reset_shapes
 from .reverse import COMMENT, Sweep, assign
 from .graph import Op
 from .sym import Sym, empty_array, np_
@@ -87,6 +88,7 @@ def gradient_body(graph, tys, wrt, with_value, plan, sweep, single):
     counts = name_counts(body + backward + [returned])
     accumulate_in_place(backward, counts)
     fold_zero_then_add(backward, counts)
+    check_reset_shapes(forward, backward, sweep.adjoints, sweep.names)
     body = body + backward + [returned]
     fuse_elementwise(body, elementwise_arrays(graph, tys), name_counts(body))
     run_forwards(body)

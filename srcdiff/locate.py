@@ -42,7 +42,7 @@ def runtime_error(gradient, source, args, error):
         return error(message, where, hint="an assert of the function does not hold for "
                      "these arguments, or it raised")
     if "changes shape in a loop" in str(reason):
-        return error(message, where, hint="a known limitation: an array a loop indexes "
+        return error(message, where, hint="a known limitation: an array a loop binds "
                      "must keep its shape from one iteration to the next")
     if isinstance(reason, NameError):      # as in Python: set only in a branch that did not run
         return error(message, where, hint="give the name a value before the `if` or loop "

@@ -296,7 +296,7 @@ def keeps_shape(x, shape, name):
     """Raise unless array `x` has the shape `shape` of the array bound to `name` before, or
     that was empty (the placeholder of a name first set in the loop)."""
     if x.shape != shape and _size_of(shape):
-        raise ValueError(f"`{name}` changes shape in a loop that indexes it ({shape} to "
+        raise ValueError(f"`{name}` changes shape in a loop ({shape} to "
                          f"{x.shape}): the gradient of such a loop is not supported yet")
 
 
@@ -313,7 +313,7 @@ def _keeps_shape_ol(x, shape, name):
     def impl(x, shape, name):
         if x.shape != shape and _size_of(shape):
             # a constant message: srcdiff reruns the call in Python, which names the array
-            raise ValueError("an array changes shape in a loop that indexes it: the gradient "
+            raise ValueError("an array changes shape in a loop: the gradient "
                              "of such a loop is not supported yet")
     return impl
 

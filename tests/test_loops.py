@@ -2338,7 +2338,7 @@ def shrinks_by_one(h0, w):
                          ids=["halves_until_one", "shrinks_by_one"])
 def test_an_array_changing_shape_in_a_loop_that_indexes_it_is_an_error_not_a_wrong_gradient(fn, args):
     for compile in (True, False):
-        with pytest.raises(srcdiff.SrcdiffError, match="changes shape in a loop that indexes it"):
+        with pytest.raises(srcdiff.SrcdiffError, match="changes shape in a loop"):
             srcdiff.grad(fn, compile=compile)(*args)
 
 

@@ -1432,3 +1432,28 @@ def test_an_argument_left_at_none_is_decided_per_call_signature():
         np.testing.assert_allclose(g(w, X, y), g(w, X, y, np.ones(5)))
         with pytest.raises(srcdiff.SrcdiffError, match="`b` is None here"):
             srcdiff.grad(reads_a_none, compile=compiled)(w)
+
+
+def softened(x, eps=0.1):
+    return np.sum(1.0 / np.sqrt(x * x + eps * eps))
+
+
+def test_check_grad_refuses_an_option_that_is_also_a_parameter_of_the_function():
+    with pytest.raises(srcdiff.SrcdiffError, match="has a parameter `eps`"):
+        srcdiff.check_grad(softened, np.ones(3), eps=0.3)
+    assert srcdiff.check_grad(softened, np.ones(3), 0.3) < 1e-6
+
+
+def pair_distances_in_a_loop(x):
+    e = 0.0
+    for i in range(x.shape[0] - 1):
+        d = x[:i + 1] - x[i + 1]
+        d = d * d
+        e += np.sum(d)
+    return e
+
+
+def test_an_array_rebound_to_other_shapes_whose_adjoint_a_loop_resets_is_an_error():
+    for compile in (True, False):
+        with pytest.raises(srcdiff.SrcdiffError, match="`d` changes shape in a loop"):
+            srcdiff.grad(pair_distances_in_a_loop, compile=compile)(np.array([0.0, 1.0, 3.0]))
