@@ -88,7 +88,6 @@ def gradient_body(graph, tys, wrt, with_value, plan, sweep, single):
     counts = name_counts(body + backward + [returned])
     accumulate_in_place(backward, counts)
     fold_zero_then_add(backward, counts)
-    check_reset_shapes(forward, backward, sweep.adjoints, sweep.names)
     body = body + backward + [returned]
     fuse_elementwise(body, elementwise_arrays(graph, tys), name_counts(body))
     run_forwards(body)
@@ -96,6 +95,7 @@ def gradient_body(graph, tys, wrt, with_value, plan, sweep, single):
     reuse_product_buffers(body, typed, name_counts(body), sweep.names)
     if not single:
         keep_apart(body, grads_node, [tys[graph.params[i]].is_array for i in wrt])
+    check_reset_shapes(body, sweep.adjoints, sweep.names, graph.params)
     return body
 
 

@@ -11,22 +11,43 @@ import ast
 from .sym import Sym, helper
 
 
-def check_reset_shapes(forward, backward, adjoints, names):
-    """Insert, in place, shape checks into the loops of `forward` for each array whose
-    adjoint a loop of `backward` resets to `np.zeros_like(array)`."""
+def check_reset_shapes(body, adjoints, names, params):
+    """Insert, in place, shape checks into the loops of the gradient's forward (the statements
+    of `body` before its `# backward` mark) for each array, bound before the loop, whose
+    adjoint a loop of the backward resets to `np.zeros_like(array)`."""
+    mark = next(k for k, s in enumerate(body) if _is_mark(s))
     primal = {adj: name for name, adj in adjoints.items()}
-    reset = {primal[target] for loop in _loops(backward) for target in _zeroed_in(loop)
+    reset = {primal[target] for loop in _loops(body[mark:]) for target in _zeroed_in(loop)
              if target in primal}
-    for loop in _loops(forward):
-        loop.body[:] = _checked(loop.body, reset, names)
+    if reset:
+        body[:mark] = _walk(body[:mark], reset, names, set(params))
 
 
-def _checked(stmts, reset, names):
+def _walk(stmts, reset, names, bound):
+    """`stmts` with the checks in their loops; `bound` are the names set before them."""
+    out = []
+    for stmt in stmts:
+        if isinstance(stmt, (ast.For, ast.While)):
+            stmt.body[:] = _checked(_walk(stmt.body, reset, names, set(bound)), reset, names, bound)
+        name = _bound_name(stmt)
+        if name:
+            bound.add(name)
+        out.append(stmt)
+    return out
+
+
+def _is_mark(stmt):
+    value = getattr(stmt, "value", None)
+    return isinstance(stmt, ast.Expr) and isinstance(value, ast.Constant) \
+        and isinstance(value.value, str) and value.value.endswith("backward")
+
+
+def _checked(stmts, reset, names, bound):
     out = []
     for k, stmt in enumerate(stmts):
         name = _bound_name(stmt)
         already = k + 1 < len(stmts) and _is_check(stmts[k + 1])
-        if name in reset and not already and name not in _names_read(stmt.value):
+        if name in reset and name in bound and not already and name not in _names_read(stmt.value):
             before = names.fresh(name + "_shape")
             out.append(ast.Assign([ast.Name(before, ast.Store())], Sym(name).attr("shape").node))
             out.append(stmt)
