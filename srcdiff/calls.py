@@ -466,12 +466,15 @@ def diagonal_call(lw, node, gate, target):
 
 
 def roll(lw, node, gate, target):
-    """np.roll(x, shift): entries shifted along the flattened array (numba's form, no axis)."""
-    if len(node.args) != 2 or node.keywords:
-        lw.fail("`np.roll` takes an array and a shift here", node,
-                hint="numba's np.roll has no `axis`: for one axis, slice and join, e.g. "
-                     "np.concatenate((x[-1:], x[:-1]))")
-    return lw.emit("roll", [lw.expr(a, None) for a in node.args], {}, node, target)
+    """np.roll(x, shift): entries shifted along the flattened array; with a constant `axis`
+    (of a vector or a matrix), along that axis."""
+    options = {k.arg: k.value for k in node.keywords}
+    if len(node.args) == 3:
+        options["axis"] = node.args[2]
+    if not 2 <= len(node.args) <= 3 or set(options) - {"axis"}:
+        lw.fail("`np.roll` takes an array, a shift and `axis=` here", node)
+    axis = constant_option(lw, options.get("axis"), None, "axis", (int, type(None)))
+    return lw.emit("roll", [lw.expr(a, None) for a in node.args[:2]], {"axis": axis}, node, target)
 
 
 def builtin_sum(lw, node, gate, target):

@@ -57,6 +57,14 @@ def linalg(name):
     return lambda op, ty, *args: Sym("np").attr("linalg").method(name, *args)
 
 
+def roll(op, ty, x, shift):
+    """np.roll(x, shift), or along an axis with srcdiff's helper (numba's has no `axis`)."""
+    axis = op.params.get("axis")
+    if axis is None:
+        return np_.roll(x, shift)
+    return helper("roll_along", x, shift, Sym(ast.Constant(axis)))
+
+
 def diagonal(name):
     """np.diag(x, k), np.tril(x, k), np.triu(x, k), with k left out where it is 0."""
     def write(op, ty, x):
@@ -215,7 +223,7 @@ FORWARD = {
     "inv": linalg("inv"), "det": linalg("det"), "solve": linalg("solve"), "trace": np_call("trace"),
     "det_sign": lambda op, ty, a: linalg("slogdet")(op, ty, a)[0],
     "logdet": lambda op, ty, a: linalg("slogdet")(op, ty, a)[1],
-    "prod": np_call("prod"), "cross": np_call("cross"), "roll": np_call("roll"),
+    "prod": np_call("prod"), "cross": np_call("cross"), "roll": roll,
     "argmax": np_call("argmax"), "argmin": np_call("argmin"), "sort": np_call("sort"),
     "dtype_of": lambda op, ty, x, like: helper("as_dtype_of", x, like),
     "diag": diagonal("diag"), "tril": diagonal("tril"), "triu": diagonal("triu"),

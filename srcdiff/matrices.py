@@ -4,6 +4,8 @@ prod, roll.
 Their types (added to infer.TYPE_RULES) and their adjoint rules (registered in rules.RULES,
 which imports this module), each rule one small function reading as the math.
 """
+import ast
+
 from .errors import SrcdiffError
 from .infer import TYPE_RULES, Ty, promote
 from .rules import rule
@@ -65,6 +67,10 @@ def cross_type(op, a, b):
 def roll_type(op, x, shift):
     if not x.ndim or shift.ndim or shift.dtype != "int64":
         _refuse(op, "np.roll(x, shift) takes an array and an integer shift", [x, shift])
+    axis = op.params.get("axis")
+    if axis is not None and (x.ndim > 2 or not -x.ndim <= axis < x.ndim):
+        _refuse(op, f"np.roll with axis={axis} takes a vector or a matrix here", [x],
+                hint="for more dimensions, slice and join: np.concatenate((x[-1:], x[:-1]))")
     return x
 
 
@@ -152,7 +158,10 @@ def cross(op, ty, g, z, a, b):
 @rule("roll")
 def roll(op, ty, g, z, x, shift):
     """z = x shifted by `shift`: dx = g shifted back."""
-    return np_.roll(g, -shift), None
+    axis = op.params.get("axis")
+    if axis is None:
+        return np_.roll(g, -shift), None
+    return helper("roll_along", g, -shift, Sym(ast.Constant(axis))), None
 
 
 @rule("sort")

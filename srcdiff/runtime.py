@@ -345,6 +345,32 @@ def cofactors(a):
     return sign * ((u * product_of_others(s)) @ vt)
 
 
+def roll_along(x, shift, axis):
+    """np.roll(x, shift, axis) of a vector or a matrix."""
+    return np.roll(x, shift, axis=axis)
+
+
+@overload(roll_along)
+def _roll_along_ol(x, shift, axis):
+    _require_array("roll_along", x=x)
+    if x.ndim == 1:
+        return lambda x, shift, axis: np.roll(x, shift)
+    if x.ndim != 2:
+        raise TypingError("roll_along: a vector or a matrix")
+
+    def impl(x, shift, axis):
+        n0, n1 = x.shape
+        out = np.empty((n0, n1), x.dtype)
+        if axis % 2 == 0:
+            for i in range(n0):
+                out[(i + shift) % n0, :] = x[i, :]
+        else:
+            for j in range(n1):
+                out[:, (j + shift) % n1] = x[:, j]
+        return out
+    return impl
+
+
 @register_jitable
 def unsorted(g, x):
     """g, ordered as np.sort ordered x undone: the adjoint of np.sort(x) for a vector x."""

@@ -526,6 +526,11 @@ def g_roll(x, shift):
     return np.sum(np.roll(x, shift) * x * x) + np.sum(np.roll(x, -2) * x)
 
 
+def g_roll_axis(x, shift):
+    return (np.sum(np.roll(x, shift, axis=0) * x * x) + np.sum(np.roll(x, -1, axis=-1) * np.sin(x))
+            + np.sum(np.roll(x, 2, 0) * x))
+
+
 def g_diag(x):
     return np.sum(np.sin(np.diag(x))) + np.sum(np.diag(x, 1) ** 2) + np.sum(np.diag(x, -1) ** 3)
 
@@ -704,6 +709,7 @@ SPEC = [
     Gate("np.prod", g_prod, 0, {"1d": nonzero(V), "2d": nonzero(M)}),
     Gate("np.cross", g_cross, (0, 1), {"1d": real((3,), (3,)), "2d": real((4, 3), (3,))}),
     Gate("np.roll", g_roll, 0, {"1d": with_ints(real(V), 2), "2d": with_ints(real(M), -1)}),
+    Gate("np.roll-axis", g_roll_axis, 0, {"1d": with_ints(real(V), 3), "2d": with_ints(real(M), -2)}),
     Gate("np.diag", g_diag, 0, {"1d": real(V), "2d": real((4, 3))}),
     Gate("np.tril-np.triu", g_triangles, 0, {"2d": real((3, 4))}),
     Gate("np.array-of-arrays", g_array_of_arrays, (0, 1), {"1d": real(V, V), "2d": real(M, M)}),
