@@ -13,7 +13,7 @@ use, so the backward never reads a variable that was overwritten since.
 """
 from dataclasses import dataclass, field
 
-from .aliases import STORES, check_aliasing
+from .aliases import SHARING_GATES, STORES, check_aliasing
 from .carry import carried_arrays
 from .fuse import ELEMENTWISE_GATES
 from .graph import Const, For, If, Op, While, names_in, uses_of, walk
@@ -37,7 +37,6 @@ class Plan:
     in_loop: dict = field(default_factory=dict)      # name -> True if defined inside a loop
     aliased: set = field(default_factory=set)        # ids of copies that may bind the same array
     kept: set = field(default_factory=set)           # ids of copies and views that must copy
-    shape_checked: set = field(default_factory=set)  # ids of loop rebindings checked for shape
     shape_of: dict = field(default_factory=dict)     # array read for its shape only -> dim names
     carried: dict = field(default_factory=dict)      # loop body id -> [Carry] (see carry.py)
     extremes: dict = field(default_factory=dict)     # array taped as where it equals: its max/min
@@ -62,7 +61,6 @@ def analyse(graph, tys, wrt_names, with_value, names):
     plan.live = liveness(graph, plan, with_value, tys)
     plan.aliased = needless_copies(graph, plan)
     plan.kept = kept_for_the_backward(graph, tys, plan)
-    plan.shape_checked = rebound_and_indexed(graph, tys, plan)
     return plan
 
 
@@ -544,9 +542,6 @@ def needless_copies(graph, plan):
 
 
 # ---- values a later write would change under the backward -----------------------------
-SHARING_GATES = {"copy", "transpose", "reshape", "index"}   # may give their operand's memory
-
-
 def kept_for_the_backward(graph, tys, plan):
     """Ids of ops binding (a view of) an array the backward reads to a name that an element
     or slice write changes later: they copy it instead. In `p = np.exp(a); p[0] = 2 * p[0]`,
@@ -563,26 +558,6 @@ def kept_for_the_backward(graph, tys, plan):
         group[root(op.out)] = root(op.args[0])
     written = {root(name) for name in plan.stored_arrays}
     return {id(op) for op in sharing if op.args[0] in plan.needed and root(op.out) in written}
-
-
-def rebound_and_indexed(graph, tys, plan):
-    """Ids of the ops that rebind, inside a loop, an array that the loop also indexes, or to a
-    slice of an array. The
-    backward gives such an array's adjoint the array's shape at the end, so it supports
-    only arrays that keep their shape (`x = x[::2] * x[1::2]` does not): the gradient's
-    forward checks it there."""
-    found = set()
-    for loop, _ in walk(graph.body):
-        if not isinstance(loop, (For, While)):
-            continue
-        ops = [op for op, _ in walk(loop.body) if isinstance(op, Op)]
-        indexed = {op.args[0] for op in ops if op.gate == "index" or op.gate in STORES}
-        for op in ops:      # (a slice `z = y[i:]` is indexing too: its length may change)
-            if (op.out in indexed or op.gate == "index") and op.out in plan.mutable \
-                    and op.out in plan.active and tys[op.out].is_array \
-                    and op.out not in names_in(op.args):
-                found.add(id(op))
-    return found
 
 
 def _all_blocks(block):

@@ -7,7 +7,7 @@ since numba's np.max/np.sum lack `axis`/`keepdims`.
 """
 import ast
 
-from .sym import Sym, builtin, helper, if_else, np_, number, number_node, product, tuple_
+from .sym import Sym, builtin, helper, if_else, linalg, np_, number, number_node, product, tuple_
 
 
 class OpTypes:
@@ -53,8 +53,11 @@ def np_call(name):
     return lambda op, ty, *args: getattr(np_, name)(*args)
 
 
-def linalg(name):
-    return lambda op, ty, *args: Sym("np").attr("linalg").method(name, *args)
+def printed(op, ty, *values):
+    """print("text", x, ...): the string constants where they were, between the values."""
+    values = iter(values)
+    return builtin("print", *[Sym(ast.Constant(p)) if p is not None else next(values)
+                              for p in op.params["parts"]])
 
 
 def roll(op, ty, x, shift):
@@ -220,9 +223,11 @@ FORWARD = {
     "hstack": lambda op, ty, *items: np_.hstack(tuple_(items)),
     "vstack": lambda op, ty, *items: np_.vstack(tuple_(items)),
     "column_stack": lambda op, ty, *items: np_.column_stack(tuple_(items)),
-    "inv": linalg("inv"), "det": linalg("det"), "solve": linalg("solve"), "trace": np_call("trace"),
-    "det_sign": lambda op, ty, a: linalg("slogdet")(op, ty, a)[0],
-    "logdet": lambda op, ty, a: linalg("slogdet")(op, ty, a)[1],
+    "inv": lambda op, ty, a: linalg("inv", a), "det": lambda op, ty, a: linalg("det", a),
+    "solve": lambda op, ty, a, b: linalg("solve", a, b), "trace": np_call("trace"),
+    "det_sign": lambda op, ty, a: linalg("slogdet", a)[0],
+    "logdet": lambda op, ty, a: linalg("slogdet", a)[1],
+    "printed": printed,
     "prod": np_call("prod"), "cross": np_call("cross"), "roll": roll,
     "argmax": np_call("argmax"), "argmin": np_call("argmin"), "sort": np_call("sort"),
     "dtype_of": lambda op, ty, x, like: helper("as_dtype_of", x, like),

@@ -9,7 +9,7 @@ import ast
 from .errors import SrcdiffError
 from .infer import TYPE_RULES, Ty, promote
 from .rules import rule
-from .sym import Sym, helper, np_
+from .sym import Sym, helper, linalg, np_
 
 
 # ---- types ----------------------------------------------------------------------------
@@ -107,10 +107,6 @@ TYPE_RULES.update({
 
 
 # ---- adjoint rules ----------------------------------------------------------------------
-def linalg(name, *args):
-    return Sym("np").attr("linalg").method(name, *args)
-
-
 @rule("inv")
 def inv(op, ty, g, z, a):
     """z = A^-1: dA = -z^T g z^T."""

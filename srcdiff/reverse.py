@@ -15,7 +15,7 @@ from .gates import FORWARD, OpTypes, index_expr
 from .graph import Const, For, If, Op, Return, While, names_in
 from .infer import const_type
 from .rules import BROADCASTING, NON_DIFFERENTIABLE, RULES, UNBOUNDED
-from .sym import Sym, builtin, helper, np_, tuple_
+from .sym import Sym, helper, np_, tuple_
 from .zeros import ZeroAdjoints
 
 COMMENT = "__srcdiff_comment__"
@@ -113,10 +113,6 @@ class Sweep:
     def forward_op(self, op, saves, live):
         args = [self.sym(a) for a in op.args]
         ty = self.op_types(op)
-        if op.gate == "printed":
-            values = iter(args)
-            parts = [Sym(ast.Constant(p)) if p is not None else next(values) for p in op.params["parts"]]
-            return [ast.Expr(builtin("print", *parts).node)]
         if op.gate in STORES:
             target = args[0][index_expr(op.params["index"], args[2:])].node
             target.ctx = ast.Store()
@@ -125,17 +121,14 @@ class Sweep:
             op_node = ast.Add() if op.gate == "store_add" else ast.Sub()
             return [ast.AugAssign(target, op_node, args[1].node)]
         value = FORWARD[op.gate](op, ty, *args)
+        if op.out is None:                 # a call run for what it does: print(...)
+            return [ast.Expr(value.node)]
         if id(op) in self.plan.aliased:
             value = args[0]                # nothing writes into the array while the copy is read
         if op.gate == "index" and op.args[0] in self.plan.stored_arrays and ty.out.is_array \
                 or id(op) in self.plan.kept:
             value = value.method("copy")   # a view would change when the array is written
-        bind = ast.Assign([ast.Name(op.out, ast.Store())], value.node)
-        if saves and id(op) in self.plan.shape_checked:    # see analysis.rebound_and_indexed
-            before = self.names.fresh(op.out + "_shape")
-            check = helper("keeps_shape", Sym(op.out), Sym(before), Sym(ast.Constant(op.out)))
-            return [assign(before, Sym(op.out).attr("shape")), bind, ast.Expr(check.node)]
-        return [bind]
+        return [ast.Assign([ast.Name(op.out, ast.Store())], value.node)]
 
     def forward_for(self, loop, saves, live):
         pre = []

@@ -158,6 +158,11 @@ def builtin(name, *args):
     return call(ast.Name(name, ast.Load()), *args)
 
 
+def linalg(name, *args):
+    """`np.linalg.<name>(*args)`."""
+    return Sym("np").attr("linalg").method(name, *args)
+
+
 def tuple_(items):
     return Sym(ast.Tuple([lift(i).node for i in items], ast.Load()))
 
