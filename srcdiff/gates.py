@@ -256,5 +256,6 @@ for _name in ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "abs", "log1p",
               "arctan", "sinh", "cosh", "floor", "ceil", "arcsin", "arccos", "arcsinh", "arccosh",
               "arctanh", "log10", "log2", "exp2", "cbrt", "hypot", "round", "isfinite", "isnan", "isinf"):
     FORWARD[_name] = np_call(_name)
+FORWARD["tanh"] = lambda op, ty, x: helper("tanh", x) if ty.out.is_array else np_.tanh(x)
 for _name in ("erf", "erfc", "lgamma"):       # math's, entry by entry: NumPy has none
     FORWARD[_name] = lambda op, ty, x, name=_name: helper(name, x)
