@@ -252,10 +252,12 @@ FORWARD = {
     "index": index, "cumsum": np_call("cumsum"), "arange": np_call("arange"),
     "linspace": np_call("linspace"), "eye": np_call("eye"),
 }
-for _name in ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "abs", "log1p", "expm1", "sign",
+for _name in ("log", "sqrt", "sin", "cos", "tan", "abs", "log1p", "expm1", "sign",
               "arctan", "sinh", "cosh", "floor", "ceil", "arcsin", "arccos", "arcsinh", "arccosh",
               "arctanh", "log10", "log2", "exp2", "cbrt", "hypot", "round", "isfinite", "isnan", "isinf"):
     FORWARD[_name] = np_call(_name)
-FORWARD["tanh"] = lambda op, ty, x: helper("tanh", x) if ty.out.is_array else np_.tanh(x)
+for _name in ("exp", "tanh"):     # on arrays, vectorised kernels (srcdiff.vectorised)
+    FORWARD[_name] = lambda op, ty, x, name=_name: \
+        helper(name, x) if ty.out.is_array else getattr(np_, name)(x)
 for _name in ("erf", "erfc", "lgamma"):       # math's, entry by entry: NumPy has none
     FORWARD[_name] = lambda op, ty, x, name=_name: helper(name, x)

@@ -1,15 +1,17 @@
 """Elementwise functions whose compiled loops the CPU runs on several entries at once.
 
-numba evaluates `np.tanh` on an array by calling the C library's `tanh` for every entry:
-8-14 ns each here, most of a tanh RNN's time. The kernel below is straight-line
-arithmetic (polynomials, one division, no calls and no branches), so LLVM turns its loop
-into vector instructions: 2-3 ns an entry. It is within 3 units in the last place of
-NumPy's tanh. Without compiling, `tanh` is NumPy's.
+numba evaluates `np.tanh` or `np.exp` on an array by calling the C library for every
+entry: tanh takes 8-14 ns an entry here (most of a tanh RNN's time), exp 3 ns. The
+kernels below are straight-line arithmetic (polynomials, no calls and no branches), so
+LLVM turns their loops into vector instructions. tanh is within 3 units in the last
+place of NumPy's, exp within 1. Without compiling, these functions are NumPy's.
 """
 import math
 
 import numpy as np
+from llvmlite import ir
 from numba import types
+from numba.extending import intrinsic
 
 from .cached import overload, register_jitable
 
@@ -18,6 +20,8 @@ LN2_LOW = 1.90821492927058770002e-10
 LOG2_E = 1.4426950408889634
 SMALL = 0.35                               # below it, tanh from expm1; above, from exp
 SATURATED = 20.0                           # tanh(20) is 1 in double precision
+EXP_OVERFLOW = 709.782712893384            # exp of more is inf, of less than
+EXP_UNDERFLOW = -745.1332191019412         # this is 0
 
 
 def tanh(x):
@@ -25,16 +29,23 @@ def tanh(x):
     return np.tanh(x)
 
 
-@overload(tanh)
-def _tanh_ol(x):
-    if not (isinstance(x, types.Array) and isinstance(x.dtype, types.Float)):
-        return lambda x: np.tanh(x)
+def exp(x):
+    """np.exp(x); compiled, for float arrays, a vectorised kernel."""
+    return np.exp(x)
 
-    def impl(x):
-        out = np.empty(x.shape, x.dtype)
-        _tanh_fill(np.ascontiguousarray(x).reshape(x.size), out.reshape(x.size))
-        return out
-    return impl
+
+def _entrywise_ol(numpy_function, fill):
+    """numba overload: float arrays through `fill` (a vectorised loop), the rest NumPy's."""
+    def typer(x):
+        if not (isinstance(x, types.Array) and isinstance(x.dtype, types.Float)):
+            return lambda x: numpy_function(x)
+
+        def impl(x):
+            out = np.empty(x.shape, x.dtype)
+            fill(np.ascontiguousarray(x).reshape(x.size), out.reshape(x.size))
+            return out
+        return impl
+    return typer
 
 
 @register_jitable(error_model="numpy")     # no zero-division checks: they stop vectorising
@@ -43,12 +54,22 @@ def _tanh_fill(x, out):
         out[i] = _tanh_of(float(x[i]))
 
 
+@register_jitable(error_model="numpy")
+def _exp_fill(x, out):
+    for i in range(x.size):
+        out[i] = _exp_of(float(x[i]))
+
+
+overload(tanh)(_entrywise_ol(np.tanh, _tanh_fill))
+overload(exp)(_entrywise_ol(np.exp, _exp_fill))
+
+
 @register_jitable(inline="always")
 def _tanh_of(v):
     """tanh(v) = -m / (m + 2) with m = expm1(-2|v|) near 0, else 1 - 2e / (1 + e) with
     e = exp(-2|v|); both are computed and one is kept, which keeps the loop branch-free."""
     a = min(abs(v), SATURATED)
-    e = _exp_negative(-2.0 * a)
+    e = _exp_of(-2.0 * a)
     far = 1.0 - 2.0 * e / (1.0 + e)
     m = _expm1_near_zero(-2.0 * min(a, SMALL))
     near = -m / (m + 2.0)
@@ -57,11 +78,21 @@ def _tanh_of(v):
 
 
 @register_jitable(inline="always")
-def _exp_negative(u):
-    """exp(u) for -2 SATURATED <= u <= 0: u = k ln 2 + r with |r| <= ln 2 / 2, exp(r) by
-    its Taylor series to r^13 (error below 1e-17), times 2^k built from k's bits."""
-    k = math.floor(u * LOG2_E + 0.5)
+def _exp_of(u):
+    """exp(u) = 2^k exp(r) with u = k ln 2 + r, |r| <= ln 2 / 2; 2^k as two factors, so
+    that each is a normal number from the largest finite result down to the subnormal."""
+    k = math.floor(min(max(u, EXP_UNDERFLOW), EXP_OVERFLOW) * LOG2_E + 0.5)
     r = (u - k * LN2_HIGH) - k * LN2_LOW
+    half = math.floor(0.5 * k)
+    e = _exp_reduced(r) * _power_of_two(half) * _power_of_two(k - half)
+    e = math.inf if u > EXP_OVERFLOW else e
+    e = 0.0 if u < EXP_UNDERFLOW else e
+    return e if u == u else u
+
+
+@register_jitable(inline="always")
+def _exp_reduced(r):
+    """exp(r) for |r| <= ln 2 / 2, by its Taylor series to r^13 (error below 1e-17)."""
     p = 1.0 / 6227020800.0
     p = p * r + 1.0 / 479001600.0
     p = p * r + 1.0 / 39916800.0
@@ -76,15 +107,7 @@ def _exp_negative(u):
     p = p * r + 0.5
     p = p * r + 1.0
     p = p * r + 1.0
-    halvings = int(-k)          # scale = 2^k, from the bits of -k (a loop would not vectorise)
-    scale = 1.0
-    scale *= 0.5 if halvings & 1 else 1.0
-    scale *= 0.25 if halvings & 2 else 1.0
-    scale *= 0.0625 if halvings & 4 else 1.0
-    scale *= 0.00390625 if halvings & 8 else 1.0
-    scale *= 1.52587890625e-05 if halvings & 16 else 1.0
-    scale *= 2.3283064365386963e-10 if halvings & 32 else 1.0
-    return p * scale
+    return p
 
 
 @register_jitable(inline="always")
@@ -109,3 +132,16 @@ def _expm1_near_zero(u):
     p = p * u + 0.5
     return u + u * u * p
 
+
+@register_jitable(inline="always")
+def _power_of_two(k):
+    """2.0 ** k for an integral float k in the normal exponents, from its bits."""
+    return _float_from_bits((int(k) + 1023) << 52)
+
+
+@intrinsic
+def _float_from_bits(typingctx, bits):
+    """The float64 whose IEEE bits are the int64 `bits`."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(types.int64), codegen

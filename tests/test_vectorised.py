@@ -1,5 +1,5 @@
-"""The vectorised tanh compiled code calls for arrays: NumPy's values to a few units in
-the last place, NumPy's dtypes and shapes, and a loop LLVM does vectorise."""
+"""The vectorised tanh and exp compiled code calls for arrays: NumPy's values to a few
+units in the last place, NumPy's dtypes and shapes, and loops LLVM does vectorise."""
 import re
 
 import numba
@@ -13,6 +13,15 @@ from srcdiff import runtime
 @numba.njit
 def compiled_tanh(x):
     return runtime.tanh(x)
+
+
+@numba.njit
+def compiled_exp(x):
+    return runtime.exp(x)
+
+
+KERNELS = [(compiled_tanh, np.tanh), (compiled_exp, np.exp)]
+KERNEL_IDS = ["tanh", "exp"]
 
 
 def ulps(got, want):
@@ -29,14 +38,31 @@ def test_tanh_is_within_three_ulps_of_numpy_everywhere():
     assert np.all(np.sign(got) == np.sign(x))
 
 
-def test_tanh_special_values():
-    x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, -5e-324, 1e308])
-    got = compiled_tanh(x)
-    want = np.tanh(x)
+def test_exp_is_within_one_ulp_of_numpy_down_to_the_subnormals():
+    x = np.concatenate([np.linspace(-745.2, 709.8, 1_000_001), np.linspace(-3.0, 3.0, 100_001),
+                        np.geomspace(1e-300, 1.0, 10_001), -np.geomspace(1e-300, 1.0, 10_001)])
+    with np.errstate(over="ignore"):
+        want = np.exp(x)
+    got = compiled_exp(x)
+    normal = np.isfinite(want) & (want >= np.finfo(np.float64).tiny)
+    assert ulps(got[normal], want[normal]).max() <= 1.0
+    subnormal = np.isfinite(want) & ~normal
+    assert np.abs(got[subnormal] - want[subnormal]).max() <= 5e-324
+    np.testing.assert_array_equal(got[np.isinf(want)], want[np.isinf(want)])
+
+
+@pytest.mark.parametrize("kernel, numpy_function", KERNELS, ids=KERNEL_IDS)
+def test_special_values(kernel, numpy_function):
+    x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, -5e-324, 1e308, -1e308,
+                  709.79, -745.14, 709.78, -745.13])
+    got = kernel(x)
+    with np.errstate(over="ignore"):
+        want = numpy_function(x)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
 
 
+@pytest.mark.parametrize("kernel, numpy_function", KERNELS, ids=KERNEL_IDS)
 @pytest.mark.parametrize("make", [
     lambda r: r.standard_normal((4, 6)),
     lambda r: r.standard_normal((4, 6)).T,                  # not contiguous
@@ -45,33 +71,37 @@ def test_tanh_special_values():
     lambda r: np.array(0.7),                                # zero dimensions
     lambda r: np.zeros((0, 3)),
 ], ids=["matrix", "transposed", "strided", "rank3", "0d", "empty"])
-def test_tanh_keeps_shape_and_matches_numpy(make):
+def test_keeps_shape_and_matches_numpy(make, kernel, numpy_function):
     x = np.asarray(make(np.random.default_rng(0)) * 3.0)
-    got = compiled_tanh(x)
+    got = kernel(x)
     assert got.shape == x.shape and got.dtype == x.dtype
-    np.testing.assert_allclose(got, np.tanh(x), rtol=1e-15, atol=0)
+    np.testing.assert_allclose(got, numpy_function(x), rtol=1e-15, atol=0)
 
 
-def test_tanh_float32_stays_float32_and_rounds_like_numpy():
-    x = np.linspace(-12.0, 12.0, 100_001).astype(np.float32)
-    got = compiled_tanh(x)
+@pytest.mark.parametrize("kernel, numpy_function", KERNELS, ids=KERNEL_IDS)
+def test_float32_stays_float32_and_is_correctly_rounded(kernel, numpy_function):
+    x = np.linspace(-87.0, 88.0, 100_001).astype(np.float32)
+    got = kernel(x)
     assert got.dtype == np.float32
-    assert ulps(got, np.tanh(x)).max() <= 1.0
+    np.testing.assert_array_equal(got, numpy_function(x.astype(np.float64)).astype(np.float32))
 
 
-def test_tanh_of_integers_and_numbers_is_numpys():
-    np.testing.assert_array_equal(compiled_tanh(np.arange(4)), np.tanh(np.arange(4)))
-    assert compiled_tanh(0.25) == np.tanh(0.25)
-    assert runtime.tanh(0.25) == np.tanh(0.25)              # without compiling: NumPy's
+@pytest.mark.parametrize("kernel, numpy_function", KERNELS, ids=KERNEL_IDS)
+def test_of_integers_and_numbers_is_numpys(kernel, numpy_function):
+    np.testing.assert_array_equal(kernel(np.arange(4)), numpy_function(np.arange(4)))
+    assert kernel(0.25) == numpy_function(0.25)
+    python = getattr(runtime, numpy_function.__name__)
+    assert python(0.25) == numpy_function(0.25)              # without compiling: NumPy's
 
 
-def test_tanh_loop_is_vectorised():
+@pytest.mark.parametrize("kernel, numpy_function", KERNELS, ids=KERNEL_IDS)
+def test_loop_is_vectorised(kernel, numpy_function):
     """A call, a branch or a division check in the kernel would make LLVM keep it scalar,
     four to eight times slower."""
-    compiled_tanh(np.zeros(8))
-    llvm = compiled_tanh.inspect_llvm(compiled_tanh.signatures[0])      # with the kernel's
+    kernel(np.zeros(8))
+    llvm = kernel.inspect_llvm(kernel.signatures[0])      # with the kernel's
     assert re.search(r"<\d+ x double>", llvm)
-    assert not re.search(r"call [^\n]*@tanh\b", llvm)
+    assert not re.search(rf"call [^\n]*@{numpy_function.__name__}\b", llvm)
 
 
 def rnn_loss(W, b, xs):
@@ -91,6 +121,22 @@ def test_generated_code_calls_it_for_arrays_only():
     def scalar(x):
         return np.tanh(x) * 2.0
     assert "np.tanh(x)" in srcdiff.grad(scalar).source_for(0.5)
+
+
+def softmax_loss(W, X, y):
+    z = X @ W
+    e = np.exp(z - np.max(z, axis=1, keepdims=True))
+    p = e / np.sum(e, axis=1, keepdims=True)
+    return -np.sum(np.log(np.sum(p * y, axis=1)))
+
+
+@pytest.mark.parametrize("compile", [True, False], ids=["compiled", "python"])
+def test_softmax_gradient_through_exp_matches_finite_differences(compile):
+    r = np.random.default_rng(4)
+    W, X = r.standard_normal((4, 3)), r.standard_normal((6, 4))
+    y = np.eye(3)[r.integers(0, 3, 6)]
+    assert "= exp(" in srcdiff.grad(softmax_loss).source_for(W, X, y)
+    srcdiff.check_grad(softmax_loss, W, X, y, compile=compile)
 
 
 @pytest.mark.parametrize("compile", [True, False], ids=["compiled", "python"])
