@@ -45,7 +45,8 @@ def digest(source):
     global _RUNTIME_DIGEST
     if _RUNTIME_DIGEST is None:
         here = Path(__file__).parent
-        parts = [(here / name).read_bytes() for name in ("runtime.py", "tape.py", "cached.py")]
+        parts = [(here / name).read_bytes() for name in ("runtime.py", "tape.py", "cached.py",
+                                                          "vectorised.py")]
         _RUNTIME_DIGEST = hashlib.sha256(b"".join(parts)).hexdigest()
     key = "\n".join([VERSION, numba_version(), repr(JIT_OPTIONS), _RUNTIME_DIGEST, source])
     return hashlib.sha256(key.encode()).hexdigest()[:20]

@@ -7,6 +7,7 @@ since numba's np.max/np.sum lack `axis`/`keepdims`.
 """
 import ast
 
+from .helpers import VECTORISED
 from .sym import Sym, builtin, helper, if_else, linalg, np_, number, number_node, product, tuple_
 
 
@@ -256,7 +257,7 @@ for _name in ("log", "sqrt", "sin", "cos", "tan", "abs", "log1p", "expm1", "sign
               "arctan", "sinh", "cosh", "floor", "ceil", "arcsin", "arccos", "arcsinh", "arccosh",
               "arctanh", "log10", "log2", "exp2", "cbrt", "hypot", "round", "isfinite", "isnan", "isinf"):
     FORWARD[_name] = np_call(_name)
-for _name in ("exp", "tanh"):     # on arrays, vectorised kernels (srcdiff.vectorised)
+for _name in VECTORISED:
     FORWARD[_name] = lambda op, ty, x, name=_name: \
         helper(name, x) if ty.out.is_array else getattr(np_, name)(x)
 for _name in ("erf", "erfc", "lgamma"):       # math's, entry by entry: NumPy has none
