@@ -39,45 +39,61 @@ def exp(x):
     return np.exp(x)
 
 
-def _entrywise_ol(numpy_function, fill):
-    """numba overload: float arrays through `fill` (a vectorised loop), the rest NumPy's.
-    Below FEW entries, the loop's set-up costs more than the C library's calls."""
+def _entrywise_ol(numpy_function, of_array):
+    """numba overload: float arrays through `of_array`, the rest NumPy's. The work is in
+    kernels numba caches on disk (its overloads it compiles in every process)."""
     def typer(x):
         if not (isinstance(x, types.Array) and isinstance(x.dtype, types.Float) and x.ndim):
             return lambda x: numpy_function(x)
-        if x.ndim == 1:         # no reshapes: they cost more than the work on a few entries
-            def impl(x):
-                if x.size < FEW:
-                    return numpy_function(x)
-                out = np.empty(x.shape, x.dtype)
-                fill(x, out)
-                return out
-            return impl
-
-        def impl_flat(x):
-            if x.size < FEW:
-                return numpy_function(x)
-            out = np.empty(x.shape, x.dtype)
-            fill(np.ascontiguousarray(x).reshape(x.size), out.reshape(x.size))
-            return out
-        return impl_flat
+        return lambda x: of_array(x)
     return typer
 
 
-@register_jitable(error_model="numpy")     # no zero-division checks: they stop vectorising
+@register_jitable
+def _tanh_of_array(x):
+    out = np.empty(x.shape, x.dtype)
+    if x.ndim == 1:         # no reshapes: they cost more than the work on a few entries
+        _tanh_fill(x, out)
+    else:
+        _tanh_fill(np.ascontiguousarray(x).reshape(x.size), out.reshape(x.size))
+    return out
+
+
+@register_jitable
+def _exp_of_array(x):
+    out = np.empty(x.shape, x.dtype)
+    if x.ndim == 1:
+        _exp_fill(x, out)
+    else:
+        _exp_fill(np.ascontiguousarray(x).reshape(x.size), out.reshape(x.size))
+    return out
+
+
+# The loops: no zero-division checks (error_model), which would stop them vectorising.
+# Below FEW entries, the vector loop's set-up costs more than the C library's calls.
+
+@register_jitable(error_model="numpy")
 def _tanh_fill(x, out):
+    if x.size < FEW:
+        for i in range(x.size):
+            out[i] = math.tanh(x[i])
+        return
     for i in range(x.size):
         out[i] = _tanh_of(float(x[i]))
 
 
 @register_jitable(error_model="numpy")
 def _exp_fill(x, out):
+    if x.size < FEW:
+        for i in range(x.size):
+            out[i] = math.exp(x[i])
+        return
     for i in range(x.size):
         out[i] = _exp_of(float(x[i]))
 
 
-overload(tanh)(_entrywise_ol(np.tanh, _tanh_fill))
-overload(exp)(_entrywise_ol(np.exp, _exp_fill))
+overload(tanh)(_entrywise_ol(np.tanh, _tanh_of_array))
+overload(exp)(_entrywise_ol(np.exp, _exp_of_array))
 
 
 @register_jitable(inline="always")
