@@ -253,7 +253,7 @@ FORWARD = {
     "index": index, "cumsum": np_call("cumsum"), "arange": np_call("arange"),
     "linspace": np_call("linspace"), "eye": np_call("eye"),
 }
-for _name in ("log", "sqrt", "sin", "cos", "tan", "abs", "log1p", "expm1", "sign",
+for _name in ("sqrt", "sin", "cos", "tan", "abs", "log1p", "expm1", "sign",
               "arctan", "sinh", "cosh", "floor", "ceil", "arcsin", "arccos", "arcsinh", "arccosh",
               "arctanh", "log10", "log2", "exp2", "cbrt", "hypot", "round", "isfinite", "isnan", "isinf"):
     FORWARD[_name] = np_call(_name)

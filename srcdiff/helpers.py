@@ -13,9 +13,9 @@ RUNTIME_NAMES = (
     "reserve", "range_last", "base_slope", "exponent_slope", "erf", "erfc", "asserted",
     "assigned", "broadcast_dim", "as_dtype_of", "apart", "reversed_cumsum",
     "product_of_others", "spread_diagonal", "cofactors", "add_at", "keeps_shape", "lgamma",
-    "digamma", "unsorted", "roll_along", "tanh", "exp",
+    "digamma", "unsorted", "roll_along", "tanh", "exp", "log",
 )
 # ufuncs of srcdiff's own (srcdiff.vectorised), written for float arrays in place of NumPy's
-VECTORISED = ("exp", "tanh")
+VECTORISED = ("exp", "log", "tanh")
 TAPE_NAMES = ("wins", "push_array", "push_extremes", "pop_extremes", "pop_array1", "pop_array2",
               "pop_array3", "all_finite")

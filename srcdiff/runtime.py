@@ -20,7 +20,7 @@ from numba.np.numpy_support import as_dtype
 
 from .cached import overload, register_jitable, register_jitable_in_memory
 from .helpers import RUNTIME_NAMES
-from .vectorised import exp, tanh  # noqa: F401 (generated code imports them from here)
+from .vectorised import exp, log, tanh  # noqa: F401 (generated code imports them from here)
 
 __all__ = list(RUNTIME_NAMES)
 

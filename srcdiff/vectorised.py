@@ -1,11 +1,11 @@
 """Elementwise functions whose compiled loops the CPU runs on several entries at once.
 
-numba evaluates `np.tanh` or `np.exp` on an array by calling the C library for every
-entry: tanh takes 8-14 ns an entry here (most of a tanh RNN's time), exp 3-5 ns. The
-kernels below are straight-line arithmetic (one polynomial, no calls and no branches), so
-LLVM turns their loops into vector instructions: about 1 ns an entry. tanh is within 3
-units in the last place of NumPy's, exp within 1, and float32 results are correctly
-rounded. Without compiling, these functions are NumPy's.
+numba evaluates `np.tanh`, `np.exp` or `np.log` on an array by calling the C library for
+every entry: tanh takes 8-14 ns an entry here (most of a tanh RNN's time), exp 3-5 ns,
+log 2.5 ns. The kernels below are straight-line arithmetic (one polynomial, no calls and
+no branches), so LLVM turns their loops into vector instructions: about 1 ns an entry.
+tanh is within 3 units in the last place of NumPy's, exp and log within 1, and float32
+results are correctly rounded. Without compiling, these functions are NumPy's.
 
 The loop is a function of its own, called with the argument computed into an array:
 inlined into a big gradient (as a numba ufunc fused with the arithmetic around it would
@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import literal_unroll, types
 from numba.extending import intrinsic
 
 from .cached import overload, register_jitable
@@ -27,6 +27,14 @@ SATURATED = 20.0                           # tanh(20) is 1 in double precision
 EXP_OVERFLOW = 709.782712893384            # exp of more is inf, of less than
 EXP_UNDERFLOW = -745.1332191019412         # this is 0
 FEW = 8
+TANH, EXP, LOG = 0, 1, 2                   # which function a kernel computes
+SMALLEST_NORMAL = 2.2250738585072014e-308
+TWO_TO_54 = 2.0 ** 54
+SQRT_2 = 1.4142135623730951
+MANTISSA_BITS = (1 << 52) - 1
+ONE_BITS = 1023 << 52                      # the bits of 1.0
+EXPM1_TAYLOR = tuple(1.0 / math.factorial(n) for n in range(13, 1, -1))    # 1/13!, ..., 1/2!
+ATANH_SERIES = tuple(2.0 / n for n in range(23, 1, -2))                    # 2/23, ..., 2/3
 
 
 def tanh(x):
@@ -39,61 +47,63 @@ def exp(x):
     return np.exp(x)
 
 
-def _entrywise_ol(numpy_function, of_array):
-    """numba overload: float arrays through `of_array`, the rest NumPy's. The work is in
-    kernels numba caches on disk (its overloads it compiles in every process)."""
+def log(x):
+    """np.log(x); compiled, for float arrays, a vectorised kernel."""
+    return np.log(x)
+
+
+def _entrywise_ol(numpy_function, kind):
+    """numba overload: float arrays through the kernels (which numba caches on disk, while
+    it compiles overloads in every process), the rest NumPy's."""
     def typer(x):
         if not (isinstance(x, types.Array) and isinstance(x.dtype, types.Float) and x.ndim):
             return lambda x: numpy_function(x)
-        return lambda x: of_array(x)
+        if x.ndim == 1:         # no reshapes: they cost more than the work on a few entries
+            return lambda x: _of_vector(x, kind)
+        return lambda x: _of_vector(np.ascontiguousarray(x).reshape(x.size), kind).reshape(x.shape)
     return typer
 
 
-@register_jitable
-def _tanh_of_array(x):
-    out = np.empty(x.shape, x.dtype)
-    if x.ndim == 1:         # no reshapes: they cost more than the work on a few entries
-        _tanh_fill(x, out)
-    else:
-        _tanh_fill(np.ascontiguousarray(x).reshape(x.size), out.reshape(x.size))
-    return out
-
-
-@register_jitable
-def _exp_of_array(x):
-    out = np.empty(x.shape, x.dtype)
-    if x.ndim == 1:
-        _exp_fill(x, out)
-    else:
-        _exp_fill(np.ascontiguousarray(x).reshape(x.size), out.reshape(x.size))
-    return out
-
-
-# The loops: no zero-division checks (error_model), which would stop them vectorising.
-# Below FEW entries, the vector loop's set-up costs more than the C library's calls.
-
 @register_jitable(error_model="numpy")
-def _tanh_fill(x, out):
+def _of_vector(x, kind):
+    """The function `kind` names, entry by entry. Below FEW entries, the vector loop's set-up
+    costs more than the C library's calls. (error_model="numpy" here and in the loops leaves
+    out zero-division checks, which stop vectorising.)"""
+    out = np.empty(x.shape, x.dtype)
     if x.size < FEW:
         for i in range(x.size):
-            out[i] = math.tanh(x[i])
-        return
+            v = x[i]
+            out[i] = np.tanh(v) if kind == TANH else np.exp(v) if kind == EXP else np.log(v)
+    elif kind == TANH:
+        _tanh_loop(x, out)
+    elif kind == EXP:
+        _exp_loop(x, out)
+    else:
+        _log_loop(x, out)
+    return out
+
+
+@register_jitable(error_model="numpy")
+def _tanh_loop(x, out):
     for i in range(x.size):
         out[i] = _tanh_of(float(x[i]))
 
 
 @register_jitable(error_model="numpy")
-def _exp_fill(x, out):
-    if x.size < FEW:
-        for i in range(x.size):
-            out[i] = math.exp(x[i])
-        return
+def _exp_loop(x, out):
     for i in range(x.size):
         out[i] = _exp_of(float(x[i]))
 
 
-overload(tanh)(_entrywise_ol(np.tanh, _tanh_of_array))
-overload(exp)(_entrywise_ol(np.exp, _exp_of_array))
+@register_jitable(error_model="numpy")
+def _log_loop(x, out):
+    for i in range(x.size):
+        out[i] = _log_of(float(x[i]))
+
+
+overload(tanh)(_entrywise_ol(np.tanh, TANH))
+overload(exp)(_entrywise_ol(np.exp, EXP))
+overload(log)(_entrywise_ol(np.log, LOG))
 
 
 @register_jitable(inline="always")
@@ -126,25 +136,50 @@ def _exp_of(u):
 @register_jitable(inline="always")
 def _expm1_reduced(r):
     """exp(r) - 1 for |r| <= ln 2 / 2, by its Taylor series to r^13 (error below 1e-17)."""
-    p = 1.0 / 6227020800.0
-    p = p * r + 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
+    p = 0.0
+    for c in literal_unroll(EXPM1_TAYLOR):      # unrolled: a loop would not vectorise
+        p = p * r + c
     return r + r * r * p
+
+
+@register_jitable(inline="always")
+def _log_of(x):
+    """log(x) = e ln 2 + log(1 + f) with x = 2^e (1 + f), sqrt(1/2) <= 1 + f < sqrt(2);
+    log(1 + f) = 2 atanh(s) = 2s + s z T(z), s = f / (2 + f), z = s^2, |s| <= 0.172, by
+    atanh's series to s^23 (error below 1e-18), written f - s (f - z T) so that f, which is
+    exact, leads. A subnormal x is scaled by 2^54 first."""
+    tiny = x < SMALLEST_NORMAL
+    bits = _bits_of_float(x * TWO_TO_54 if tiny else x)
+    e = ((bits >> 52) & 0x7ff) - (1023 + 54 if tiny else 1023)
+    m = _float_from_bits((bits & MANTISSA_BITS) | ONE_BITS)          # in [1, 2)
+    high = m > SQRT_2
+    m = 0.5 * m if high else m
+    e = e + 1 if high else e
+    f = m - 1.0                                                      # exact
+    s = f / (2.0 + f)
+    z = s * s
+    t = 0.0
+    for c in literal_unroll(ATANH_SERIES):
+        t = t * z + c
+    k = float(e)
+    r = k * LN2_HIGH + (k * LN2_LOW + (f - s * (f - z * t)))     # 2s = f - s f
+    r = -math.inf if x == 0.0 else r
+    r = math.nan if x < 0.0 else r
+    return x if x == math.inf or x != x else r
 
 
 @register_jitable(inline="always")
 def _power_of_two(k):
     """2.0 ** k for an integral float k in the normal exponents, from its bits."""
     return _float_from_bits((int(k) + 1023) << 52)
+
+
+@intrinsic
+def _bits_of_float(typingctx, value):
+    """The IEEE bits of the float64 `value`, as an int64."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+    return types.int64(types.float64), codegen
 
 
 @intrinsic
