@@ -101,7 +101,7 @@ class Gradient:
                 if not compile_failure(error):
                     raise self._translated(error, entry[2], args) from None
                 if retry or not any(is_float32(a) for a in args):
-                    raise self._numba_failure(error) from error
+                    raise self._numba_failure(error, widened=retry) from error
                 entry = self._entries[key] = self._last_entry = self._widened(args)
                 continue
             if self.aot and key not in self._native_tried:
@@ -109,10 +109,17 @@ class Gradient:
                 native.build(entry[2], tuple(map(widened, args)) if retry else args)
             return result, key, entry
 
-    def _numba_failure(self, error):
-        reason = str(error).strip().splitlines()[0]
+    def _numba_failure(self, error, widened=False):
+        lines = [line for line in str(error).strip().splitlines() if line.strip()]
+        reason = lines[1] if lines[0].startswith("Failed in") and len(lines) > 1 else lines[0]
         hint = ("compile=False runs the same code with NumPy; this is a srcdiff limitation "
                 "worth reporting")
+        if widened and "float32" in str(error) and "unify" in str(error):
+            hint = ("numba computes `float32 array * 0.5` in float64, so a float32 value the "
+                    "function carries through a loop changes dtype; srcdiff then computes in "
+                    "float64, but a float32 the function asks for (`dtype=np.float32`, "
+                    "`.astype(np.float32)`) stays float32: leave those out (the gradients still "
+                    "come back in float32), or pass compile=False")
         if "layout 'A'" in reason:      # numba types a C-ordered and a transposed value as one
             hint = ("an array variable holds a C-ordered array and a transposed one (e.g. "
                     "`A = np.sin(A.T)` in a loop), which numba cannot compile: make it C-ordered "

@@ -37,9 +37,10 @@ def check_grad(fn, *args, wrt=0, eps=None, rtol=None, atol=None, compile=True, *
 
     Arguments are passed as to `fn` (positions or names). Returns the largest absolute error
     found. `fn` may be a plain function or a `grad` object. By default the step and the
-    tolerances follow the precision: float64 steps of 1e-6 within rtol 1e-5, atol 1e-7; float32
-    steps of 1e-3 within rtol 1e-3, atol 1e-3 * max(1, |f|) (the rounding of f over the step),
-    for a float32 argument or a function whose value is float32.
+    tolerances follow the precision: float64 steps of 1e-6 within rtol 1e-5, atol 1e-7 plus
+    4 eps |f| / step (the rounding of f over the step: 9e-10 |f|); float32 steps of 1e-3
+    within rtol 1e-3, atol 1e-3 * max(1, |f|), for a float32 argument or a function whose
+    value is float32.
     """
     plain = fn.fn if isinstance(fn, Gradient) else fn
     gradient = Gradient(plain, wrt, compile)
@@ -61,7 +62,7 @@ def check_grad(fn, *args, wrt=0, eps=None, rtol=None, atol=None, compile=True, *
         step = eps or (1e-3 if single else 1e-6)
         expected = numeric_gradient(plain, args, position, step)
         error = np.abs(np.asarray(g, dtype=np.float64) - expected)
-        allowed = _atol(atol, single, plain, args) + _rtol(rtol, single) * np.abs(expected)
+        allowed = _atol(atol, single, plain, args, step) + _rtol(rtol, single) * np.abs(expected)
         worst = max(worst, float(np.max(error)) if error.size else 0.0)
         if np.any(~(error <= allowed)):
             report.append(_report(gradient.params[position], g, expected, error, allowed))
@@ -76,10 +77,11 @@ def _rtol(rtol, single):
     return 1e-3 if single else 1e-5
 
 
-def _atol(atol, single, fn, args):
+def _atol(atol, single, fn, args, step):
     if atol is not None:
         return atol
-    return 1e-3 * max(1.0, abs(float(fn(*args)))) if single else 1e-7
+    value = abs(float(fn(*args)))
+    return 1e-3 * max(1.0, value) if single else 1e-7 + 4 * np.finfo(np.float64).eps * value / step
 
 
 def _report(name, got, expected, error, allowed, count=5):

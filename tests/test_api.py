@@ -458,6 +458,19 @@ def test_check_grad_failure_reports_the_worst_entries():
     np.testing.assert_allclose(fd, 3 * x * x + 1e-4, rtol=1e-9)
 
 
+def offset_cubic(x):
+    return np.sum(x ** 3) + 12345.678
+
+
+def test_check_grad_allows_for_the_rounding_of_a_large_value():
+    """f near 1e4 is rounded by 2e-12 at every evaluation, so its central differences are
+    off by up to 4e-6 with the 1e-6 step, far above atol 1e-7 where the slope is small."""
+    x = np.array([1e-3, -2e-3, 0.5, 0.25, 1e-4])
+    assert srcdiff.check_grad(offset_cubic, x, compile=False) < 1e-5
+    with pytest.raises(GradientCheckError):         # but a coarse step is still caught
+        srcdiff.check_grad(offset_cubic, x, eps=1e-2, compile=False)
+
+
 def test_check_grad_with_a_one_element_wrt_tuple():
     x = np.array([0.5, -1.0, 1.2])
     assert srcdiff.check_grad(cubic, x, wrt=(0,), compile=False) < 1e-6

@@ -815,6 +815,34 @@ def test_a_changing_memory_order_is_explained_and_copy_is_the_cure():
                                srcdiff.grad(transposed_and_copied)(A), rtol=1e-12)
 
 
+def float32_state_asked_for(W, xs):
+    h = np.zeros(W.shape[0], dtype=np.float32)
+    for t in range(xs.shape[0]):
+        h = np.tanh(W @ h + xs[t])
+    return np.sum(np.exp(h))
+
+
+def float32_state_left_to_the_arguments(W, xs):
+    h = np.zeros(W.shape[0]) * W[0, 0]
+    for t in range(xs.shape[0]):
+        h = np.tanh(W @ h + xs[t])
+    return np.sum(np.exp(h))
+
+
+def test_a_float32_loop_state_asked_for_explicitly_is_explained():
+    """numba makes the float32 state's adjoint float64 (`dh * (1.0 - h * h)`), so srcdiff
+    compiles in float64; a `dtype=np.float32` in the function stays float32 there and the
+    loop cannot be typed: the error names the line of the function and the cure."""
+    rng = np.random.default_rng(0)
+    W = (0.3 * rng.standard_normal((10, 10))).astype(np.float32)
+    xs = rng.standard_normal((6, 10)).astype(np.float32)
+    with pytest.raises(srcdiff.SrcdiffError, match=r"Cannot unify(.|\n)*dtype=np\.float32"):
+        srcdiff.grad(float32_state_asked_for)(W, xs)
+    assert srcdiff.grad(float32_state_left_to_the_arguments)(W, xs).dtype == np.float32
+    srcdiff.check_grad(float32_state_left_to_the_arguments, W, xs)
+    srcdiff.check_grad(float32_state_asked_for, W, xs, compile=False)
+
+
 # ---- a Python int divisor of zero follows NumPy in both modes --------------------------------
 def scaled(a, k):
     return a / k
