@@ -60,6 +60,8 @@ def _entrywise_ol(numpy_function, kind):
             return lambda x: numpy_function(x)
         if x.ndim == 1:         # no reshapes: they cost more than the work on a few entries
             return lambda x: _of_vector(x, kind)
+        if x.layout == "F":     # Fortran order in, Fortran order out, as numba's ufuncs do
+            return lambda x: _of_vector(x.T.reshape(x.size), kind).reshape(x.T.shape).T
         return lambda x: _of_vector(np.ascontiguousarray(x).reshape(x.size), kind).reshape(x.shape)
     return typer
 

@@ -96,6 +96,30 @@ def test_keeps_shape_and_matches_numpy(make, kernel, numpy_function):
 
 
 @pytest.mark.parametrize("kernel, numpy_function", KERNELS, ids=KERNEL_IDS)
+@pytest.mark.parametrize("shape", [(4, 6), (3, 4, 5)], ids=["matrix", "rank3"])
+def test_fortran_order_stays_fortran_order(kernel, numpy_function, shape):
+    """As numba's own ufuncs: a loop rebinding `A = np.exp(-A * A)` for a Fortran-ordered
+    (or transposed) A would otherwise hold two memory orders, which numba cannot compile."""
+    x = np.asfortranarray(np.random.default_rng(2).uniform(0.1, 3.0, shape))
+    got = kernel(x)
+    assert got.flags.f_contiguous
+    np.testing.assert_allclose(got, numpy_function(x), rtol=1e-15, atol=0)
+
+
+def rebinds_in_a_loop(A):
+    for _ in range(3):
+        A = np.exp(-A * A)
+    return np.sum(np.log(A + 1.0) + np.tanh(A))
+
+
+@pytest.mark.parametrize("order", ["C", "F", "transposed"])
+def test_a_loop_rebinding_an_array_of_any_order_compiles(order):
+    A = 0.5 * np.random.default_rng(5).standard_normal((4, 5))
+    A = {"C": A, "F": np.asfortranarray(A), "transposed": A.T}[order]
+    srcdiff.check_grad(rebinds_in_a_loop, A)
+
+
+@pytest.mark.parametrize("kernel, numpy_function", KERNELS, ids=KERNEL_IDS)
 def test_float32_stays_float32_and_is_correctly_rounded(kernel, numpy_function):
     x = np.linspace(-87.0, 88.0, 100_001).astype(np.float32)
     got = kernel(x)
