@@ -14,6 +14,7 @@ from .emit import generate
 from .entry import entry_point
 from .errors import SrcdiffError, UndefinedName
 from .frontend import lower, signature
+from .graph import Op, walk
 from .infer import infer, type_of_value
 from .locate import RUNTIME_ERRORS, runtime_error
 from .patterns import fuse_log_softmax, fuse_powers
@@ -100,8 +101,8 @@ class Gradient:
                     raise self._read_only_failure(args) from None
                 if not compile_failure(error):
                     raise self._translated(error, entry[2], args) from None
-                if retry or not any(is_float32(a) for a in args):
-                    raise self._numba_failure(error, widened=retry) from error
+                if retry or not (any(is_float32(a) for a in args) or float32_requests(self.graph)):
+                    raise self._numba_failure(error) from error
                 entry = self._entries[key] = self._last_entry = self._widened(args)
                 continue
             if self.aot and key not in self._native_tried:
@@ -109,17 +110,11 @@ class Gradient:
                 native.build(entry[2], tuple(map(widened, args)) if retry else args)
             return result, key, entry
 
-    def _numba_failure(self, error, widened=False):
+    def _numba_failure(self, error):
         lines = [line for line in str(error).strip().splitlines() if line.strip()]
         reason = lines[1] if lines[0].startswith("Failed in") and len(lines) > 1 else lines[0]
         hint = ("compile=False runs the same code with NumPy; this is a srcdiff limitation "
                 "worth reporting")
-        if widened and "float32" in str(error) and "unify" in str(error):
-            hint = ("numba computes `float32 array * 0.5` in float64, so a float32 value the "
-                    "function carries through a loop changes dtype; srcdiff then computes in "
-                    "float64, but a float32 the function asks for (`dtype=np.float32`, "
-                    "`.astype(np.float32)`) stays float32: leave those out (the gradients still "
-                    "come back in float32), or pass compile=False")
         if "layout 'A'" in reason:      # numba types a C-ordered and a transposed value as one
             hint = ("an array variable holds a C-ordered array and a transposed one (e.g. "
                     "`A = np.sin(A.T)` in a loop), which numba cannot compile: make it C-ordered "
@@ -136,13 +131,16 @@ class Gradient:
                                  f"of the function: `{name} = {name}.copy()`")
 
     def _widened(self, args):
-        """The entry for float32 `args` when numba cannot type the code in float32 (numba makes
-        `float32 array * 0.5` a float64 array, where NumPy keeps float32, so a loop's float32
-        state changes dtype): the float64 build, called on float64 copies of the float32
-        arguments, its gradients converted back to their arguments' types."""
+        """The entry for float32 `args` (or a function asking for float32) when numba cannot type
+        the code in float32 (numba makes `float32 array * 0.5` a float64 array, where NumPy keeps
+        float32, so a loop's float32 state changes dtype): the float64 build, called on float64
+        copies of the float32 arguments, its gradients converted back to their arguments' types.
+        In that build the float32 the function asks for (`dtype=np.float32`, `np.float32(v)`)
+        is float64 too."""
         wide = tuple(widened(a) for a in args)
-        forward, gradient, source, compiled = self._entries.get(signature_key(wide)) \
-            or self._build(wide, signature_key(wide))
+        key = signature_key(wide) + ("float32 read as float64",)
+        forward, gradient, source, compiled = self._entries.get(key) \
+            or self._build(wide, key, widen=True)
         like = [prototype(args[i]) for i in self.wrt]
         single, with_value = self.single, self.with_value
 
@@ -224,13 +222,13 @@ class Gradient:
         bound.apply_defaults()
         return tuple(bound.arguments[p] for p in self.params)
 
-    def _generate(self, args):
+    def _generate(self, args, widen=False):
         try:
-            return self._generated(args)
+            return self._generated(args, widen)
         except SrcdiffError as error:
             raise error.with_traceback(None)    # the message points at the user's line
 
-    def _generated(self, args):
+    def _generated(self, args, widen=False):
         types = []
         for name, value in zip(self.params, args):
             ty = type_of_value(value)
@@ -246,6 +244,8 @@ class Gradient:
         if self.graph is None:
             self.graph = lower(self.fn)
         graph = copy.deepcopy(self.graph)
+        if widen:
+            read_float32_as_float64(graph)
         fold_none_tests(graph, types)
         fuse_log_softmax(graph)
         fuse_powers(graph)
@@ -278,11 +278,11 @@ class Gradient:
             return (np.float32(value) if float32_value else value, grads) if with_value else grads
         return forward, call
 
-    def _build(self, args, key):
+    def _build(self, args, key, widen=False):
         with _BUILD_LOCK:     # threads calling a new signature at once build it once
             if key in self._entries:
                 return self._entries[key]
-            source, float32_value = self._generate(args)
+            source, float32_value = self._generate(args, widen)
             if float32_value:
                 self._float32_values.add(key)
             forward, gradient = self._functions(source, args)
@@ -361,6 +361,21 @@ def compile_failure(error):
         return True
     errors = sys.modules.get("numba.core.errors")     # not imported: nothing was compiled
     return errors is not None and isinstance(error, errors.NumbaError)
+
+
+def float32_requests(graph):
+    """The ops of `graph` that ask for float32: a dtype or a cast."""
+    return [op for op, _ in walk(graph.body) if isinstance(op, Op)
+            and (op.params.get("dtype") == "float32" or op.gate == "float32")]
+
+
+def read_float32_as_float64(graph):
+    """Make the float32 `graph` asks for float64, in place."""
+    for op in float32_requests(graph):
+        if op.gate == "float32":
+            op.gate = "float"
+        else:
+            op.params = {**op.params, "dtype": "float64"}
 
 
 def is_float32(value):
