@@ -829,6 +829,31 @@ def float32_state_left_to_the_arguments(W, xs):
     return np.sum(np.exp(h))
 
 
+def float32_state_by_astype(W, xs):
+    h = np.zeros(W.shape[0]).astype(np.float32)
+    for t in range(xs.shape[0]):
+        h = np.tanh(W @ h + xs[t])
+    return np.sum(h * h)
+
+
+def float32_scale_by_cast(W, xs):
+    h = np.zeros(W.shape[0], dtype=np.float32)
+    c = np.float32(0.5)
+    for t in range(xs.shape[0]):
+        h = np.tanh(W @ h * c + xs[t])
+    return np.sum(h * h)
+
+
+@pytest.mark.parametrize("f", [float32_state_by_astype, float32_scale_by_cast])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float32_asked_for_by_astype_or_a_cast_compiles(f, dtype):
+    rng = np.random.default_rng(1)
+    W = (0.3 * rng.standard_normal((8, 8))).astype(dtype)
+    xs = rng.standard_normal((5, 8)).astype(dtype)
+    assert srcdiff.grad(f)(W, xs).dtype == dtype
+    srcdiff.check_grad(f, W, xs)
+
+
 def test_a_float32_loop_state_asked_for_explicitly_compiles_in_float64():
     """numba makes the float32 state's adjoint float64 (`dh * (1.0 - h * h)`), so srcdiff
     compiles in float64; there the `dtype=np.float32` the function asks for is float64 too
