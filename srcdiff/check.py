@@ -56,13 +56,14 @@ def check_grad(fn, *args, wrt=0, eps=None, rtol=None, atol=None, compile=True, *
     got = (got,) if gradient.single else got
     worst = 0.0
     report = []
-    in_float32 = np.asarray(plain(*args)).dtype == np.float32    # computed in float32
+    value = plain(*args)
+    in_float32 = np.asarray(value).dtype == np.float32    # computed in float32
     for position, g in zip(gradient.wrt, got):
         single = in_float32 or np.asarray(args[position]).dtype == np.float32
         step = eps or (1e-3 if single else 1e-6)
         expected = numeric_gradient(plain, args, position, step)
         error = np.abs(np.asarray(g, dtype=np.float64) - expected)
-        allowed = _atol(atol, single, plain, args, step) + _rtol(rtol, single) * np.abs(expected)
+        allowed = _atol(atol, single, value, step) + _rtol(rtol, single) * np.abs(expected)
         worst = max(worst, float(np.max(error)) if error.size else 0.0)
         if np.any(~(error <= allowed)):
             report.append(_report(gradient.params[position], g, expected, error, allowed))
@@ -77,11 +78,11 @@ def _rtol(rtol, single):
     return 1e-3 if single else 1e-5
 
 
-def _atol(atol, single, fn, args, step):
+def _atol(atol, single, value, step):
     if atol is not None:
         return atol
-    value = abs(float(fn(*args)))
-    return 1e-3 * max(1.0, value) if single else 1e-7 + 4 * np.finfo(np.float64).eps * value / step
+    size = abs(float(value))
+    return 1e-3 * max(1.0, size) if single else 1e-7 + 4 * np.finfo(np.float64).eps * size / step
 
 
 def _report(name, got, expected, error, allowed, count=5):

@@ -15,7 +15,7 @@ RUNTIME_NAMES = (
     "product_of_others", "spread_diagonal", "cofactors", "add_at", "keeps_shape", "lgamma",
     "digamma", "unsorted", "roll_along", "tanh", "exp", "log",
 )
-# ufuncs of srcdiff's own (srcdiff.vectorised), written for float arrays in place of NumPy's
+# functions of srcdiff's own (srcdiff.vectorised), written for float arrays in place of NumPy's
 VECTORISED = ("exp", "log", "tanh")
 TAPE_NAMES = ("wins", "push_array", "push_extremes", "pop_extremes", "pop_array1", "pop_array2",
               "pop_array3", "all_finite")

@@ -112,10 +112,7 @@ overload(log)(_entrywise_ol(np.log, LOG))
 def _tanh_of(v):
     """tanh(v) = -m / (m + 2) with m = expm1(-2|v|) = 2^k (1 + expm1(r)) - 1, where
     -2|v| = k ln 2 + r and |r| <= ln 2 / 2 (2^k - 1 is exact, so m is accurate near 0 too)."""
-    a = min(abs(v), SATURATED)
-    u = -2.0 * a
-    k = math.floor(u * LOG2_E + 0.5)
-    r = (u - k * LN2_HIGH) - k * LN2_LOW
+    k, r = _reduced(-2.0 * min(abs(v), SATURATED))
     scale = _power_of_two(k)
     m = scale * _expm1_reduced(r) + (scale - 1.0)
     t = math.copysign(-m / (m + 2.0), v)
@@ -126,13 +123,19 @@ def _tanh_of(v):
 def _exp_of(u):
     """exp(u) = 2^k exp(r) with u = k ln 2 + r, |r| <= ln 2 / 2; 2^k as two factors, so
     that each is a normal number from the largest finite result down to the subnormal."""
-    k = math.floor(min(max(u, EXP_UNDERFLOW), EXP_OVERFLOW) * LOG2_E + 0.5)
-    r = (u - k * LN2_HIGH) - k * LN2_LOW
+    k, r = _reduced(min(max(u, EXP_UNDERFLOW), EXP_OVERFLOW))     # beyond, selected away
     half = math.floor(0.5 * k)
     e = (1.0 + _expm1_reduced(r)) * _power_of_two(half) * _power_of_two(k - half)
     e = math.inf if u > EXP_OVERFLOW else e
     e = 0.0 if u < EXP_UNDERFLOW else e
     return e if u == u else u
+
+
+@register_jitable(inline="always")
+def _reduced(u):
+    """(k, r) with u = k ln 2 + r, k an integral float and |r| <= ln 2 / 2."""
+    k = math.floor(u * LOG2_E + 0.5)
+    return k, (u - k * LN2_HIGH) - k * LN2_LOW
 
 
 @register_jitable(inline="always")

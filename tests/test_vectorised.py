@@ -1,5 +1,6 @@
-"""The vectorised tanh and exp compiled code calls for arrays: NumPy's values to a few
-units in the last place, NumPy's dtypes and shapes, and loops LLVM does vectorise."""
+"""The vectorised tanh, exp and log compiled code calls for arrays: NumPy's values to a
+few units in the last place, NumPy's dtypes, shapes and memory order, and loops LLVM does
+vectorise."""
 import re
 
 import numba
