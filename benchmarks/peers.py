@@ -58,7 +58,12 @@ class Peer:
         raise NotImplementedError
 
     def supports(self, workload):
-        return workload.name in self.functions()
+        return self.name in workload.peers or workload.name in self.functions()
+
+    def function(self, workload, inputs):
+        """The workload's own code for this library if it brings one, else the built-in one."""
+        own = workload.peers.get(self.name)
+        return own if own is not None else self.functions()[workload.name](inputs)
 
 
 # ===========================================================================
@@ -91,7 +96,7 @@ class TorchPeer(Peer):
         return args, params
 
     def grad(self, workload, inputs):
-        f = self.functions()[workload.name](inputs)
+        f = self.function(workload, inputs)
         args, params = self._args(workload, inputs, requires_grad=True)
         autograd_grad = self.torch.autograd.grad
 
@@ -102,7 +107,7 @@ class TorchPeer(Peer):
         return grad_fn
 
     def forward(self, workload, inputs):
-        f = self.functions()[workload.name](inputs)
+        f = self.function(workload, inputs)
         args, _ = self._args(workload, inputs, requires_grad=False)
         no_grad = self.torch.no_grad
 
@@ -195,7 +200,7 @@ class AutogradPeer(Peer):
         self.version = version
 
     def grad(self, workload, inputs):
-        f = self.functions()[workload.name](inputs)
+        f = self.function(workload, inputs)
         args = workload.args(inputs)
         g = self.autograd.grad(f, argnum=workload.wrt_index())
 
@@ -205,7 +210,7 @@ class AutogradPeer(Peer):
         return grad_fn
 
     def forward(self, workload, inputs):
-        f = self.functions()[workload.name](inputs)
+        f = self.function(workload, inputs)
         args = workload.args(inputs)
         return lambda: float(f(*args))
 
@@ -301,7 +306,7 @@ class JaxPeer(Peer):
 
     def _bind(self, workload, inputs):
         """f over the array arguments only (ints become compile-time constants)."""
-        f = self.functions()[workload.name](inputs)
+        f = self.function(workload, inputs)
         array_names, static = _split_inputs(workload, inputs)
         jnp = self.jnp
 

@@ -1,8 +1,9 @@
 """Plots of a benchmark result (matplotlib, Agg backend, PNG files).
 
-* ``<stem>-scaling-lennard_jones.png`` and ``<stem>-scaling-pendulum.png``:
-  gradient time per call against problem size, log-log, one line per system,
-  with the hand-written forward as a dashed reference.
+* ``<stem>-scaling-lennard_jones.png`` and ``<stem>-scaling-pendulum.png`` (and one per
+  workload loaded from a file, with two or more numeric sizes): gradient time per call
+  against problem size, log-log, one line per system, with the hand-written forward as a
+  dashed reference.
 * ``<stem>-speedup-vs-pytorch.png``: gradient speed-up over PyTorch eager per
   workload, at each workload's representative size, log scale.
 """
@@ -10,6 +11,8 @@
 import os
 
 from . import workloads
+
+SCALING_PLOTS = ["lennard_jones", "pendulum"]   # and every workload loaded from a file
 
 # One fixed colour/marker per system so all plots agree.
 STYLE = {
@@ -46,7 +49,8 @@ def scaling_plot(result, workload_name, path):
     wl = workloads.get(workload_name)
     recs = [r for r in _timed(result["records"]) if r["workload"] == workload_name]
     systems = list(dict.fromkeys(r["system"] for r in recs))
-    if not recs or len({r["size_label"] for r in recs}) < 2:
+    if not recs or len({r["size_label"] for r in recs}) < 2 or not all(
+            isinstance(r["size"], (int, float)) for r in recs):
         return None
     fig, ax = plt.subplots(figsize=(10, 5.2), dpi=110)
     for name in systems:
@@ -61,12 +65,13 @@ def scaling_plot(result, workload_name, path):
                 marker=".", label="hand-written numba — forward only")
     # guide line for the expected complexity
     xs = sorted({r["size"] for r in recs})
-    hw = sorted((r["size"], r["grad"]["median_s"]) for r in recs if r["system"] == "handwritten")
-    if hw:
-        power = 2 if workload_name == "lennard_jones" else 1
-        x0, y0 = hw[0]
+    first = sorted((r["size"], r["grad"]["median_s"]) for r in recs if r["system"] == systems[0])
+    if wl.scaling:
+        power = wl.scaling
+        x0, y0 = first[0]
+        exponent = {1: "", 2: "²", 3: "³"}.get(power, f"^{power}")
         ax.plot(xs, [y0 * (x / x0) ** power * 0.5 for x in xs], linestyle=":", color="#bbbbbb",
-                label=f"∝ {wl.size_name.split()[-1]}{'²' if power == 2 else ''} (guide)")
+                label=f"∝ {wl.size_name.split()[-1]}{exponent} (guide)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xticks(xs)
@@ -95,7 +100,7 @@ def speedup_plot(result, path, quick=False):
     if not torch_t:
         return None
     groups = []   # (label, {system: speed-up})
-    for wl in workloads.WORKLOADS:
+    for wl in workloads.every():
         label = wl.size_label(wl.representative_for(quick))
         base = torch_t.get((wl.name, label))
         if base is None:
@@ -143,7 +148,7 @@ def speedup_plot(result, path, quick=False):
 
 def make_plots(result, out_dir, stem, quick=False):
     paths = []
-    for name in ("lennard_jones", "pendulum"):
+    for name in SCALING_PLOTS + [w.name for w in workloads.every() if getattr(w, "file", None)]:
         p = scaling_plot(result, name, os.path.join(out_dir, f"{stem}-scaling-{name}.png"))
         if p:
             paths.append(p)

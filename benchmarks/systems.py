@@ -71,7 +71,7 @@ class HandwrittenSystem(System):
 
     def prepare(self, workload, inputs):
         from . import handwritten     # here, so that importing the systems does not import numba
-        fn = handwritten.GRAD.get(workload.name)
+        fn = workload.gradient or handwritten.GRAD.get(workload.name)
         if fn is None:
             return None
         args = workload.args(inputs)
@@ -79,7 +79,7 @@ class HandwrittenSystem(System):
 
     def prepare_forward(self, workload, inputs):
         from . import handwritten
-        fn = handwritten.FORWARD.get(workload.name)
+        fn = workload.forward or handwritten.FORWARD.get(workload.name)
         if fn is None:
             return None
         args = workload.args(inputs)

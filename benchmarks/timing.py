@@ -184,6 +184,8 @@ _t0 = time.perf_counter()
 import numpy as np
 import benchmarks
 from benchmarks import workloads, systems
+for _path in {files!r}:
+    workloads.load_file(_path)
 _t1 = time.perf_counter()
 wl = workloads.get({workload!r})
 size = ast.literal_eval({size!r})
@@ -250,8 +252,10 @@ def startup(system_name, workload_name, size, seed=1234, repeats=3, timeout=300,
       call (loading this gradient's compiled code from the cache);
     * ``baseline_s``: the bare interpreter start that was subtracted.
     """
+    from . import workloads
     code = _STARTUP_SNIPPET.format(workload=workload_name, size=repr(size), seed=seed,
-                                   system=system_name, probe_numba=bool(probe_numba))
+                                   system=system_name, probe_numba=bool(probe_numba),
+                                   files=list(workloads.FILES))
     baseline = python_baseline()
     if repeats > 1:
         _run_python(code, timeout)      # a first process writes what the others read warm

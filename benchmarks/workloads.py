@@ -1,4 +1,4 @@
-"""The six benchmark workloads.
+"""The six benchmark workloads, and workloads of the user's own loaded from files.
 
 Each workload bundles:
 
@@ -17,30 +17,50 @@ Each workload bundles:
 Nothing in this module imports numba, PyTorch or JAX.
 """
 
+import importlib.util
 import inspect
 import math
+import os
+import sys
 
 import numpy as np
 
 
 class Workload:
-    def __init__(self, name, title, source, wrt, make_inputs, sizes, quick_sizes,
-                 representative, size_name, size_label=None, notes=""):
+    """One benchmark problem.  Besides the source, wrt, input builder and sizes, a workload
+    may bring its own references: ``gradient`` and ``forward`` (a hand-written gradient,
+    returning one array per ``wrt`` name, and forward; without them every system's gradient
+    is checked by finite differences of ``source``), and ``peers``, a dict from "pytorch",
+    "jax" or "autograd" to the same math written with that library (a function of the
+    source's parameters returning a scalar; arrays come as tensors, JAX arrays or NumPy
+    arrays, other arguments as they are).  ``scaling``: the power of the size the time is
+    expected to grow with, drawn as a guide in the scaling plot (None: no guide)."""
+
+    def __init__(self, name, title, source, wrt, make_inputs, sizes, quick_sizes=None,
+                 representative=None, size_name="size", size_label=None, notes="",
+                 gradient=None, forward=None, peers=None, scaling=None):
         self.name = name
         self.title = title
         self.source = source
-        self.wrt = tuple(wrt)
+        self.wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
         self._make_inputs = make_inputs
         self.sizes = list(sizes)
-        self.quick_sizes = list(quick_sizes)
-        self.representative = representative
+        self.quick_sizes = list(quick_sizes) if quick_sizes is not None else self.sizes[:1]
+        self.representative = representative if representative is not None else self.sizes[0]
         self.size_name = size_name
         self._size_label = size_label
         self.notes = notes
+        self.gradient = gradient
+        self.forward = forward
+        self.peers = dict(peers or {})
+        self.scaling = scaling
         self.arg_names = tuple(inspect.signature(source).parameters)
         missing = [w for w in self.wrt if w not in self.arg_names]
         if missing:
             raise ValueError(f"{name}: wrt names {missing} are not parameters of {source.__name__}")
+        unknown = set(self.peers) - {"pytorch", "jax", "autograd"}
+        if unknown:
+            raise ValueError(f"{name}: peers {sorted(unknown)} are not pytorch, jax or autograd")
 
     def make_inputs(self, size, rng):
         inputs = self._make_inputs(size, rng)
@@ -248,11 +268,13 @@ WORKLOADS = [
              size_label=lambda s: f"B={s}"),
     Workload("lennard_jones", "Lennard-Jones energy, O(N^2) pair loop", lj_energy, ("pos",),
              _lj_inputs, sizes=[64, 128, 256, 512, 1024], quick_sizes=[32, 64],
-             representative=256, size_name="particles N", size_label=lambda s: f"N={s}"),
+             representative=256, size_name="particles N", size_label=lambda s: f"N={s}",
+             scaling=2),
     Workload("pendulum", "16 damped pendula, semi-implicit Euler rollout", final_energy,
              ("theta0", "k"), _pendulum_inputs,
              sizes=[100, 300, 1000, 3000, 10000], quick_sizes=[100, 300],
-             representative=1000, size_name="time steps", size_label=lambda s: f"steps={s}"),
+             representative=1000, size_name="time steps", size_label=lambda s: f"steps={s}",
+             scaling=1),
     Workload("gmm", "diagonal GMM log-likelihood, n=1000 points", gmm_loglik, ("alpha", "mu"),
              _gmm_inputs,
              sizes=[(d, K) for d in (2, 8, 32) for K in (5, 20, 50)], quick_sizes=[(2, 5)],
@@ -266,6 +288,7 @@ WORKLOADS = [
 ]
 
 BY_NAME = {w.name: w for w in WORKLOADS}
+FILES = []      # the files user workloads were loaded from, in order (new processes load them too)
 
 
 def get(name):
@@ -273,3 +296,34 @@ def get(name):
         return BY_NAME[name]
     except KeyError:
         raise KeyError(f"unknown workload {name!r}; known: {', '.join(BY_NAME)}") from None
+
+
+def every():
+    """The built-in workloads, then those loaded from files."""
+    return list(BY_NAME.values())
+
+
+def load_file(path):
+    """Register the workloads a Python file lists in ``WORKLOADS``; returns them."""
+    path = os.path.abspath(path)
+    if path in FILES:
+        return [w for w in BY_NAME.values() if getattr(w, "file", None) == path]
+    stem = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(f"benchmark_workloads_{stem}", path)
+    if spec is None:
+        raise ValueError(f"{path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module        # so that its functions' globals and source resolve
+    spec.loader.exec_module(module)
+    found = getattr(module, "WORKLOADS", None)
+    if not isinstance(found, (list, tuple)) or not all(isinstance(w, Workload) for w in found):
+        raise ValueError(f"{path}: define WORKLOADS = [Workload(...), ...] "
+                         "(from benchmarks.workloads import Workload)")
+    for w in found:
+        if w.name in BY_NAME:
+            raise ValueError(f"{path}: workload name {w.name!r} is taken")
+    for w in found:
+        w.file = path
+        BY_NAME[w.name] = w
+    FILES.append(path)
+    return list(found)

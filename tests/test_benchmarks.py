@@ -46,3 +46,79 @@ def test_importing_the_benchmarks_binds_the_process_to_one_core():
     assert run.returncode == 0, run.stderr
     bound, usable = map(int, run.stdout.split())
     assert bound == 1 and usable == len(os.sched_getaffinity(0))
+
+
+def test_the_driver_runs_as_a_script_from_any_folder(tmp_path):
+    """`python benchmarks/run.py` works as `python -m benchmarks` does, one thread per library."""
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick",
+                          "--only", "neuron", "--systems", "srcdiff", "--no-startup",
+                          "--no-plots", "--strict", "--out", str(tmp_path)],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    records = json.loads((tmp_path / "results-quick-neuron.json").read_text())["records"]
+    assert {r["system"] for r in records} == {"handwritten", "srcdiff"}
+    assert all(r["status"] in ("ref", "ok") for r in records)
+
+
+USER_WORKLOADS = '''
+import numpy as np
+from benchmarks.workloads import Workload
+
+
+def chain(x, a):
+    s = 0.0
+    for i in range(x.shape[0] - 1):
+        s += a * (x[i + 1] - x[i] * x[i]) ** 2 + (1.0 - x[i]) ** 2
+    return s
+
+
+def chain_grad(x, a):
+    g = np.zeros_like(x)
+    for i in range(x.shape[0] - 1):
+        r = x[i + 1] - x[i] * x[i]
+        g[i] += -4.0 * a * r * x[i] - 2.0 * (1.0 - x[i])
+        g[i + 1] += 2.0 * a * r
+    return g
+
+
+def chain_off_by_a_factor(x, a):
+    return 1.5 * chain(x, a)
+
+
+def inputs(n, rng):
+    return {"x": rng.uniform(-1.0, 1.0, n), "a": 10.0}
+
+
+WORKLOADS = [
+    Workload("chain_fd", "Rosenbrock chain, checked by finite differences", chain, "x", inputs,
+             sizes=[50, 100], peers={"autograd": chain_off_by_a_factor}),
+    Workload("chain_hand", "Rosenbrock chain, against a gradient by hand", chain, "x", inputs,
+             sizes=[50], gradient=chain_grad, forward=chain),
+]
+'''
+
+
+def test_a_users_own_workloads_are_checked_and_timed(tmp_path):
+    """--workloads FILE: the file's workloads only; without a hand-written gradient every
+    system is checked by finite differences of the source (a wrong one FAILS); with one,
+    times are given as ratios to it."""
+    (tmp_path / "mine.py").write_text(USER_WORKLOADS)
+    systems = "srcdiff,autograd" if importlib.util.find_spec("autograd") else "srcdiff"
+    run = subprocess.run([sys.executable, "-m", "benchmarks", "--workloads", str(tmp_path / "mine.py"),
+                          "--quick", "--systems", systems, "--no-startup", "--no-plots",
+                          "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=600, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    records = json.loads((tmp_path / "results-quick-chain_fd+chain_hand.json").read_text())["records"]
+    status = {(r["workload"], r["system"]): r for r in records}
+    assert {r["workload"] for r in records} == {"chain_fd", "chain_hand"}
+    assert status["chain_fd", "handwritten"]["status"] == "n/a"
+    assert status["chain_fd", "srcdiff"]["status"] == "ok"
+    assert status["chain_fd", "srcdiff"]["grad_error"] < 1e-5
+    assert status["chain_fd", "srcdiff"]["ratio_to_handwritten"] is None
+    assert status["chain_hand", "handwritten"]["status"] == "ref"
+    assert status["chain_hand", "srcdiff"]["status"] == "ok"
+    assert status["chain_hand", "srcdiff"]["ratio_to_handwritten"] > 0
+    if "autograd" in systems:
+        assert status["chain_fd", "autograd"]["status"] == "FAILED"
+        assert status["chain_hand", "autograd"]["status"] == "n/a"
