@@ -424,7 +424,8 @@ def ranges(lw, node, gate, target):
 
 
 def matrix_call(lw, node, gate, target):
-    """np.linalg.inv(A), np.linalg.det(A), np.trace(A), np.prod(x) of one array, and
+    """np.linalg.inv(A), np.linalg.det(A), np.linalg.cholesky(A), np.trace(A), np.prod(x) of
+    one array, and
     np.linalg.solve(A, b), np.cross(a, b) of two, with no options."""
     count = 2 if gate in ("solve", "cross") else 1
     if len(node.args) != count or node.keywords:
@@ -573,6 +574,7 @@ DISPATCH = [
       np.column_stack: "column_stack"}, joined),
     ({np.arange: "arange", np.linspace: "linspace", np.eye: "eye"}, ranges), ({builtins.sum: "sum"}, builtin_sum),
     ({np.linalg.inv: "inv", np.linalg.det: "det", np.linalg.solve: "solve", np.trace: "trace",
+      np.linalg.cholesky: "cholesky",
       np.prod: "prod", np.cross: "cross"}, matrix_call),
     ({np.diag: "diag", np.tril: "tril", np.triu: "triu"}, diagonal_call), ({np.roll: "roll"}, roll),
     ({np.linalg.slogdet: "slogdet"}, slogdet),

@@ -12,7 +12,7 @@ RUNTIME_NAMES = (
     "softmax_all", "log_softmax_all", "logsumexp_all",
     "reserve", "range_last", "base_slope", "exponent_slope", "erf", "erfc", "asserted",
     "assigned", "broadcast_dim", "as_dtype_of", "apart", "reversed_cumsum",
-    "product_of_others", "spread_diagonal", "cofactors", "add_at", "keeps_shape", "lgamma",
+    "product_of_others", "spread_diagonal", "cofactors", "cholesky_adjoint", "add_at", "keeps_shape", "lgamma",
     "digamma", "unsorted", "roll_along", "tanh", "exp", "log",
 )
 # functions of srcdiff's own (srcdiff.vectorised), written for float arrays in place of NumPy's

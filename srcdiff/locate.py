@@ -44,6 +44,10 @@ def runtime_error(gradient, source, args, error):
     if "changes shape in a loop" in str(reason):
         return error(message, where, hint="a known limitation: an array a loop binds "
                      "must keep its shape from one iteration to the next")
+    if isinstance(reason, np.linalg.LinAlgError):
+        return error(message, where, hint="NumPy raises this too: a matrix of the function is "
+                     "singular (or, for np.linalg.cholesky, not positive definite) at these "
+                     "arguments")
     if isinstance(reason, NameError):      # as in Python: set only in a branch that did not run
         return error(message, where, hint="give the name a value before the `if` or loop "
                      "that sets it (a branch may not run, a loop may run no iteration)")

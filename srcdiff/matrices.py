@@ -1,4 +1,4 @@
-"""Matrix gates: np.linalg.inv, det, slogdet, solve; np.trace, diag, tril, triu; np.cross,
+"""Matrix gates: np.linalg.inv, det, slogdet, solve, cholesky; np.trace, diag, tril, triu; np.cross,
 prod, roll.
 
 Their types (added to infer.TYPE_RULES) and their adjoint rules (registered in rules.RULES,
@@ -25,6 +25,11 @@ def _float_matrix(op, a, what):
 
 def inverse_type(op, a):
     _float_matrix(op, a, "np.linalg.inv")
+    return Ty(a.dtype, 2)
+
+
+def cholesky_type(op, a):
+    _float_matrix(op, a, "np.linalg.cholesky")
     return Ty(a.dtype, 2)
 
 
@@ -101,6 +106,7 @@ def triangle_type(op, x):
 
 TYPE_RULES.update({
     "inv": inverse_type, "det": det_type, "det_sign": slogdet_type, "logdet": slogdet_type, "solve": solve_type, "trace": trace_type,
+    "cholesky": cholesky_type,
     "prod": prod_type, "cross": cross_type, "roll": roll_type, "diag": diag_type,
     "tril": triangle_type, "triu": triangle_type, "argmax": position_type,
     "argmin": position_type, "sort": sort_type})
@@ -111,6 +117,14 @@ TYPE_RULES.update({
 def inv(op, ty, g, z, a):
     """z = A^-1: dA = -z^T g z^T."""
     return (-(z.T @ g @ z.T),)
+
+
+@rule("cholesky")
+def cholesky(op, ty, g, z, a):
+    """z = L, the lower factor of A = L L^T, read from A's lower triangle: with
+    S = L^-T Phi(L^T g) L^-1 (Phi: the lower triangle, its diagonal halved), dA is S + S^T
+    below the diagonal, S on it and zero above (Murray, 2016)."""
+    return (helper("cholesky_adjoint", z, g),)
 
 
 @rule("det")

@@ -346,6 +346,22 @@ def cofactors(a):
     return sign * ((u * product_of_others(s)) @ vt)
 
 
+@register_jitable
+def cholesky_adjoint(lower, g):
+    """The adjoint of A for L = np.linalg.cholesky(A), which reads A's lower triangle: with
+    S = L^-T Phi(L^T g) L^-1 (Phi: the lower triangle, its diagonal halved), S + S^T below
+    the diagonal, S on it, zeros above."""
+    phi = np.tril(lower.T @ g)
+    for i in range(phi.shape[0]):
+        phi[i, i] *= 0.5
+    left = np.linalg.solve(lower.T, phi)                  # L^-T Phi
+    s = np.linalg.solve(lower.T, left.T).T                # L^-T Phi L^-1
+    out = np.tril(s + s.T)
+    for i in range(s.shape[0]):
+        out[i, i] = s[i, i]
+    return out
+
+
 def roll_along(x, shift, axis):
     """np.roll(x, shift, axis) of a vector or a matrix."""
     return np.roll(x, shift, axis=axis)

@@ -496,6 +496,11 @@ def g_inv(a):
     return np.sum(np.sin(np.linalg.inv(a)))
 
 
+def g_cholesky(a):
+    lower = np.linalg.cholesky(a)
+    return np.sum(np.sin(lower)) + np.sum(np.log(np.diag(lower)))
+
+
 def g_det(a):
     return np.linalg.det(a) ** 2 + np.linalg.det(a * 0.5)
 
@@ -702,6 +707,7 @@ SPEC = [
     Gate(".astype", g_astype, 0, {"1d": real(V), "2d": real(M)}),
     Gate("np.linalg.inv", g_inv, 0, {"2d": well_conditioned(3)}),
     Gate("np.linalg.det", g_det, 0, {"2d": well_conditioned(3)}),
+    Gate("np.linalg.cholesky", g_cholesky, 0, {"2d": well_conditioned(4)}),
     Gate("np.linalg.slogdet", g_slogdet, 0, {"2d": well_conditioned(3)}),
     Gate("np.linalg.solve", g_solve, (0, 1), {"1d": with_shapes(well_conditioned(3), real((3,))),
                                               "2d": with_shapes(well_conditioned(3), real((3, 2)))}),

@@ -1514,3 +1514,49 @@ def test_an_array_rebound_to_other_shapes_whose_adjoint_a_loop_resets_is_an_erro
     for compile in (True, False):
         with pytest.raises(srcdiff.SrcdiffError, match="`d` changes shape in a loop"):
             srcdiff.grad(pair_distances_in_a_loop, compile=compile)(np.array([0.0, 1.0, 3.0]))
+
+
+# ---- np.linalg.cholesky: Gaussian-process and Gaussian log-likelihoods ----------------------------
+def gp_negative_log_likelihood(log_scale, log_noise, X, y):
+    d = X[:, None, :] - X[None, :, :]
+    K = np.exp(-0.5 * np.sum(d * d, axis=2) / np.exp(2.0 * log_scale)) \
+        + np.exp(log_noise) * np.eye(X.shape[0])
+    L = np.linalg.cholesky(K)
+    alpha = np.linalg.solve(L, y)
+    return 0.5 * alpha @ alpha + np.sum(np.log(np.diag(L)))
+
+
+def gaussian_log_density(mean, cov, points):
+    L = np.linalg.cholesky(cov)
+    total = 0.0
+    for x in points:
+        z = np.linalg.solve(L, x - mean)
+        total += -0.5 * z @ z - np.sum(np.log(np.diag(L)))
+    return total
+
+
+def test_a_gaussian_process_likelihood_through_cholesky_matches_finite_differences():
+    rng = np.random.default_rng(3)
+    X, y = rng.uniform(-2.0, 2.0, (7, 2)), rng.standard_normal(7)
+    assert_grad_matches_fd(gp_negative_log_likelihood, (0.3, -1.0, X, y), wrt=(0, 1))
+
+
+def test_cholesky_reads_the_lower_triangle_as_numpy_does():
+    """NumPy and numba read only A's lower triangle: the upper one gets no gradient, and
+    the lower one counts twice what a symmetric perturbation gives it."""
+    rng = np.random.default_rng(4)
+    B = rng.standard_normal((3, 3))
+    cov = B @ B.T + 3.0 * np.eye(3)
+    cov[0, 2] += 0.7        # the upper triangle is ignored by the forward
+    points = rng.standard_normal((5, 3))
+    dmean, dcov = assert_grad_matches_fd(gaussian_log_density, (np.zeros(3), cov, points), wrt=(0, 1))
+    assert np.all(np.triu(dcov, 1) == 0.0)
+
+
+@MODES
+def test_cholesky_of_a_matrix_that_is_not_positive_definite_names_the_line(compiled):
+    g = srcdiff.grad(gaussian_log_density, wrt=1, compile=compiled)
+    with pytest.raises(np.linalg.LinAlgError, match="positive definite") as raised:
+        g(np.zeros(2), -np.eye(2), np.ones((3, 2)))
+    assert isinstance(raised.value, srcdiff.SrcdiffError)
+    assert "np.linalg.cholesky(cov)" in str(raised.value) and "not positive definite" in str(raised.value)
