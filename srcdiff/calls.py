@@ -16,7 +16,7 @@ ELEMENTWISE = {
     np.exp: "exp", np.log: "log", np.sqrt: "sqrt", np.sin: "sin", np.cos: "cos", np.tan: "tan",
     np.tanh: "tanh", np.abs: "abs", np.absolute: "abs", np.log1p: "log1p", np.expm1: "expm1",
     np.sign: "sign", np.square: "square", np.negative: "neg", np.arctan: "arctan",
-    np.sinh: "sinh", np.cosh: "cosh", np.floor: "floor", np.ceil: "ceil", np.cumsum: "cumsum",
+    np.sinh: "sinh", np.cosh: "cosh", np.floor: "floor", np.ceil: "ceil", np.cumsum: "cumsum", np.cumprod: "cumprod",
     math.exp: "exp", math.log: "log", math.sqrt: "sqrt", math.sin: "sin", math.cos: "cos",
     math.tan: "tan", math.tanh: "tanh", math.fabs: "abs", math.log1p: "log1p", math.expm1: "expm1",
     math.atan: "arctan", math.sinh: "sinh", math.cosh: "cosh", math.floor: "floor", math.ceil: "ceil",
@@ -45,6 +45,9 @@ LIKE = {np.zeros_like: "zeros_like", np.ones_like: "ones_like", np.empty_like: "
 METHODS = {"copy": "copy_array", "sum": "sum", "mean": "mean", "max": "max", "min": "min",
            "transpose": "transpose", "reshape": "reshape", "dot": "matmul", "var": "var",
            "std": "std", "ravel": "ravel", "flatten": "flatten", "astype": "astype"}
+# methods that are the NumPy function of the same name with the array first
+FUNCTION_METHODS = {"prod": np.prod, "cumsum": np.cumsum, "cumprod": np.cumprod, "clip": np.clip, "argmax": np.argmax,
+                    "argmin": np.argmin, "trace": np.trace}
 AXIS_DEFAULT = {"softmax": -1, "log_softmax": -1}
 NOT_NUMERIC_MODULES = ("numpy.random", "random")
 
@@ -67,9 +70,9 @@ def lower_call(lw, node, target):
         hash(callee)
     except TypeError:
         lw.fail(f"`{ast.unparse(func)}` is not a function srcdiff knows", func)
-    for table, lower in DISPATCH:
-        if callee in table:
-            return lower(lw, node, table[callee], target)
+    known = dispatched(lw, callee, node, target)
+    if known is not None:
+        return known
     special = scipy_special(callee)
     if special:
         return special[1](lw, node, special[0], target)
@@ -83,6 +86,15 @@ def lower_call(lw, node, target):
     lw.fail(f"`{name}` is not supported by srcdiff", func,
             hint="use the NumPy/math functions listed in the README, or write it with them "
                  "in a helper function of your own")
+
+
+def dispatched(lw, callee, node, target):
+    """The operand of `node`, a call of the NumPy function `callee` a DISPATCH table lists, or
+    None if none does."""
+    for table, lower in DISPATCH:
+        if callee in table:
+            return lower(lw, node, table[callee], target)
+    return None
 
 
 def scipy_special(callee):
@@ -120,8 +132,8 @@ def elementwise(lw, node, gate, target):
         x, base = (lw.emit("log", [lw.expr(a, None)], {}, node, None) for a in node.args)
         return lw.emit("div", [x, base], {}, node, target)
     if len(node.args) != 1 or node.keywords:
-        hint = ("np.cumsum sums the flattened array (no `axis`): for the running sum down the "
-                "rows of a matrix, loop over its rows" if gate == "cumsum" else None)
+        hint = (f"np.{gate} runs over the flattened array (no `axis`): down the rows of a "
+                "matrix, loop over its rows" if gate in ("cumsum", "cumprod") else None)
         lw.fail(f"`{ast.unparse(node.func)}` takes one argument here", node, hint)
     return lw.emit(gate, [lw.expr(node.args[0], None)], {}, node, target)
 
@@ -341,10 +353,15 @@ def reshape_call(lw, node, gate, target):
 
 def method_call(lw, node, target):
     name = node.func.attr
+    if name in FUNCTION_METHODS:      # x.prod() is np.prod(x)
+        function = ast.copy_location(ast.Attribute(ast.Name("np", ast.Load()), name, ast.Load()),
+                                     node.func)
+        call = ast.copy_location(ast.Call(function, [node.func.value, *node.args], node.keywords), node)
+        return dispatched(lw, FUNCTION_METHODS[name], call, target)
     gate = METHODS.get(name)
     if gate is None:
         lw.fail(f"the array method `.{name}()` is not supported", node.func,
-                hint=f"supported methods: {', '.join(f'.{m}()' for m in METHODS)}")
+                hint=f"supported methods: {', '.join(f'.{m}()' for m in [*METHODS, *FUNCTION_METHODS])}")
     array = array_operand(lw, node.func)
     if gate in ("sum", "mean", "max", "min"):
         return reduction(lw, node, gate, target, array=array)
@@ -564,7 +581,7 @@ DISPATCH = [
     ({np.transpose: "transpose"}, transpose_call), ({np.reshape: "reshape"}, reshape_call),
     (composites.FUNCTIONS, composites.variance), ({np.linalg.norm: "norm"}, composites.norm),
     ({np.clip: "clip"}, composites.clip), ({np.full: "full", np.full_like: "full_like"}, composites.full), ({np.logaddexp: "logaddexp"}, composites.logaddexp),
-    ({np.diff: "diff"}, composites.diff), ({np.ravel: "ravel"}, ravel_call),
+    ({np.diff: "diff"}, composites.diff), (composites.FLIPS, composites.flip), ({np.ravel: "ravel"}, ravel_call),
     ({np.reciprocal: "reciprocal"}, reciprocal),
     ({np.radians: "radians", np.deg2rad: "radians", math.radians: "radians", np.degrees: "degrees",
       np.rad2deg: "degrees", math.degrees: "degrees"}, composites.angle),

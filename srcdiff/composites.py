@@ -1,5 +1,6 @@
 """NumPy functions srcdiff writes with its own gates: var, std, linalg.norm, clip,
-logaddexp, diff.
+logaddexp, diff,
+flip.
 
 Each is lowered to the few gates of its definition, so its gradient comes from
 the rules of those gates (and the generated code shows the definition).
@@ -148,6 +149,24 @@ def trapezoid(lw, node, gate, target):
     return lw.emit("mul", [total, Const(0.5)], {}, node, target)
 
 
+def flip(lw, node, gate, target):
+    """np.flip(x, axis) = x[:, ..., ::-1] (the reversed slice at `axis`); np.flip(x) of a
+    vector = x[::-1]; np.flipud(x) = np.flip(x, 0), np.fliplr(x) = np.flip(x, 1)."""
+    from .calls import constant_option
+    options = {k.arg: k.value for k in node.keywords}
+    if len(node.args) not in (1, 2) or set(options) - {"axis"} or gate != "flip" and len(node.args) + len(options) > 1:
+        lw.fail(f"`{ast.unparse(node.func)}` takes an array{' and an axis' if gate == 'flip' else ''} here", node)
+    given = node.args[1] if len(node.args) == 2 else options.get("axis")
+    axis = {"flipud": 0, "fliplr": 1}.get(gate, constant_option(lw, given, None, "axis", (int, type(None))))
+    if axis is not None and axis < 0:
+        lw.fail("`np.flip` takes a non-negative axis here", node, hint="count the axes from the front")
+    whole = ("slice", False, False, False)
+    index = (whole,) * (axis or 0) + (("slice", False, False, True),)
+    check = {"only_1d": "np.flip(x) without an axis"} if axis is None else {}
+    return lw.emit("index", [lw.expr(node.args[0], None), Const(-1)], {"index": index, **check},
+                   node, target)
+
+
 def _after_first(lw, x, node, check):
     return lw.emit("index", [x, Const(1)], {"index": (("slice", True, False, False),), **check}, node)
 
@@ -162,3 +181,4 @@ def _is_none(node):
 
 FUNCTIONS = {np.var: "var", np.std: "std"}
 EXTRA = {np.logaddexp: logaddexp, np.diff: diff}
+FLIPS = {np.flip: "flip", np.flipud: "flipud", np.fliplr: "fliplr"}

@@ -251,7 +251,7 @@ FORWARD = {
     "size": lambda op, ty, x: x.attr("size"), "ndim": lambda op, ty, x: x.attr("ndim"),
     "int": lambda op, ty, x: builtin("int", x), "float": lambda op, ty, x: builtin("float", x),
     "float32": lambda op, ty, x: np_.float32(x),
-    "index": index, "cumsum": np_call("cumsum"), "arange": np_call("arange"),
+    "index": index, "cumsum": np_call("cumsum"), "cumprod": np_call("cumprod"), "arange": np_call("arange"),
     "linspace": np_call("linspace"), "eye": np_call("eye"),
 }
 for _name in ("sqrt", "sin", "cos", "tan", "abs", "log1p", "expm1", "sign",

@@ -390,7 +390,7 @@ def ranged(op, *bounds):
 
 
 def cumulative(op, x):
-    needs_array(op, x, "np.cumsum")
+    needs_array(op, x, f"np.{op.gate}")
     return Ty(x.dtype if x.dtype.startswith("float") else "int64", 1)
 
 
@@ -417,7 +417,7 @@ TYPE_RULES = {
     "softmax": softmax, "log_softmax": softmax, "softmax_cross_entropy": scalar_of,
     "zeros": create, "ones": create, "empty": create, "reshape": reshape,
     "dim": dim, "broadcast_dim": integer, "size": integer, "ndim": integer, "int": integer, "float": to_float, "float32": to_float32,
-    "index": index, "store": store, "store_add": store, "store_sub": store, "cumsum": cumulative,
+    "index": index, "store": store, "store_add": store, "store_sub": store, "cumsum": cumulative, "cumprod": cumulative,
     "printed": lambda op, *args: None, "is_none": lambda op, x: BOOL,
     "is_not_none": lambda op, x: BOOL, "dtype_of": lambda op, x, like: Ty(like.dtype, x.ndim),
     "arange": ranged, "linspace": ranged, "eye": ranged,

@@ -130,6 +130,11 @@ def assigned(op, ty, g, z, x, is_set, *name):
     return g, None
 
 
+@rule("cumprod")
+def cumprod(op, ty, g, z, x):
+    return (helper("cumprod_adjoint", g, x),)     # z[k] = x[0] x[1] ... x[k]
+
+
 @rule("cumsum")
 def cumsum(op, ty, g, z, x):
     return (helper("reversed_cumsum", g, x),)     # z[k] = x[0] + ... + x[k]

@@ -337,6 +337,23 @@ def product_of_others(x):
 
 
 @register_jitable
+def cumprod_adjoint(g, x):
+    """The adjoint of np.cumprod(x) (flattened) for its adjoint g, shaped like x: entry i gets
+    x[0] ... x[i-1] R[i], with R[i] = g[i] + x[i+1] R[i+1] (no division: exact at zeros)."""
+    flat = np.ascontiguousarray(x).ravel()
+    out = np.empty(flat.size, g.dtype)
+    carried = 0.0                     # x[i+1] R[i+1]
+    for i in range(flat.size - 1, -1, -1):
+        out[i] = g[i] + carried
+        carried = flat[i] * out[i]
+    before = 1.0
+    for i in range(flat.size):
+        out[i] *= before
+        before *= flat[i]
+    return out.reshape(x.shape)
+
+
+@register_jitable
 def cofactors(a):
     """The cofactor matrix of a square matrix, adj(a)^T, the slope of det(a). From the SVD
     a = u diag(s) vt: adj(a)^T = det(u) det(vt) u diag(prod of the other s) vt, which holds

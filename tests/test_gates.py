@@ -70,6 +70,14 @@ def g_builtin_sum(x):
     return np.sum(np.sin(sum(x)))
 
 
+def g_flip(x):
+    return np.sum(np.sin(np.flip(x, 0)) * x) + np.sum(np.flipud(x) * x * x)
+
+
+def g_cumprod(x):
+    return np.sum(np.sin(np.cumprod(x))) + x.cumprod()[-1]
+
+
 def g_cumsum(x):
     return np.sum(np.sin(np.cumsum(x)) * np.cumsum(x * x)[-1])
 
@@ -646,6 +654,8 @@ SPEC = [
     Gate(".ravel-.flatten", g_ravel_flatten, 0, {"2d": real(M)}),
     Gate("builtin-sum", g_builtin_sum, 0, {"1d": real(V), "2d": real(M)}),
     Gate("np.cumsum", g_cumsum, 0, {"1d": real(V), "2d": real(M)}),
+    Gate("np.flip-flipud-fliplr", g_flip, 0, {"1d": real(V), "2d": real(M)}),
+    Gate("np.cumprod", g_cumprod, 0, {"1d": real(V), "2d": real(M)}),
     Gate("np.arange", g_arange, 0, {"1d": real(V)}),
     Gate("np.arange-bounds", g_arange_bounds, (0, 1), {"scalar": positive(S, S)}),
     Gate("np.linspace", g_linspace, (0, 1), {"1d": real(S, V)}),
@@ -962,11 +972,11 @@ def call_gates():
 
 def test_every_call_table_gate_has_a_rule():
     assert set(calls.SCALAR_CASTS) == {float, int, len, np.float64, np.float32}
-    # var, std, norm, clip, logaddexp and diff are written with other gates
+    # var, std, norm, clip, logaddexp, diff and the flips are written with other gates
     # (srcdiff/composites.py), .ravel() and .flatten() with reshape, slogdet as the pair of
     # gates det_sign and logdet
     composite = {"var", "std", "norm", "clip", "logaddexp", "diff", "ravel", "flatten", "slogdet",
-                 "full", "full_like", "radians", "degrees", "trapezoid", "ravel", "reciprocal"}
+                 "full", "full_like", "radians", "degrees", "trapezoid", "ravel", "reciprocal", "flip", "flipud", "fliplr"}
     missing = [(callee, gate) for callee, gate in call_gates()
                if gate not in rules.RULES and gate not in rules.NON_DIFFERENTIABLE
                and gate not in rules.SWEEP_GATES and gate not in composite]

@@ -1560,3 +1560,47 @@ def test_cholesky_of_a_matrix_that_is_not_positive_definite_names_the_line(compi
         g(np.zeros(2), -np.eye(2), np.ones((3, 2)))
     assert isinstance(raised.value, srcdiff.SrcdiffError)
     assert "np.linalg.cholesky(cov)" in str(raised.value) and "not positive definite" in str(raised.value)
+
+
+# ---- methods that are NumPy functions, flips and running products ------------------------------
+def flipped_vector(x, y):
+    return np.sum(np.flip(x) * y) + np.sum(np.sin(x[::-1]) * np.flip(y, axis=0))
+
+
+def flipped_matrix(M):
+    return np.sum(np.fliplr(M) * np.sin(M)) + np.sum(np.flip(M, 1)[:, 0] ** 2)
+
+
+def methods_as_functions(x, M):
+    return x.prod() + np.sum(x.cumsum() * x.cumprod()) + np.sum(x.clip(0.2, 0.8)) + M.trace() \
+        + x[x.argmax()] - x[x.argmin()]
+
+
+def running_product_with_zeros(x):
+    return np.sum(np.cumprod(x) * np.arange(1.0, x.size + 1.0))
+
+
+def flip_all_axes(M):
+    return np.sum(np.flip(M))
+
+
+@MODES
+def test_flips_and_array_methods_match_finite_differences(compiled):
+    rng = np.random.default_rng(8)
+    x, y, M = rng.uniform(0.1, 0.9, 6), rng.standard_normal(6), rng.standard_normal((3, 4))
+    assert_grad_matches_fd(flipped_vector, (x, y), wrt=(0, 1))
+    assert_grad_matches_fd(flipped_matrix, (M,))
+    assert_grad_matches_fd(methods_as_functions, (x, rng.standard_normal((4, 4))), wrt=(0, 1))
+
+
+@MODES
+def test_the_gradient_of_a_running_product_is_exact_at_zeros(compiled):
+    x = np.array([0.5, 0.0, 2.0, -1.5, 0.0])
+    # d/dx[1] of sum_k (k + 1) x[0]...x[k] at the zeros: only k = 1 leaves a nonzero product
+    expected = [1.0, -2.0, 0.0, 0.0, 0.0]
+    np.testing.assert_array_equal(srcdiff.grad(running_product_with_zeros, compile=compiled)(x), expected)
+
+
+def test_flip_without_an_axis_takes_a_vector():
+    with pytest.raises(srcdiff.SrcdiffError, match=r"np.flip\(x\) without an axis.*2-D"):
+        srcdiff.grad(flip_all_axes)(np.ones((2, 3)))
