@@ -454,6 +454,14 @@ def matrix_call(lw, node, gate, target):
     return lw.emit(gate, [lw.expr(a, None) for a in node.args], {}, node, target)
 
 
+def interp_call(lw, node, gate, target):
+    """np.interp(x, xp, fp), with no options."""
+    if len(node.args) != 3 or node.keywords:
+        lw.fail("`np.interp` takes x, xp and fp here (no left, right or period)", node,
+                hint="for other values outside the knots, pad xp and fp with end points")
+    return lw.emit(gate, [lw.expr(a, None) for a in node.args], {}, node, target)
+
+
 def one_array(lw, node, gate, target):
     """np.argmax(x), np.argmin(x) (of the flattened array), np.sort(x) (of a vector) and the
     builtin round(x), with no options."""
@@ -594,7 +602,7 @@ DISPATCH = [
       np.linalg.cholesky: "cholesky",
       np.prod: "prod", np.cross: "cross"}, matrix_call),
     ({np.diag: "diag", np.tril: "tril", np.triu: "triu"}, diagonal_call), ({np.roll: "roll"}, roll),
-    ({np.linalg.slogdet: "slogdet"}, slogdet),
+    ({np.linalg.slogdet: "slogdet"}, slogdet), ({np.interp: "interp"}, interp_call),
     ({np.argmax: "argmax", np.argmin: "argmin", np.sort: "sort", builtins.round: "round"}, one_array),
 ]
 SCIPY_SPECIAL = {"expit": ("sigmoid", elementwise), "erf": ("erf", elementwise),

@@ -354,6 +354,100 @@ def cumprod_adjoint(g, x):
 
 
 @register_jitable
+def _interp_segment(v, xp):
+    """(j, t) of the number v on the knots xp: xp[j] <= v <= xp[j + 1] at t = (v - xp[j]) /
+    (xp[j + 1] - xp[j]) (the segment starting at v if v is a knot, the last one at the last
+    knot), or j = -1 below the knots and j = len(xp) - 1 above them (t = 0)."""
+    last = xp.size - 1
+    if v < xp[0] or last == 0:
+        return (-1 if v < xp[0] or v != v else last), 0.0
+    if v > xp[last]:
+        return last, 0.0
+    j = min(np.searchsorted(xp, v, side="right") - 1, last - 1)
+    return j, (v - xp[j]) / (xp[j + 1] - xp[j])
+
+
+@register_jitable
+def _interp_adjoints(g, x, xp, fp, part):
+    """For flat x and g: the slope at each x (part 0), or the adjoint of xp (1) or of fp (2)."""
+    out = np.zeros(x.size if part == 0 else xp.size)
+    for i in range(x.size):
+        j, t = _interp_segment(x[i], xp)
+        if j < 0 or j == xp.size - 1:
+            if part == 2:
+                out[max(j, 0)] += g[i]
+            continue
+        slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
+        if part == 0:
+            out[i] = slope
+        elif part == 1:
+            out[j] -= g[i] * slope * (1.0 - t)
+            out[j + 1] -= g[i] * slope * t
+        else:
+            out[j] += g[i] * (1.0 - t)
+            out[j + 1] += g[i] * t
+    return out
+
+
+def _interp_flat(g, x, xp, fp, part):
+    """_interp_adjoints for g and x of any shape (numbers too)."""
+    flat_x = np.asarray(x, dtype=np.float64).ravel()
+    flat_g = np.broadcast_to(np.asarray(g, dtype=np.float64), np.shape(x)).ravel()
+    out = _interp_adjoints(flat_g, flat_x, np.asarray(xp, dtype=np.float64), fp, part)
+    if part:
+        return out
+    return out.reshape(np.shape(x)) if np.ndim(x) else float(out[0])
+
+
+def interp_slope(x, xp, fp):
+    """The slope of np.interp(x, xp, fp) in x, shaped like x."""
+    return _interp_flat(1.0, x, xp, fp, 0)
+
+
+def interp_knots_adjoint(g, x, xp, fp):
+    """The adjoint of xp in np.interp(x, xp, fp), for the adjoint g of its value."""
+    return _interp_flat(g, x, xp, fp, 1)
+
+
+def interp_values_adjoint(g, x, xp, fp):
+    """The adjoint of fp in np.interp(x, xp, fp), for the adjoint g of its value."""
+    return _interp_flat(g, x, xp, fp, 2)
+
+
+@register_jitable
+def _interp_of_array(g, x, xp, fp, part):
+    """_interp_adjoints for an array x (and g a number or an array of x's shape)."""
+    flat_g = np.ascontiguousarray(np.broadcast_to(g, x.shape)).ravel().astype(np.float64)
+    flat_x = np.ascontiguousarray(x).ravel().astype(np.float64)
+    return _interp_adjoints(flat_g, flat_x, xp.astype(np.float64), fp, part)
+
+
+@register_jitable
+def _interp_of_number(g, x, xp, fp, part):
+    return _interp_adjoints(np.array([float(g)]), np.array([float(x)]), xp.astype(np.float64),
+                            fp, part)
+
+
+@overload(interp_slope)
+def _interp_slope_ol(x, xp, fp):
+    if isinstance(x, types.Array):
+        return lambda x, xp, fp: _interp_of_array(1.0, x, xp, fp, 0).reshape(x.shape)
+    return lambda x, xp, fp: _interp_of_number(1.0, x, xp, fp, 0)[0]
+
+
+def _interp_adjoint_ol(part):
+    def typer(g, x, xp, fp):
+        if isinstance(x, types.Array):
+            return lambda g, x, xp, fp: _interp_of_array(g, x, xp, fp, part)
+        return lambda g, x, xp, fp: _interp_of_number(g, x, xp, fp, part)
+    return typer
+
+
+overload(interp_knots_adjoint)(_interp_adjoint_ol(1))
+overload(interp_values_adjoint)(_interp_adjoint_ol(2))
+
+
+@register_jitable
 def cofactors(a):
     """The cofactor matrix of a square matrix, adj(a)^T, the slope of det(a). From the SVD
     a = u diag(s) vt: adj(a)^T = det(u) det(vt) u diag(prod of the other s) vt, which holds

@@ -70,6 +70,11 @@ def g_builtin_sum(x):
     return np.sum(np.sin(sum(x)))
 
 
+def g_interp(x, fp):
+    xp = np.linspace(-3.0, 3.0, fp.shape[0])
+    return np.sum(np.sin(np.interp(x, xp, fp)) * x) + np.interp(0.1 * np.sum(x), xp, fp * fp)
+
+
 def g_flip(x):
     return np.sum(np.sin(np.flip(x, 0)) * x) + np.sum(np.flipud(x) * x * x)
 
@@ -654,6 +659,7 @@ SPEC = [
     Gate(".ravel-.flatten", g_ravel_flatten, 0, {"2d": real(M)}),
     Gate("builtin-sum", g_builtin_sum, 0, {"1d": real(V), "2d": real(M)}),
     Gate("np.cumsum", g_cumsum, 0, {"1d": real(V), "2d": real(M)}),
+    Gate("np.interp", g_interp, (0, 1), {"1d": real(V, (7,)), "2d": real(M, (7,))}),
     Gate("np.flip-flipud-fliplr", g_flip, 0, {"1d": real(V), "2d": real(M)}),
     Gate("np.cumprod", g_cumprod, 0, {"1d": real(V), "2d": real(M)}),
     Gate("np.arange", g_arange, 0, {"1d": real(V)}),

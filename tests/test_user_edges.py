@@ -1604,3 +1604,47 @@ def test_the_gradient_of_a_running_product_is_exact_at_zeros(compiled):
 def test_flip_without_an_axis_takes_a_vector():
     with pytest.raises(srcdiff.SrcdiffError, match=r"np.flip\(x\) without an axis.*2-D"):
         srcdiff.grad(flip_all_axes)(np.ones((2, 3)))
+
+
+# ---- np.interp: a table looked up by linear interpolation ---------------------------------------
+def table_loss(values, queries):
+    knots = np.arange(values.shape[0])
+    return np.sum(np.interp(queries, knots, values) ** 2)
+
+
+def table_lookup(t, values, knots):
+    return np.interp(t, knots, values)
+
+
+def drag_rollout(coefficients, speeds, v0, dt, steps):
+    v = v0
+    for _ in range(steps):
+        v = v - dt * np.interp(v, speeds, coefficients) * v * v
+    return v
+
+
+@MODES
+def test_interp_gradients_at_knots_and_outside_them(compiled):
+    values, queries = np.array([0.0, 1.0, 3.0, 2.0]), np.array([-1.0, 0.5, 1.0, 2.5, 3.0, 7.0])
+    dvalues, dqueries = srcdiff.grad(table_loss, wrt=(0, 1), compile=compiled)(values, queries)
+    # all of each 2 z's weight to the end values outside; at a knot, the segment starting there
+    np.testing.assert_allclose(dvalues, [0.5, 2.5, 2.5, 10.5])
+    np.testing.assert_allclose(dqueries, [0.0, 1.0, 4.0, -5.0, -4.0, 0.0])
+    dt, dvalues, dknots = srcdiff.grad(table_lookup, wrt=(0, 1, 2), compile=compiled)(
+        1.0, values, np.arange(4.0))
+    assert dt == 2.0 and list(dvalues) == [0.0, 1.0, 0.0, 0.0] and list(dknots) == [0.0, -2.0, 0.0, 0.0]
+    assert srcdiff.grad(table_lookup, wrt=(0, 1), compile=compiled)(2.0, np.array([5.0]),
+                                                                     np.array([1.0]))[1] == [1.0]
+
+
+def test_interp_in_a_rollout_matches_finite_differences():
+    speeds = np.linspace(0.0, 12.0, 7)
+    coefficients = 0.02 + 0.01 * np.sin(speeds)
+    assert_grad_matches_fd(drag_rollout, (coefficients, speeds + 0.05, 10.3, 0.1, 40), wrt=(0, 1, 2))
+
+
+def test_interp_with_options_is_refused_with_a_hint():
+    def clamped(values, queries):
+        return np.sum(np.interp(queries, np.arange(values.shape[0]), values, left=0.0))
+    with pytest.raises(srcdiff.SrcdiffError, match="no left, right or period"):
+        srcdiff.grad(clamped)
