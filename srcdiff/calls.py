@@ -463,11 +463,13 @@ def interp_call(lw, node, gate, target):
 
 
 def one_array(lw, node, gate, target):
-    """np.argmax(x), np.argmin(x) (of the flattened array), np.sort(x) (of a vector) and the
-    builtin round(x), with no options."""
+    """np.argmax(x), np.argmin(x), np.median(x) (of the flattened array), np.sort(x) (of a
+    vector) and the builtin round(x), with no options."""
     if len(node.args) != 1 or node.keywords:
-        hint = "round(x, n) is not supported; np.round(x * 10 ** n) / 10 ** n is" if gate == "round" \
-            else "loop over the other axis" if gate != "sort" else "sort a vector, with no options"
+        hint = {"round": "round(x, n) is not supported; np.round(x * 10 ** n) / 10 ** n is",
+                "sort": "sort a vector, with no options",
+                "median": "np.median of all entries; for the medians of rows, loop over them"
+                }.get(gate, "loop over the other axis")
         lw.fail(f"`{ast.unparse(node.func)}` takes one argument here", node, hint=hint)
     return lw.emit(gate, [lw.expr(node.args[0], None)], {}, node, target)
 
@@ -603,7 +605,8 @@ DISPATCH = [
       np.prod: "prod", np.cross: "cross"}, matrix_call),
     ({np.diag: "diag", np.tril: "tril", np.triu: "triu"}, diagonal_call), ({np.roll: "roll"}, roll),
     ({np.linalg.slogdet: "slogdet"}, slogdet), ({np.interp: "interp"}, interp_call),
-    ({np.argmax: "argmax", np.argmin: "argmin", np.sort: "sort", builtins.round: "round"}, one_array),
+    ({np.argmax: "argmax", np.argmin: "argmin", np.sort: "sort", np.median: "median",
+      builtins.round: "round"}, one_array),
 ]
 SCIPY_SPECIAL = {"expit": ("sigmoid", elementwise), "erf": ("erf", elementwise),
                  "erfc": ("erfc", elementwise), "gammaln": ("lgamma", elementwise),

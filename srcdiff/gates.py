@@ -232,7 +232,7 @@ FORWARD = {
     "logdet": lambda op, ty, a: linalg("slogdet", a)[1],
     "printed": printed,
     "prod": np_call("prod"), "cross": np_call("cross"), "roll": roll,
-    "argmax": np_call("argmax"), "argmin": np_call("argmin"), "sort": np_call("sort"),
+    "argmax": np_call("argmax"), "argmin": np_call("argmin"), "sort": np_call("sort"), "median": np_call("median"),
     "dtype_of": lambda op, ty, x, like: helper("as_dtype_of", x, like),
     "diag": diagonal("diag"), "tril": diagonal("tril"), "triu": diagonal("triu"),
     "astype": lambda op, ty, x: x.method("astype", Sym("np").attr(op.params["dtype"])),

@@ -11,7 +11,7 @@ RUNTIME_NAMES = (
     "softmax_over", "log_softmax_over", "logsumexp_over_keep",
     "softmax_all", "log_softmax_all", "logsumexp_all",
     "reserve", "range_last", "base_slope", "exponent_slope", "erf", "erfc", "asserted",
-    "assigned", "broadcast_dim", "as_dtype_of", "apart", "reversed_cumsum", "cumprod_adjoint", "interp_slope", "interp_knots_adjoint",
+    "assigned", "broadcast_dim", "as_dtype_of", "apart", "reversed_cumsum", "cumprod_adjoint", "median_adjoint", "interp_slope", "interp_knots_adjoint",
     "interp_values_adjoint",
     "product_of_others", "spread_diagonal", "cofactors", "cholesky_adjoint", "add_at", "keeps_shape", "lgamma",
     "digamma", "unsorted", "roll_along", "tanh", "exp", "log",

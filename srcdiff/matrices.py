@@ -1,5 +1,5 @@
 """Matrix gates: np.linalg.inv, det, slogdet, solve, cholesky; np.trace, diag, tril, triu; np.cross,
-prod, roll.
+prod, roll; and np.sort, np.median, np.argmax and np.argmin.
 
 Their types (added to infer.TYPE_RULES) and their adjoint rules (registered in rules.RULES,
 which imports this module), each rule one small function reading as the math.
@@ -85,6 +85,12 @@ def position_type(op, x):
     return Ty("int64", 0)
 
 
+def median_type(op, x):
+    if not x.ndim or x.dtype == "bool":
+        _refuse(op, "np.median takes an array of numbers", [x])
+    return Ty("float32" if x.dtype == "float32" else "float64", 0)
+
+
 def sort_type(op, x):
     if x.ndim != 1:
         _refuse(op, "np.sort takes a vector here", [x], hint="sort each row in a loop")
@@ -109,7 +115,7 @@ TYPE_RULES.update({
     "cholesky": cholesky_type,
     "prod": prod_type, "cross": cross_type, "roll": roll_type, "diag": diag_type,
     "tril": triangle_type, "triu": triangle_type, "argmax": position_type,
-    "argmin": position_type, "sort": sort_type})
+    "argmin": position_type, "sort": sort_type, "median": median_type})
 
 
 # ---- adjoint rules ----------------------------------------------------------------------
@@ -178,6 +184,13 @@ def roll(op, ty, g, z, x, shift):
 def sort(op, ty, g, z, x):
     """z = x in increasing order: each entry of x gets the entry of g at its place in z."""
     return (helper("unsorted", g, x),)
+
+
+@rule("median")
+def median(op, ty, g, z, x):
+    """z = the middle entry of x in sorted order (the mean of the two middle ones): g goes
+    to it (g / 2 to each of them)."""
+    return (helper("median_adjoint", g, x),)
 
 
 @rule("diag")

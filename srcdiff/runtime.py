@@ -448,6 +448,22 @@ overload(interp_values_adjoint)(_interp_adjoint_ol(2))
 
 
 @register_jitable
+def median_adjoint(g, x):
+    """The adjoint of np.median(x) (of all entries): g to x's middle entry in sorted order, or
+    g / 2 to each of the two middle ones (of equal entries, the first in x's order)."""
+    flat = np.ascontiguousarray(x).ravel()
+    order = np.argsort(flat, kind="mergesort")
+    out = np.zeros(flat.size, flat.dtype)
+    half = flat.size // 2
+    if flat.size % 2:
+        out[order[half]] = g
+    else:
+        out[order[half - 1]] += 0.5 * g
+        out[order[half]] += 0.5 * g
+    return out.reshape(x.shape)
+
+
+@register_jitable
 def cofactors(a):
     """The cofactor matrix of a square matrix, adj(a)^T, the slope of det(a). From the SVD
     a = u diag(s) vt: adj(a)^T = det(u) det(vt) u diag(prod of the other s) vt, which holds

@@ -75,6 +75,10 @@ def g_interp(x, fp):
     return np.sum(np.sin(np.interp(x, xp, fp)) * x) + np.interp(0.1 * np.sum(x), xp, fp * fp)
 
 
+def g_median(x):
+    return np.median(np.sin(x)) * np.median(x * x) + np.median(x[1:])
+
+
 def g_flip(x):
     return np.sum(np.sin(np.flip(x, 0)) * x) + np.sum(np.flipud(x) * x * x)
 
@@ -660,6 +664,7 @@ SPEC = [
     Gate("builtin-sum", g_builtin_sum, 0, {"1d": real(V), "2d": real(M)}),
     Gate("np.cumsum", g_cumsum, 0, {"1d": real(V), "2d": real(M)}),
     Gate("np.interp", g_interp, (0, 1), {"1d": real(V, (7,)), "2d": real(M, (7,))}),
+    Gate("np.median", g_median, 0, {"1d": real((7,)), "2d": real(M)}),
     Gate("np.flip-flipud-fliplr", g_flip, 0, {"1d": real(V), "2d": real(M)}),
     Gate("np.cumprod", g_cumprod, 0, {"1d": real(V), "2d": real(M)}),
     Gate("np.arange", g_arange, 0, {"1d": real(V)}),

@@ -1648,3 +1648,15 @@ def test_interp_with_options_is_refused_with_a_hint():
         return np.sum(np.interp(queries, np.arange(values.shape[0]), values, left=0.0))
     with pytest.raises(srcdiff.SrcdiffError, match="no left, right or period"):
         srcdiff.grad(clamped)
+
+
+def median_of_products(x, y):
+    return np.median(x * y)
+
+
+@MODES
+def test_the_median_passes_its_gradient_to_the_middle_entries(compiled):
+    g = srcdiff.grad(median_of_products, compile=compiled)
+    np.testing.assert_array_equal(g(np.array([3.0, 1.0, 2.0]), np.full(3, 2.0)), [0.0, 0.0, 2.0])
+    # two middle entries share it; of equal entries the first in x's order counts as the lower
+    np.testing.assert_array_equal(g(np.array([3.0, 1.0, 2.0, 2.0]), np.ones(4)), [0.0, 0.0, 0.5, 0.5])
