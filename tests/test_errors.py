@@ -408,12 +408,12 @@ def test_unknown_numpy_function():
 
 
 def unknown_method_on_expression(x):
-    return np.sin(x).cumsum()[0]  # <- error
+    return np.sin(x).nonzero()[0]  # <- error
 
 
 def test_unknown_method_on_an_expression():
-    lowering_error(unknown_method_on_expression, message="`.cumsum()`", hint=".sum()",
-                   token="np.sin(x).cumsum")
+    lowering_error(unknown_method_on_expression, message="`.nonzero()`", hint=".sum()",
+                   token="np.sin(x).nonzero")
 
 
 def method_on_a_number(x):
