@@ -1306,11 +1306,21 @@ def _vecmat_fill_ol(out, x, a):
     def impl(out, x, a):
         n, m = a.shape
         if n * m > VECMAT_LOOP_SIZE or x.shape[0] != n or out.shape[0] != m:
-            out[:] = x @ a      # large: BLAS; shapes that do not match: numba's error
+            _copied(x @ a, out)     # large: BLAS; shapes that do not match: numba's error
         else:
             out[:] = 0
             _add_rows(x, a, out)
     return impl
+
+
+@register_jitable
+def _copied(values, out):
+    """out[:] = values for vectors, as a loop: the slice assignment compiles the formatting of
+    its shape-mismatch message, over a second in every process that compiles a new gradient."""
+    if values.shape[0] != out.shape[0]:
+        raise ValueError("a product does not fit the buffer it is written into")
+    for k in range(out.shape[0]):
+        out[k] = values[k]
 
 
 @overload(matvec_fill)
@@ -1320,13 +1330,13 @@ def _matvec_fill_ol(out, a, x):
         raise TypingError("matvec_fill: a must be 2-D, x and out 1-D")
     if a.layout != "C" or a.dtype != x.dtype or not isinstance(a.dtype, types.Float):
         def by_blas(out, a, x):
-            out[:] = a @ x
+            _copied(a @ x, out)
         return by_blas
 
     def impl(out, a, x):
         n, m = a.shape
         if n * m > VECMAT_LOOP_SIZE or x.shape[0] != m or out.shape[0] != n:
-            out[:] = a @ x      # large: BLAS; shapes that do not match: numba's error
+            _copied(a @ x, out)     # large: BLAS; shapes that do not match: numba's error
         else:
             _row_dots(a, x, out)
     return impl

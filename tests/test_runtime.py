@@ -638,3 +638,31 @@ def test_runtime_kernels_are_compiled_into_numbas_disk_cache(tmp_path):
     cached = [p.name for p in (tmp_path / "numba").rglob("*.nbi")]
     assert any(name.startswith("runtime._sum_k") for name in cached), cached
     assert not any("_extreme_1d" in name for name in cached), cached
+
+
+@numba.njit
+def _filled(x, a, b):
+    rows = np.empty(a.shape[1])
+    rt.vecmat_fill(rows, x, a)
+    columns = np.empty(b.shape[0])
+    rt.matvec_fill(columns, b, x)
+    return rows, columns
+
+
+@pytest.mark.parametrize("n", [3, 200])      # a loop of its own below the BLAS size, BLAS above
+def test_the_fill_helpers_write_the_product_into_their_buffer(n):
+    rng = np.random.default_rng(n)
+    x, a, b = rng.standard_normal(n), rng.standard_normal((n, 4)), rng.standard_normal((5, n))
+    rows, columns = _filled(x, a, b)
+    np.testing.assert_allclose(rows, x @ a, rtol=1e-12)
+    np.testing.assert_allclose(columns, b @ x, rtol=1e-12)
+
+
+def test_a_fill_into_a_buffer_of_another_length_raises():
+    @numba.njit
+    def wrong(x, a):
+        out = np.empty(a.shape[1] + 1)
+        rt.vecmat_fill(out, x, a)
+        return out
+    with pytest.raises(ValueError, match="does not fit"):
+        wrong(np.ones(3), np.ones((3, 2)))
