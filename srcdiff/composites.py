@@ -94,7 +94,9 @@ def diff(lw, node, gate, target):
         lw.fail("`np.diff` is supported along axis 0 (and the last axis of a 1-D array)", node,
                 hint="transpose first: np.diff(x.T, axis=0).T")
     x = lw.expr(node.args[0], None)
-    check = {"only_1d": "np.diff(x) without axis=0"} if axis == -1 else {}
+    check = {"only_1d": "np.diff(x) without axis=0",
+             "hint_1d": "pass axis=0, or transpose: np.diff(x.T, axis=0).T for the last axis"} \
+        if axis == -1 else {}
     after = lw.emit("index", [x, Const(1)], {"index": (("slice", True, False, False),), **check}, node)
     before = lw.emit("index", [x, Const(-1)], {"index": (("slice", False, True, False),)}, node)
     return lw.emit("sub", [after, before], {}, node, target)
@@ -135,7 +137,7 @@ def trapezoid(lw, node, gate, target):
     options = {k.arg: k.value for k in node.keywords}
     if not 1 <= len(node.args) <= 2 or set(options) - {"x", "dx"} or len(node.args) == 2 and "x" in options:
         lw.fail("`np.trapezoid` takes y, and x or dx=, here (no axis: vectors)", node)
-    check = {"only_1d": "np.trapezoid(y)"}
+    check = {"only_1d": "np.trapezoid(y)", "hint_1d": "integrate each row in a loop"}
     y = lw.expr(node.args[0], None)
     heights = lw.emit("add", [_after_first(lw, y, node, check), _before_last(lw, y, node)], {}, node)
     x = node.args[1] if len(node.args) == 2 else options.get("x")
@@ -162,7 +164,8 @@ def flip(lw, node, gate, target):
         lw.fail("`np.flip` takes a non-negative axis here", node, hint="count the axes from the front")
     whole = ("slice", False, False, False)
     index = (whole,) * (axis or 0) + (("slice", False, False, True),)
-    check = {"only_1d": "np.flip(x) without an axis"} if axis is None else {}
+    check = {"only_1d": "np.flip(x) without an axis",
+             "hint_1d": "flip one axis at a time: np.flip(np.flip(x, 0), 1)"} if axis is None else {}
     return lw.emit("index", [lw.expr(node.args[0], None), Const(-1)], {"index": index, **check},
                    node, target)
 

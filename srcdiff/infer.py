@@ -126,7 +126,7 @@ def _op(op, env):
     if op.params.get("only_1d") and args[0].ndim != 1:
         raise SrcdiffError(f"{op.params['only_1d']} is supported for 1-D arrays; this one is "
                            f"{args[0].ndim}-D", op.where,
-                           hint="pass axis=0, or transpose: np.diff(x.T, axis=0).T for the last axis")
+                           hint=op.params.get("hint_1d"))
     out = rule(op, *args)
     if op.out is None:
         if op.params.get("swap") and args[1].ndim:
