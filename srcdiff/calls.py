@@ -84,8 +84,34 @@ def lower_call(lw, node, target):
         return inline(lw, callee, node, target)
     name = ast.unparse(func)
     lw.fail(f"`{name}` is not supported by srcdiff", func,
-            hint="use the NumPy/math functions listed in the README, or write it with them "
-                 "in a helper function of your own")
+            hint=REWRITES.get(getattr(callee, "__name__", None) if is_library(callee) else None,
+                              "use the NumPy/math functions listed in the README, or write it "
+                              "with them in a helper function of your own"))
+
+
+# how to write common NumPy functions srcdiff does not take with ones it does
+REWRITES = {
+    "average": "write it out: np.sum(w * x) / np.sum(w) (or np.mean(x) without weights)",
+    "einsum": "write it with @, .T and np.sum of products, e.g. 'ij,jk->ik' is A @ B and "
+              "'ij,ij->i' is np.sum(A * B, axis=1)",
+    "tensordot": "reshape to matrices and use @",
+    "inner": "for vectors, np.dot(a, b) or a @ b",
+    "vdot": "for real vectors, np.dot(a, b) or a @ b",
+    "kron": "write it with np.outer and a reshape, or build it in a loop",
+    "tile": "np.concatenate((x, x)) joins copies; or index: x[np.arange(n) % x.shape[0]]",
+    "repeat": "index: x[np.arange(n * k) // k] repeats each entry k times",
+    "heaviside": "np.where(x > 0, 1.0, 0.0) (its gradient is zero)",
+    "fmax": "np.maximum(a, b) (it takes NaNs where np.fmax skips them)",
+    "fmin": "np.minimum(a, b) (it takes NaNs where np.fmin skips them)",
+    "sinc": "write it out: np.sin(np.pi * x) / (np.pi * x) away from 0",
+    "nansum": "select the entries first: np.sum(x[~np.isnan(x)])",
+    "nanmean": "select the entries first: np.mean(x[~np.isnan(x)])",
+    "argsort": "np.sort(x) sorts a vector; its gradient follows the entries",
+    "percentile": "for the median use np.median; otherwise sort a vector and index it",
+    "quantile": "for the median use np.median; otherwise sort a vector and index it",
+    "matrix_power": "multiply it out with @ in a loop",
+    "cumulative_sum": "np.cumsum(x)",
+}
 
 
 def dispatched(lw, callee, node, target):

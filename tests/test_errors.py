@@ -407,6 +407,20 @@ def test_unknown_numpy_function():
     lowering_error(unknown_numpy, message="np.linalg.eigh", hint=True, token="np.linalg.eigh")
 
 
+def einsum_product(A, B):
+    return np.sum(np.einsum("ij,jk->ik", A, B))  # <- error
+
+
+def weighted_average(x, w):
+    return np.average(x, weights=w)  # <- error
+
+
+def test_common_unsupported_functions_say_how_to_write_them():
+    lowering_error(einsum_product, message="np.einsum", hint="A @ B", token="np.einsum")
+    lowering_error(weighted_average, message="np.average", hint="np.sum(w * x) / np.sum(w)",
+                   token="np.average")
+
+
 def unknown_method_on_expression(x):
     return np.sin(x).nonzero()[0]  # <- error
 
