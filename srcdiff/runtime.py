@@ -450,17 +450,33 @@ overload(interp_values_adjoint)(_interp_adjoint_ol(2))
 @register_jitable
 def median_adjoint(g, x):
     """The adjoint of np.median(x) (of all entries): g to x's middle entry in sorted order, or
-    g / 2 to each of the two middle ones (of equal entries, the first in x's order)."""
+    g / 2 to each of the two middle ones (of equal entries, the first in x's order). The middle
+    values come from a partition, as the median's own, not from a sort."""
     flat = np.ascontiguousarray(x).ravel()
-    order = np.argsort(flat, kind="mergesort")
     out = np.zeros(flat.size, flat.dtype)
     half = flat.size // 2
+    parted = np.partition(flat, half)
+    upper = parted[half]
     if flat.size % 2:
-        out[order[half]] = g
+        _add_at_first(out, flat, upper, g, -1)
     else:
-        out[order[half - 1]] += 0.5 * g
-        out[order[half]] += 0.5 * g
+        lower = parted[0]
+        for k in range(1, half):
+            lower = max(lower, parted[k])
+        taken = _add_at_first(out, flat, lower, 0.5 * g, -1)
+        _add_at_first(out, flat, upper, 0.5 * g, taken if upper == lower else -1)
     return out.reshape(x.shape)
+
+
+@register_jitable
+def _add_at_first(out, flat, value, g, skip):
+    """out[i] += g at the first i (other than `skip`) where flat[i] == value; returns i (-1 if
+    there is none: a NaN median)."""
+    for i in range(flat.size):
+        if flat[i] == value and i != skip:
+            out[i] += g
+            return i
+    return -1
 
 
 @register_jitable
