@@ -471,6 +471,25 @@ def test_check_grad_allows_for_the_rounding_of_a_large_value():
         srcdiff.check_grad(offset_cubic, x, eps=1e-2, compile=False)
 
 
+def sum_of_logs(x):
+    return np.sum(np.log(x))
+
+
+def test_check_grad_in_float32_holds_for_entries_small_next_to_its_step():
+    """d log(x) at x = 0.01 is 100; plain central differences with the float32 step 1e-3 give
+    100.33 (off by 3e-3, over rtol 1e-3), the extrapolated ones 100.0007. Large entries, where
+    x + step rounds to another step in float32, are differenced over the step float32 holds."""
+    x = np.array([0.01, 0.5, 3.0, 1000.0], dtype=np.float32)
+    for compiled in (True, False):
+        assert srcdiff.check_grad(sum_of_logs, x, compile=compiled) < 1e-2
+    plain = numeric_gradient(sum_of_logs, (x,), 0, 1e-3)
+    extrapolated = numeric_gradient(sum_of_logs, (x,), 0, 1e-3, extrapolate=True)
+    exact = 1.0 / x.astype(np.float64)
+    assert abs(plain[0] / exact[0] - 1.0) > 2e-3 and abs(extrapolated[0] / exact[0] - 1.0) < 1e-4
+    # elsewhere both are within float32's rounding of f over the step, which atol allows for
+    np.testing.assert_allclose(extrapolated, exact, atol=1e-3)
+
+
 def test_check_grad_with_a_one_element_wrt_tuple():
     x = np.array([0.5, -1.0, 1.2])
     assert srcdiff.check_grad(cubic, x, wrt=(0,), compile=False) < 1e-6
