@@ -201,6 +201,8 @@ def index_position(operand):
 
 
 def index(op, ty, x, *positions):
+    if sum(1 for t in ty.args[1:] if t.ndim) == 2:      # x[rows, cols]: entries in pairs
+        return helper("pick_pairs", x, *positions)
     return x[index_expr(op.params["index"], positions)]
 
 

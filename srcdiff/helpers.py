@@ -13,7 +13,7 @@ RUNTIME_NAMES = (
     "reserve", "range_last", "base_slope", "exponent_slope", "erf", "erfc", "asserted",
     "assigned", "broadcast_dim", "as_dtype_of", "apart", "reversed_cumsum", "cumprod_adjoint", "median_adjoint", "interp_slope", "interp_knots_adjoint",
     "interp_values_adjoint",
-    "product_of_others", "spread_diagonal", "cofactors", "cholesky_adjoint", "add_at", "keeps_shape", "lgamma",
+    "product_of_others", "spread_diagonal", "cofactors", "cholesky_adjoint", "add_at", "pick_pairs", "add_at_pairs", "keeps_shape", "lgamma",
     "digamma", "unsorted", "roll_along", "tanh", "exp", "log",
 )
 # functions of srcdiff's own (srcdiff.vectorised), written for float arrays in place of NumPy's

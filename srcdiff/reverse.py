@@ -555,7 +555,10 @@ class Sweep:
             out.append(assign(self.adj(array), self.zero(array)))
             self.initialized.add(array)
         self.zeros.flowed(array, op.out, created=False)
-        if any(self.ty(a).ndim for a in op.args[1:]):     # rows picked by an index array
+        picks = [s for a, s in zip(op.args[1:], args[1:]) if self.ty(a).ndim]
+        if len(picks) == 2:                               # entries picked in pairs
+            return out + [ast.Expr(helper("add_at_pairs", Sym(self.adj(array)), *picks, g).node)]
+        if picks:                                         # rows picked by an index array
             return out + [ast.Expr(helper("add_at", Sym(self.adj(array)), args[1], g).node)]
         target = Sym(self.adj(array))[index_expr(op.params["index"], args[1:])].node
         target.ctx = ast.Store()

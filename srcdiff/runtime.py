@@ -166,6 +166,16 @@ def add_at(d, index, g):
         np.add.at(d, index, g)
 
 
+def pick_pairs(x, rows, cols):
+    """x[rows, cols]: entry k is x[rows[k], cols[k]] (numba takes one index array at a time)."""
+    return x[rows, cols]
+
+
+def add_at_pairs(d, rows, cols, g):
+    """d[rows, cols] += g, in place, adding again for each repeat of a pair (as np.add.at)."""
+    np.add.at(d, (rows, cols), g)
+
+
 def add_outer(d, x, y):
     """d += np.outer(x, y), in place."""
     d += np.outer(x, y)
@@ -1217,6 +1227,41 @@ def _add_at_ol(d, index, g):
         for k in range(index.shape[0]):
             d[index[k]] += g[k]
     return by_position
+
+
+@register_jitable
+def _pair_at(rows, cols, k, shape):
+    """(rows[k], cols[k]) as NumPy reads them (negative ones from the end), or IndexError."""
+    if rows.shape[0] != cols.shape[0]:
+        raise IndexError("shape mismatch: indexing arrays could not be broadcast together")
+    i, j = rows[k], cols[k]
+    i = i + shape[0] if i < 0 else i
+    j = j + shape[1] if j < 0 else j
+    if i < 0 or i >= shape[0] or j < 0 or j >= shape[1]:
+        raise IndexError("index out of bounds in x[rows, cols]")
+    return i, j
+
+
+@overload(pick_pairs)
+def _pick_pairs_ol(x, rows, cols):
+    _require_array("pick_pairs", x=x, rows=rows, cols=cols)
+
+    def impl(x, rows, cols):
+        out = np.empty(rows.shape[0], x.dtype)
+        for k in range(rows.shape[0]):
+            out[k] = x[_pair_at(rows, cols, k, x.shape)]
+        return out
+    return impl
+
+
+@overload(add_at_pairs)
+def _add_at_pairs_ol(d, rows, cols, g):
+    _require_array("add_at_pairs", d=d, rows=rows, cols=cols, g=g)
+
+    def impl(d, rows, cols, g):
+        for k in range(rows.shape[0]):
+            d[_pair_at(rows, cols, k, d.shape)] += g[k]
+    return impl
 
 
 @overload(add_outer, inline="always")

@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+from scipy.special import logsumexp
 
 import srcdiff
 from srcdiff import nn
@@ -1660,3 +1661,45 @@ def test_the_median_passes_its_gradient_to_the_middle_entries(compiled):
     np.testing.assert_array_equal(g(np.array([3.0, 1.0, 2.0]), np.full(3, 2.0)), [0.0, 0.0, 2.0])
     # two middle entries share it; of equal entries the first in x's order counts as the lower
     np.testing.assert_array_equal(g(np.array([3.0, 1.0, 2.0, 2.0]), np.ones(4)), [0.0, 0.0, 0.5, 0.5])
+
+
+# ---- entries picked in pairs: x[rows, cols] ------------------------------------------------------
+def cross_entropy(W, X, labels):
+    z = X @ W
+    logp = z - logsumexp(z, axis=1, keepdims=True)
+    return -np.mean(logp[np.arange(X.shape[0]), labels])
+
+
+def picked_pairs(A, rows, cols):
+    return np.sum(np.sin(A[rows, cols]) * A[rows, cols])
+
+
+def written_pairs(A, rows, cols):
+    B = A.copy()
+    B[rows, cols] = 0.0
+    return np.sum(B)
+
+
+def test_cross_entropy_with_paired_index_arrays_matches_finite_differences():
+    rng = np.random.default_rng(11)
+    W, X, labels = rng.standard_normal((4, 3)), rng.standard_normal((6, 4)), rng.integers(0, 3, 6)
+    assert_grad_matches_fd(cross_entropy, (W, X, labels))
+
+
+@MODES
+def test_repeated_and_negative_pairs_add_up_as_numpy_reads_them(compiled):
+    A = np.arange(12.0).reshape(3, 4) / 7.0
+    rows, cols = np.array([0, 2, 2, -1, 0]), np.array([1, 3, 3, 0, -3])
+    assert_grad_matches_fd(picked_pairs, (A, rows, cols))
+    g = srcdiff.grad(picked_pairs, compile=compiled)(A, rows, cols)
+    assert np.count_nonzero(g) == 3          # (0, 1) twice, (2, 3) twice, (2, 0) once
+    with pytest.raises(IndexError, match="shape mismatch"):
+        srcdiff.grad(picked_pairs, compile=compiled)(A, rows, cols[:2])
+    with pytest.raises(IndexError, match="out of bounds"):
+        srcdiff.grad(picked_pairs, compile=compiled)(A, rows, cols + 9)
+
+
+def test_writing_through_paired_index_arrays_is_refused_with_a_loop_to_write():
+    with pytest.raises(srcdiff.SrcdiffError, match=r"x\[rows, cols\] = v") as raised:
+        srcdiff.grad(written_pairs)(np.ones((2, 2)), np.array([0, 1]), np.array([1, 0]))
+    assert "for k in range(rows.shape[0])" in str(raised.value)
