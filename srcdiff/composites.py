@@ -83,23 +83,28 @@ def logaddexp(lw, node, gate, target):
 
 
 def diff(lw, node, gate, target):
-    """np.diff(x) = x[1:] - x[:-1] (1-D x); np.diff(x, axis=0) the same for any rank."""
+    """np.diff(x) = x[1:] - x[:-1] (1-D x); np.diff(x, axis=0) the same for any rank; with
+    n (np.diff(x, 2) or n=2), that n times over."""
     from .calls import constant_option
     options = {k.arg: k.value for k in node.keywords}
-    if len(node.args) != 1 or set(options) - {"axis"}:
-        lw.fail("`np.diff` takes an array and `axis=` here (n = 1)", node,
-                hint="for higher differences apply np.diff again")
+    if not 1 <= len(node.args) <= 2 or set(options) - {"axis", "n"} or len(node.args) == 2 and "n" in options:
+        lw.fail("`np.diff` takes an array, n and `axis=` here", node)
     axis = constant_option(lw, options.get("axis"), -1, "axis", (int,))
     if axis not in (0, -1):
         lw.fail("`np.diff` is supported along axis 0 (and the last axis of a 1-D array)", node,
                 hint="transpose first: np.diff(x.T, axis=0).T")
-    x = lw.expr(node.args[0], None)
+    times = constant_option(lw, node.args[1] if len(node.args) == 2 else options.get("n"), 1, "n", (int,))
+    if times < 0:
+        lw.fail("`np.diff` takes n >= 0", node)
     check = {"only_1d": "np.diff(x) without axis=0",
              "hint_1d": "pass axis=0, or transpose: np.diff(x.T, axis=0).T for the last axis"} \
         if axis == -1 else {}
-    after = lw.emit("index", [x, Const(1)], {"index": (("slice", True, False, False),), **check}, node)
-    before = lw.emit("index", [x, Const(-1)], {"index": (("slice", False, True, False),)}, node)
-    return lw.emit("sub", [after, before], {}, node, target)
+    x = lw.expr(node.args[0], None)
+    for k in range(times):
+        after = lw.emit("index", [x, Const(1)], {"index": (("slice", True, False, False),), **check}, node)
+        before = lw.emit("index", [x, Const(-1)], {"index": (("slice", False, True, False),)}, node)
+        x = lw.emit("sub", [after, before], {}, node, target if k == times - 1 else None)
+    return x if times else lw.emit("copy", [x], {}, node, target)
 
 
 def full(lw, node, gate, target):

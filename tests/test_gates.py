@@ -55,11 +55,11 @@ def g_logaddexp(x, y):
 
 
 def g_diff(x):
-    return np.sum(np.diff(x) ** 2 * x[1:])
+    return np.sum(np.diff(x) ** 2 * x[1:]) + np.sum(np.diff(x, 2) ** 2) + np.sum(np.diff(x, n=3) * x[3:])
 
 
 def g_diff_axis0(x):
-    return np.sum(np.sin(np.diff(x, axis=0)))
+    return np.sum(np.sin(np.diff(x, axis=0))) + np.sum(np.diff(x, 2, axis=0) ** 2)
 
 
 def g_ravel_flatten(x):
