@@ -490,6 +490,24 @@ def test_check_grad_in_float32_holds_for_entries_small_next_to_its_step():
     np.testing.assert_allclose(extrapolated, exact, atol=1e-3)
 
 
+def wave_energy(u0, c, steps):
+    u_prev, u = u0.copy(), u0.copy()
+    c2 = c * c * 0.25
+    for _ in range(steps):
+        u_next = np.zeros_like(u)
+        u_next[1:-1] = 2.0 * u[1:-1] - u_prev[1:-1] + c2 * (u[2:] - 2.0 * u[1:-1] + u[:-2])
+        u_prev, u = u, u_next
+    return np.sum(u * u) + np.sum((u - u_prev) ** 2)
+
+
+def test_check_grad_in_float32_holds_where_rounding_outweighs_the_step():
+    """30 float32 steps round f by about 1e-6 |f|: there the extrapolated differences, which
+    weigh that rounding more, are further off than the plain ones, and the plain ones count."""
+    u0 = np.exp(-50.0 * (np.linspace(0.0, 1.0, 16) - 0.5) ** 2).astype(np.float32)
+    for compiled in (True, False):
+        assert srcdiff.check_grad(wave_energy, u0, 0.9, 30, wrt=(0, 1), compile=compiled) < 2e-3
+
+
 def test_check_grad_with_a_one_element_wrt_tuple():
     x = np.array([0.5, -1.0, 1.2])
     assert srcdiff.check_grad(cubic, x, wrt=(0,), compile=False) < 1e-6
