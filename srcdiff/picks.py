@@ -1,7 +1,8 @@
 """Indexing with an array: rows picked by an integer vector, entries picked by a mask.
 
 `E[idx]` and `E[idx, :]` gather rows; an index may repeat, and then the adjoints of its
-rows add up (`add_at`, as np.add.at). `P[rows, cols]` gathers entries in pairs (the
+rows add up (`add_at`, as np.add.at). `M[i, idx]` and `M[idx, j]` pick from one row or column, their adjoints added back into
+that row or column. `P[rows, cols]` gathers entries in pairs (the
 cross-entropy's `logp[np.arange(n), labels]`), their adjoints added back the same way
 (`add_at_pairs`). `x[mask]` takes the entries of a vector where the
 mask is true, or the rows of a matrix for a mask along its first axis. Writes take masks
@@ -21,12 +22,18 @@ def picked_type(op, x, positions, writing=False):
     layout, pick = op.params["index"], positions[0] if positions else None
     if paired(layout, positions):
         return pairs_type(op, x, positions, writing)
+    if along_one_axis(layout, positions, x):
+        if writing:
+            raise SrcdiffError("writing through an index vector (x[i, idx] = v) is not supported: "
+                               "where an index repeats, NumPy keeps one of the writes", op.where,
+                               hint="write a loop: for k in range(idx.shape[0]): x[i, idx[k]] = v[k]")
+        return Ty(x.dtype, 1)
     if pick is None or layout[0] != ("at",) or any(p != FULL for p in layout[1:]) \
             or len(positions) != 1:
         raise SrcdiffError("an index array must be the only index, or be followed by `:` only: "
-                           "x[idx], x[idx, :], x[mask], or x[rows, cols] with two of them", op.where,
-                           hint="index the other axes apart, e.g. x[idx][:, j]; for x[i, idx] "
-                                "write x[i][idx]")
+                           "x[idx], x[idx, :], x[mask], x[i, idx] and x[idx, j] of a matrix, or "
+                           "x[rows, cols] with two of them", op.where,
+                           hint="index the other axes apart, e.g. x[idx][:, 1:3]")
     if pick.ndim == 1 and pick.dtype == "int64" and not writing:
         return Ty(x.dtype, x.ndim)
     if pick.ndim == 1 and pick.dtype == "bool":
@@ -44,6 +51,13 @@ def picked_type(op, x, positions, writing=False):
 def paired(layout, positions):
     """True for `x[rows, cols]`: two index arrays, one per axis."""
     return layout == (("at",), ("at",)) and len(positions) == 2 and all(p.ndim for p in positions)
+
+
+def along_one_axis(layout, positions, x):
+    """True for `x[i, idx]` and `x[idx, j]` of a matrix: a number and an integer vector."""
+    return x.ndim == 2 and layout == (("at",), ("at",)) and len(positions) == 2 \
+        and sorted(p.ndim for p in positions) == [0, 1] \
+        and all(p.dtype == "int64" for p in positions)
 
 
 def pairs_type(op, x, positions, writing):

@@ -558,6 +558,11 @@ class Sweep:
         picks = [s for a, s in zip(op.args[1:], args[1:]) if self.ty(a).ndim]
         if len(picks) == 2:                               # entries picked in pairs
             return out + [ast.Expr(helper("add_at_pairs", Sym(self.adj(array)), *picks, g).node)]
+        if picks and len(args) == 3:                      # x[i, idx] or x[idx, j]: in a row or column
+            at_rows = self.ty(op.args[1]).ndim == 1
+            line = Sym(self.adj(array))[Sym(ast.Tuple([ast.Slice(), args[2].node] if at_rows
+                                                       else [args[1].node, ast.Slice()], ast.Load()))]
+            return out + [ast.Expr(helper("add_at", line, picks[0], g).node)]
         if picks:                                         # rows picked by an index array
             return out + [ast.Expr(helper("add_at", Sym(self.adj(array)), args[1], g).node)]
         target = Sym(self.adj(array))[index_expr(op.params["index"], args[1:])].node

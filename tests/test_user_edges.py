@@ -1703,3 +1703,20 @@ def test_writing_through_paired_index_arrays_is_refused_with_a_loop_to_write():
     with pytest.raises(srcdiff.SrcdiffError, match=r"x\[rows, cols\] = v") as raised:
         srcdiff.grad(written_pairs)(np.ones((2, 2)), np.array([0, 1]), np.array([1, 0]))
     assert "for k in range(rows.shape[0])" in str(raised.value)
+
+
+def row_and_column_picks(A, idx, i, j):
+    return np.sum(np.sin(A[i, idx]) * A[i, idx]) + np.sum(A[idx, j] ** 2)
+
+
+def written_row_pick(A, v, idx):
+    B = A.copy()
+    B[0, idx] = v
+    return np.sum(B)
+
+
+def test_picks_from_one_row_or_column_add_their_repeats_up():
+    A = np.arange(20.0).reshape(4, 5) / 9.0
+    assert_grad_matches_fd(row_and_column_picks, (A, np.array([0, 2, 2, -1]), 1, -2))
+    with pytest.raises(srcdiff.SrcdiffError, match=r"x\[i, idx\] = v"):
+        srcdiff.grad(written_row_pick)(A, np.ones(3), np.array([0, 1, 1]))
