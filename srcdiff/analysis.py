@@ -40,10 +40,13 @@ class Plan:
     shape_of: dict = field(default_factory=dict)     # array read for its shape only -> dim names
     carried: dict = field(default_factory=dict)      # loop body id -> [Carry] (see carry.py)
     extremes: dict = field(default_factory=dict)     # array taped as where it equals: its max/min
+    old_dims: dict = field(default_factory=dict)     # id of a rebinding op -> dims of the old value
+    rebinding: dict = field(default_factory=dict)    # id of a rebinding op -> its number
+    unbound: set = field(default_factory=set)        # names read for old_dims where maybe unbound
     cancelling: set = field(default_factory=set)     # log-sum-exp shifts, zero adjoint (shifts.py)
 
 
-def analyse(graph, tys, wrt_names, with_value, names):
+def analyse(graph, tys, wrt_names, with_value, names, same_shapes=frozenset()):
     stored = {s.args[0] for s, _ in walk(graph.body) if isinstance(s, Op) and s.gate in STORES}
     stored |= check_aliasing(graph, tys, wrt_names)
     mutable = mutable_names(graph, stored)
@@ -54,7 +57,10 @@ def analyse(graph, tys, wrt_names, with_value, names):
     active = activity(graph, tys, wrt_names, stored, shifts)
     plan = Plan(active, mutable, stored, set(), cancelling=shifts)
     plan.shape_of = read_shapes(graph, tys, active, mutable, names)
-    plan.needed = needed_values(graph, tys, active, plan.shape_of)
+    plan.old_dims, plan.rebinding, plan.unbound = old_shapes(graph, tys, active, mutable, names,
+                                                            same_shapes)
+    plan.needed = needed_values(graph, tys, active, plan.shape_of) \
+        | {d for dims in plan.old_dims.values() for d in dims}
     plan_tape(graph, tys, plan)
     plan.carried = carried_arrays(graph, plan, tys)
     plan.extremes = taped_for_extremes(graph, tys, plan)
@@ -309,6 +315,46 @@ def read_shapes(graph, tys, active, mutable, names):
     kept |= {s.out for s in graph.body if isinstance(s, Op) and s.out and s.out not in mutable}
     _insert_dims(graph.body, shape_of, tys, kept, names)
     return shape_of
+
+
+def old_shapes(graph, tys, active, mutable, names, same_shapes=frozenset()):
+    """({id(op): dim names}, {id(op): number}, names needing a placeholder) for the ops that
+    rebind an array name without reading it (`h = xb @ W1` in a loop over minibatches),
+    numbered in program order: undoing one resets the name's adjoint to zeros shaped like the
+    value it replaced, which may differ from the final one (a last, shorter minibatch). The
+    dims are read just before the op (and taped in loops), so a name that may be unbound
+    there gets an empty placeholder first. `same_shapes` are the numbers of the ops whose
+    reset needs no dims (the backward's first contribution replaces the zeros)."""
+    found, numbers, unbound, count = {}, {}, set(), [0]
+    seen, bound = set(), set(graph.params)      # bound: on every path, before the statement
+
+    def visit(block, in_loop, certain):
+        out = []
+        for stmt in block:
+            if isinstance(stmt, Op) and stmt.out in mutable and tys.get(stmt.out) is not None \
+                    and tys[stmt.out].is_array and is_active_op(stmt, active) \
+                    and stmt.out not in names_in(stmt.args) and (in_loop or stmt.out in seen):
+                numbers[id(stmt)] = count[0]
+                count[0] += 1
+                if numbers[id(stmt)] not in same_shapes:
+                    dims = tuple(names.fresh(f"{stmt.out}_was_n{k}") for k in range(tys[stmt.out].ndim))
+                    for k, dim in enumerate(dims):
+                        tys[dim] = INT
+                        out.append(Op(dim, "dim", (stmt.out,), {"axis": k, "shape_only": True}, stmt.where))
+                    found[id(stmt)] = dims
+                    if stmt.out not in bound:
+                        unbound.add(stmt.out)
+            if isinstance(stmt, Op) and stmt.out is not None:
+                seen.add(stmt.out)
+                if certain:
+                    bound.add(stmt.out)
+            out.append(stmt)
+            for child in children(stmt):
+                visit(child, in_loop or isinstance(stmt, (For, While)), False)
+        block[:] = out
+
+    visit(graph.body, False, True)
+    return found, numbers, unbound
 
 
 def _used_in_nested_blocks(block):

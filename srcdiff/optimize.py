@@ -161,7 +161,9 @@ def _assignment_targets(loop):
 
 
 def fold_zero_then_add(stmts, counts=None):
-    """`d = np.zeros_like(v)` followed by `d += c` becomes `d = c`, in place, in every block.
+    """`d = np.zeros_like(v)` (or `np.zeros(shape)`, a reset to an earlier value's shape)
+    followed by `d += c` becomes `d = c`, in place, in every block of the backward, where
+    `c`, an adjoint contribution, has d's shape.
 
     Only when `d` is not read in between and `c` is a fresh array that nothing else
     refers to: arithmetic or a FRESH_HELPERS call, or a name assigned one earlier in
@@ -272,7 +274,8 @@ def _is_add_to_name(stmt):
 
 def _zeroed_name(stmt):
     if (isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name)
-            and isinstance(stmt.value, ast.Call) and ast.unparse(stmt.value.func) == "np.zeros_like"):
+            and isinstance(stmt.value, ast.Call)
+            and ast.unparse(stmt.value.func) in ("np.zeros_like", "np.zeros")):
         return stmt.targets[0].id
     return None
 

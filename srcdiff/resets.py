@@ -1,10 +1,12 @@
-"""Shape checks for the arrays whose adjoint a backward loop resets to zeros.
+"""Shape checks for the arrays whose adjoint a backward loop resets to `np.zeros_like`.
 
-Undoing `d = ...` inside a reverse loop resets `dd = np.zeros_like(d)`, with the shape `d`
-has at the end of the forward. That is right for an array that keeps its shape through
-the loop, and wrong for one that changes shape from one iteration to the next (`d =
-x[:i + 1] - x[i + 1]`), where numba would go on with the wrong shapes silently. So the
-gradient's forward checks, after each such binding in a loop, that the array kept its shape.
+Undoing an assignment that rebinds an array (`h = xb @ W1`) resets its adjoint to zeros
+shaped as the value it replaced, from dims read (and taped) just before the assignment
+(`analysis.old_shapes`), so an array may change shape from one iteration to the next (a
+last, shorter minibatch). Other resets are `dd = np.zeros_like(d)`, with the shape `d` has
+where the backward reads it; for an array that changed shape, numba would go on with the
+wrong shapes silently. So the gradient's forward checks, after each binding in a loop of
+an array whose adjoint a backward loop resets that way, that the array kept its shape.
 """
 import ast
 

@@ -68,7 +68,10 @@ class Sweep:
     def sym(operand):
         return Sym(operand.value if isinstance(operand, Const) else operand)
 
-    def zero(self, name):
+    def zero(self, name, dims=None):
+        """Zeros like `name`'s value, or, given its `dims`, of that shape (an earlier value's)."""
+        if dims:
+            return np_.zeros(tuple_([Sym(d) for d in dims]), Sym("np").attr(self.tys[name].dtype))
         return np_.zeros_like(Sym(name)) if self.tys[name].is_array else Sym(0.0)
 
     def _scattered_arrays(self):
@@ -487,7 +490,7 @@ class Sweep:
         if op.gate not in NON_DIFFERENTIABLE and self._has_adjoint(op.out):
             out = self.apply_rule(op)
         if op.out in self.plan.mutable and not _self_update(op) and self._may_be_reused(op):
-            out.append(assign(self.adj(op.out), self.zero(op.out)))
+            out.append(assign(self.adj(op.out), self.zero(op.out, self.plan.old_dims.get(id(op)))))
             self.zeros.zeroed(op.out)
         return out
 

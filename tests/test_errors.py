@@ -717,13 +717,6 @@ def test_mismatched_shapes_after_good_calls(compile):
         assert "b: float64[5]" in text and "ValueError" in text
 
 
-def shrinking_state(w, x0, steps):
-    h = x0.copy()
-    for t in range(steps):
-        h = np.tanh(h[1:] * w[t])  # <- error
-    return np.sum(h)
-
-
 def pair_loop(pos):
     e = 0.0
     for i in range(pos.shape[0]):
@@ -733,14 +726,6 @@ def pair_loop(pos):
     return e
 
 
-@pytest.mark.parametrize("compile", [False, True])
-def test_an_array_changing_shape_in_a_loop_is_reported_at_its_line(compile):
-    # an array that changes shape from one iteration to the next, in a loop that indexes
-    # it, is not supported: the gradient's forward checks it and names the line
-    with pytest.raises(SrcdiffError) as info:
-        srcdiff.grad(shrinking_state, wrt=(0, 1), compile=compile)(np.ones(3), np.ones(5), 3)
-    check_error(info.value, marked_line(shrinking_state),
-                message="changes shape in a loop")
 
 
 
