@@ -319,7 +319,8 @@ def read_shapes(graph, tys, active, mutable, names):
 
 def old_shapes(graph, tys, active, mutable, names, same_shapes=frozenset()):
     """({id(op): dim names}, {id(op): number}, names needing a placeholder) for the ops that
-    rebind an array name without reading it (`h = xb @ W1` in a loop over minibatches),
+    rebind an array name without reading it (`h = xb @ W1` in a loop over minibatches), or to
+    a part of itself (`h = h[1:]`),
     numbered in program order: undoing one resets the name's adjoint to zeros shaped like the
     value it replaced, which may differ from the final one (a last, shorter minibatch). The
     dims are read just before the op (and taped in loops), so a name that may be unbound
@@ -333,7 +334,8 @@ def old_shapes(graph, tys, active, mutable, names, same_shapes=frozenset()):
         for stmt in block:
             if isinstance(stmt, Op) and stmt.out in mutable and tys.get(stmt.out) is not None \
                     and tys[stmt.out].is_array and is_active_op(stmt, active) \
-                    and stmt.out not in names_in(stmt.args) and (in_loop or stmt.out in seen):
+                    and (stmt.out not in names_in(stmt.args) or stmt.gate == "index") \
+                    and (in_loop or stmt.out in seen):
                 numbers[id(stmt)] = count[0]
                 count[0] += 1
                 if numbers[id(stmt)] not in same_shapes:

@@ -72,6 +72,10 @@ def check_grad(fn, *args, wrt=0, eps=None, rtol=None, atol=None, compile=True, *
         single = in_float32 or np.asarray(args[position]).dtype == np.float32
         step = eps or (1e-3 if single else 1e-6)
         expected = numeric_gradient(plain, args, position, step)
+        if np.shape(g) != np.shape(expected):
+            report.append(f"  d{gradient.params[position]}: srcdiff's has shape {np.shape(g)}, "
+                          f"the argument's is {np.shape(expected)}")
+            continue
         if single and eps is None:     # float32: where closer, the extrapolated differences
             refined = (4.0 * numeric_gradient(plain, args, position, step / 2) - expected) / 3.0
             mine = np.asarray(g, dtype=np.float64)

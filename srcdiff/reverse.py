@@ -554,7 +554,12 @@ class Sweep:
         out = []
         if array not in self.plan.active:
             return out
-        if array not in self.plan.mutable and array not in self.initialized:
+        if array == op.out:     # `h = h[1:]`: the old h's adjoint is a new array, g goes into it
+            held = self.names.fresh(self.adj(array) + "_part")
+            out += [assign(held, g), assign(self.adj(array), self.zero(array, self.plan.old_dims.get(id(op))))]
+            g = Sym(held)
+            self.zeros.zeroed(array)
+        elif array not in self.plan.mutable and array not in self.initialized:
             out.append(assign(self.adj(array), self.zero(array)))
             self.initialized.add(array)
         self.zeros.flowed(array, op.out, created=False)

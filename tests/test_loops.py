@@ -2387,3 +2387,51 @@ def shrinking_state(w, x0, steps):
 
 def test_a_state_that_shrinks_every_step():
     check_loop(shrinking_state, np.array([0.4, -0.2, 0.7]), np.linspace(0.1, 0.5, 5), 3, wrt=(0, 1))
+
+
+# ---- a name rebound to a part of itself: the old value's adjoint is a new array ---------------
+def drops_the_first_entry_twice(x):
+    h = x * 1.0
+    for _ in range(2):
+        h = h[1:]
+    return np.sum(h * h)
+
+
+def maybe_drops_the_first_entry(x):
+    h = x * 1.0
+    if x[0] > 0:
+        h = h[1:]
+    return np.sum(h * h)
+
+
+def maybe_reversed(x, reverse):
+    if reverse > 0:
+        x = x[::-1]
+    return np.sum(x * np.arange(x.shape[0]))
+
+
+def rebound_to_all_of_itself(x):
+    h = x * 1.0
+    for _ in range(2):
+        h = h[:]
+    return np.sum(h * np.arange(h.shape[0]))
+
+
+def kept_above_a_threshold(x):
+    h = x * 1.0
+    for t in range(2):
+        h = h[h > 0.2 * t]
+    return np.sum(h ** 3)
+
+
+def test_a_name_rebound_to_a_part_of_itself_in_a_loop_or_a_branch():
+    """`h = h[1:]` undone: g goes into a new adjoint of the old h's shape (it went into the
+    same array, `dh[1:] += dh`, which summed overlapping entries or read past its end)."""
+    x = np.array([0.3, 0.9, 0.6, 1.2, 0.8, 0.1])
+    check_loop(drops_the_first_entry_twice, x)
+    check_loop(maybe_drops_the_first_entry, x)
+    check_loop(maybe_reversed, x, 1)
+    check_loop(rebound_to_all_of_itself, x)
+    check_loop(kept_above_a_threshold, x - 0.25)
+    g = srcdiff.grad(maybe_reversed)(x, 1)
+    np.testing.assert_allclose(g, [5.0, 4.0, 3.0, 2.0, 1.0, 0.0])
