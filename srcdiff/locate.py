@@ -44,6 +44,10 @@ def runtime_error(gradient, source, args, error):
     if "changes shape in a loop" in str(reason):
         return error(message, where, hint="a known limitation: an array a loop binds "
                      "must keep its shape from one iteration to the next")
+    if isinstance(reason, np.linalg.LinAlgError) and "NaN" in str(reason):
+        return error(message, where, hint="a matrix of the function holds NaN or inf entries "
+                     "here: numba's linear algebra refuses them, where NumPy's returns NaN "
+                     "(compile=False runs NumPy's)")
     if isinstance(reason, np.linalg.LinAlgError):
         return error(message, where, hint="NumPy raises this too: a matrix of the function is "
                      "singular (or, for np.linalg.cholesky, not positive definite) at these "

@@ -1230,11 +1230,19 @@ def _add_at_ol(d, index, g):
 
 
 @register_jitable
-def _pair_at(rows, cols, k, shape):
-    """(rows[k], cols[k]) as NumPy reads them (negative ones from the end), or IndexError."""
-    if rows.shape[0] != cols.shape[0]:
+def _pairs(rows, cols):
+    """How many pairs x[rows, cols] picks: the vectors' common length (one of length 1 is
+    broadcast, as NumPy does), or IndexError."""
+    if rows.shape[0] != cols.shape[0] and rows.shape[0] != 1 and cols.shape[0] != 1:
         raise IndexError("shape mismatch: indexing arrays could not be broadcast together")
-    i, j = rows[k], cols[k]
+    return rows.shape[0] if cols.shape[0] == 1 else cols.shape[0]
+
+
+@register_jitable
+def _pair_at(rows, cols, k, shape):
+    """(rows[k], cols[k]) as NumPy reads them (a vector of length 1 broadcast, negative
+    entries from the end), or IndexError."""
+    i, j = rows[k if rows.shape[0] > 1 else 0], cols[k if cols.shape[0] > 1 else 0]
     i = i + shape[0] if i < 0 else i
     j = j + shape[1] if j < 0 else j
     if i < 0 or i >= shape[0] or j < 0 or j >= shape[1]:
@@ -1247,8 +1255,8 @@ def _pick_pairs_ol(x, rows, cols):
     _require_array("pick_pairs", x=x, rows=rows, cols=cols)
 
     def impl(x, rows, cols):
-        out = np.empty(rows.shape[0], x.dtype)
-        for k in range(rows.shape[0]):
+        out = np.empty(_pairs(rows, cols), x.dtype)
+        for k in range(out.shape[0]):
             out[k] = x[_pair_at(rows, cols, k, x.shape)]
         return out
     return impl
@@ -1259,7 +1267,7 @@ def _add_at_pairs_ol(d, rows, cols, g):
     _require_array("add_at_pairs", d=d, rows=rows, cols=cols, g=g)
 
     def impl(d, rows, cols, g):
-        for k in range(rows.shape[0]):
+        for k in range(_pairs(rows, cols)):
             d[_pair_at(rows, cols, k, d.shape)] += g[k]
     return impl
 

@@ -1775,3 +1775,11 @@ def test_rebinding_a_name_first_bound_in_a_loop_or_a_branch():
     for flag in (True, False):
         assert_grad_matches_fd(bound_in_one_branch, (np.linspace(0.1, 0.5, 4), np.linspace(0.2, 0.4, 3), flag),
                                wrt=(0, 1))
+
+
+@MODES
+def test_an_index_vector_of_length_one_is_broadcast_against_the_other(compiled):
+    A = np.arange(12.0).reshape(3, 4) / 7.0
+    assert_grad_matches_fd(picked_pairs, (A, np.array([1]), np.array([0, 2, -1])))
+    g = srcdiff.grad(picked_pairs, compile=compiled)(A, np.array([0, 2, 1]), np.array([3]))
+    assert np.count_nonzero(g) == 3 and np.count_nonzero(g[:, 3]) == 3
