@@ -320,11 +320,10 @@ def read_shapes(graph, tys, active, mutable, names):
 def old_shapes(graph, tys, active, mutable, names, same_shapes=frozenset()):
     """({id(op): dim names}, {id(op): number}, names needing a placeholder) for the ops that
     rebind an array name without reading it (`h = xb @ W1` in a loop over minibatches), or to
-    a part of itself (`h = h[1:]`),
-    numbered in program order: undoing one resets the name's adjoint to zeros shaped like the
-    value it replaced, which may differ from the final one (a last, shorter minibatch). The
-    dims are read just before the op (and taped in loops), so a name that may be unbound
-    there gets an empty placeholder first. `same_shapes` are the numbers of the ops whose
+    a part of itself (`h = h[1:]`), numbered in program order. Undoing one resets the name's
+    adjoint to zeros shaped like the value it replaced, which may differ from the final one
+    (a last, shorter minibatch). The dims are read just before the op (and taped in loops), so
+    a name that may be unbound there gets an empty placeholder first. `same_shapes` are the numbers of the ops whose
     reset needs no dims (the backward's first contribution replaces the zeros)."""
     found, numbers, unbound, count = {}, {}, set(), [0]
     seen, bound = set(), set(graph.params)      # bound: on every path, before the statement
@@ -332,18 +331,11 @@ def old_shapes(graph, tys, active, mutable, names, same_shapes=frozenset()):
     def visit(block, in_loop, certain):
         out = []
         for stmt in block:
-            if isinstance(stmt, Op) and stmt.out in mutable and tys.get(stmt.out) is not None \
-                    and tys[stmt.out].is_array and is_active_op(stmt, active) \
-                    and (stmt.out not in names_in(stmt.args) or stmt.gate == "index") \
-                    and (in_loop or stmt.out in seen):
+            if _rebinds_array(stmt, tys, active, mutable) and (in_loop or stmt.out in seen):
                 numbers[id(stmt)] = count[0]
                 count[0] += 1
                 if numbers[id(stmt)] not in same_shapes:
-                    dims = tuple(names.fresh(f"{stmt.out}_was_n{k}") for k in range(tys[stmt.out].ndim))
-                    for k, dim in enumerate(dims):
-                        tys[dim] = INT
-                        out.append(Op(dim, "dim", (stmt.out,), {"axis": k, "shape_only": True}, stmt.where))
-                    found[id(stmt)] = dims
+                    found[id(stmt)] = _dims_before(stmt, tys, names, out)
                     if stmt.out not in bound:
                         unbound.add(stmt.out)
             if isinstance(stmt, Op) and stmt.out is not None:
@@ -357,6 +349,23 @@ def old_shapes(graph, tys, active, mutable, names, same_shapes=frozenset()):
 
     visit(graph.body, False, True)
     return found, numbers, unbound
+
+
+def _rebinds_array(stmt, tys, active, mutable):
+    """True for an active op binding an array name again: to a new value (`h = xb @ W1`), or
+    to a part of its old one (`h = h[1:]`)."""
+    return isinstance(stmt, Op) and stmt.out in mutable and tys.get(stmt.out) is not None \
+        and tys[stmt.out].is_array and is_active_op(stmt, active) \
+        and (stmt.out not in names_in(stmt.args) or stmt.gate == "index")
+
+
+def _dims_before(op, tys, names, out):
+    """Append to `out` ops reading the dims of `op.out` (its value before `op`); their names."""
+    dims = tuple(names.fresh(f"{op.out}_was_n{k}") for k in range(tys[op.out].ndim))
+    for k, dim in enumerate(dims):
+        tys[dim] = INT
+        out.append(Op(dim, "dim", (op.out,), {"axis": k, "shape_only": True}, op.where))
+    return dims
 
 
 def _used_in_nested_blocks(block):

@@ -16,7 +16,8 @@ ELEMENTWISE = {
     np.exp: "exp", np.log: "log", np.sqrt: "sqrt", np.sin: "sin", np.cos: "cos", np.tan: "tan",
     np.tanh: "tanh", np.abs: "abs", np.absolute: "abs", np.log1p: "log1p", np.expm1: "expm1",
     np.sign: "sign", np.square: "square", np.negative: "neg", np.arctan: "arctan",
-    np.sinh: "sinh", np.cosh: "cosh", np.floor: "floor", np.ceil: "ceil", np.cumsum: "cumsum", np.cumprod: "cumprod",
+    np.sinh: "sinh", np.cosh: "cosh", np.floor: "floor", np.ceil: "ceil", np.cumsum: "cumsum",
+    np.cumprod: "cumprod",
     math.exp: "exp", math.log: "log", math.sqrt: "sqrt", math.sin: "sin", math.cos: "cos",
     math.tan: "tan", math.tanh: "tanh", math.fabs: "abs", math.log1p: "log1p", math.expm1: "expm1",
     math.atan: "arctan", math.sinh: "sinh", math.cosh: "cosh", math.floor: "floor", math.ceil: "ceil",
@@ -46,8 +47,8 @@ METHODS = {"copy": "copy_array", "sum": "sum", "mean": "mean", "max": "max", "mi
            "transpose": "transpose", "reshape": "reshape", "dot": "matmul", "var": "var",
            "std": "std", "ravel": "ravel", "flatten": "flatten", "astype": "astype"}
 # methods that are the NumPy function of the same name with the array first
-FUNCTION_METHODS = {"prod": np.prod, "cumsum": np.cumsum, "cumprod": np.cumprod, "clip": np.clip, "argmax": np.argmax,
-                    "argmin": np.argmin, "trace": np.trace}
+FUNCTION_METHODS = {"prod": np.prod, "cumsum": np.cumsum, "cumprod": np.cumprod, "clip": np.clip,
+                    "argmax": np.argmax, "argmin": np.argmin, "trace": np.trace}
 AXIS_DEFAULT = {"softmax": -1, "log_softmax": -1}
 NOT_NUMERIC_MODULES = ("numpy.random", "random")
 
@@ -382,12 +383,14 @@ def method_call(lw, node, target):
     if name in FUNCTION_METHODS:      # x.prod() is np.prod(x)
         function = ast.copy_location(ast.Attribute(ast.Name("np", ast.Load()), name, ast.Load()),
                                      node.func)
-        call = ast.copy_location(ast.Call(function, [node.func.value, *node.args], node.keywords), node)
+        call = ast.Call(function, [node.func.value, *node.args], node.keywords)
+        call = ast.copy_location(call, node)
         return dispatched(lw, FUNCTION_METHODS[name], call, target)
     gate = METHODS.get(name)
     if gate is None:
         lw.fail(f"the array method `.{name}()` is not supported", node.func,
-                hint=f"supported methods: {', '.join(f'.{m}()' for m in [*METHODS, *FUNCTION_METHODS])}")
+                hint="supported methods: " + ", ".join(f".{m}()" for m in [*METHODS,
+                                                                          *FUNCTION_METHODS]))
     array = array_operand(lw, node.func)
     if gate in ("sum", "mean", "max", "min"):
         return reduction(lw, node, gate, target, array=array)
@@ -617,7 +620,8 @@ DISPATCH = [
     ({np.transpose: "transpose"}, transpose_call), ({np.reshape: "reshape"}, reshape_call),
     (composites.FUNCTIONS, composites.variance), ({np.linalg.norm: "norm"}, composites.norm),
     ({np.clip: "clip"}, composites.clip), ({np.full: "full", np.full_like: "full_like"}, composites.full), ({np.logaddexp: "logaddexp"}, composites.logaddexp),
-    ({np.diff: "diff"}, composites.diff), (composites.FLIPS, composites.flip), ({np.ravel: "ravel"}, ravel_call),
+    ({np.diff: "diff"}, composites.diff), (composites.FLIPS, composites.flip),
+    ({np.ravel: "ravel"}, ravel_call),
     ({np.reciprocal: "reciprocal"}, reciprocal),
     ({np.radians: "radians", np.deg2rad: "radians", math.radians: "radians", np.degrees: "degrees",
       np.rad2deg: "degrees", math.degrees: "degrees"}, composites.angle),

@@ -9,15 +9,9 @@ class GradientCheckError(SrcdiffError, AssertionError):
     """srcdiff's gradient and finite differences disagree."""
 
 
-def numeric_gradient(fn, args, position, eps, extrapolate=False):
-    """Central differences of scalar `fn(*args)` w.r.t. argument `position`, each over the step
-    the argument's dtype can hold (x + eps rounded to float32 is not x + eps). With
-    `extrapolate`, Richardson's (4 D(eps / 2) - D(eps)) / 3, whose truncation error is of order
-    eps^4, not eps^2 (a float32 step is coarse next to a small entry), and rounding error
-    larger."""
-    if extrapolate:
-        return (4.0 * numeric_gradient(fn, args, position, eps / 2)
-                - numeric_gradient(fn, args, position, eps)) / 3.0
+def numeric_gradient(fn, args, position, eps):
+    """Central differences D(eps) of scalar `fn(*args)` w.r.t. argument `position`, each over
+    the step the argument's dtype can hold (x + eps rounded to float32 is not x + eps)."""
     x = args[position]
     base = np.array(x, dtype=np.float64)
     dtype = x.dtype if isinstance(x, (np.ndarray, np.generic)) else np.float64
@@ -34,6 +28,13 @@ def numeric_gradient(fn, args, position, eps, extrapolate=False):
             values.append(float(fn(*call_args)))
         out[i] = (values[0] - values[1]) / (points[0] - points[1])
     return out if np.ndim(x) else float(out[()])
+
+
+def extrapolated(fn, args, position, eps, coarse):
+    """Richardson's (4 D(eps / 2) - D(eps)) / 3 from `coarse` = D(eps): its truncation error is
+    of order eps^4, not eps^2 (a float32 step is coarse next to a small entry), its rounding
+    error larger."""
+    return (4.0 * numeric_gradient(fn, args, position, eps / 2) - coarse) / 3.0
 
 
 def _scalar_like(x, value):
@@ -77,7 +78,7 @@ def check_grad(fn, *args, wrt=0, eps=None, rtol=None, atol=None, compile=True, *
                           f"the argument's is {np.shape(expected)}")
             continue
         if single and eps is None:     # float32: where closer, the extrapolated differences
-            refined = (4.0 * numeric_gradient(plain, args, position, step / 2) - expected) / 3.0
+            refined = extrapolated(plain, args, position, step, expected)
             mine = np.asarray(g, dtype=np.float64)
             expected = np.where(np.abs(mine - refined) < np.abs(mine - expected), refined, expected)
         error = np.abs(np.asarray(g, dtype=np.float64) - expected)

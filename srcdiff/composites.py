@@ -87,13 +87,15 @@ def diff(lw, node, gate, target):
     n (np.diff(x, 2) or n=2), that n times over."""
     from .calls import constant_option
     options = {k.arg: k.value for k in node.keywords}
-    if not 1 <= len(node.args) <= 2 or set(options) - {"axis", "n"} or len(node.args) == 2 and "n" in options:
+    if not 1 <= len(node.args) <= 2 or set(options) - {"axis", "n"} \
+            or len(node.args) == 2 and "n" in options:
         lw.fail("`np.diff` takes an array, n and `axis=` here", node)
     axis = constant_option(lw, options.get("axis"), -1, "axis", (int,))
     if axis not in (0, -1):
         lw.fail("`np.diff` is supported along axis 0 (and the last axis of a 1-D array)", node,
                 hint="transpose first: np.diff(x.T, axis=0).T")
-    times = constant_option(lw, node.args[1] if len(node.args) == 2 else options.get("n"), 1, "n", (int,))
+    given = node.args[1] if len(node.args) == 2 else options.get("n")
+    times = constant_option(lw, given, 1, "n", (int,))
     if times < 0:
         lw.fail("`np.diff` takes n >= 0", node)
     check = {"only_1d": "np.diff(x) without axis=0",
@@ -101,7 +103,8 @@ def diff(lw, node, gate, target):
         if axis == -1 else {}
     x = lw.expr(node.args[0], None)
     for k in range(times):
-        after = lw.emit("index", [x, Const(1)], {"index": (("slice", True, False, False),), **check}, node)
+        after = lw.emit("index", [x, Const(1)], {"index": (("slice", True, False, False),),
+                                                 **check}, node)
         before = lw.emit("index", [x, Const(-1)], {"index": (("slice", False, True, False),)}, node)
         x = lw.emit("sub", [after, before], {}, node, target if k == times - 1 else None)
     return x if times else lw.emit("copy", [x], {}, node, target)
@@ -161,16 +164,22 @@ def flip(lw, node, gate, target):
     vector = x[::-1]; np.flipud(x) = np.flip(x, 0), np.fliplr(x) = np.flip(x, 1)."""
     from .calls import constant_option
     options = {k.arg: k.value for k in node.keywords}
-    if len(node.args) not in (1, 2) or set(options) - {"axis"} or gate != "flip" and len(node.args) + len(options) > 1:
-        lw.fail(f"`{ast.unparse(node.func)}` takes an array{' and an axis' if gate == 'flip' else ''} here", node)
+    takes_axis = gate == "flip"
+    if len(node.args) not in (1, 2) or set(options) - {"axis"} \
+            or not takes_axis and len(node.args) + len(options) > 1:
+        what = "an array and an axis" if takes_axis else "an array"
+        lw.fail(f"`{ast.unparse(node.func)}` takes {what} here", node)
     given = node.args[1] if len(node.args) == 2 else options.get("axis")
-    axis = {"flipud": 0, "fliplr": 1}.get(gate, constant_option(lw, given, None, "axis", (int, type(None))))
+    axis = {"flipud": 0, "fliplr": 1}.get(gate) if not takes_axis else \
+        constant_option(lw, given, None, "axis", (int, type(None)))
     if axis is not None and axis < 0:
-        lw.fail("`np.flip` takes a non-negative axis here", node, hint="count the axes from the front")
+        lw.fail("`np.flip` takes a non-negative axis here", node,
+                hint="count the axes from the front")
     whole = ("slice", False, False, False)
     index = (whole,) * (axis or 0) + (("slice", False, False, True),)
-    check = {"only_1d": "np.flip(x) without an axis",
-             "hint_1d": "flip one axis at a time: np.flip(np.flip(x, 0), 1)"} if axis is None else {}
+    check = {} if axis is not None else {
+        "only_1d": "np.flip(x) without an axis",
+        "hint_1d": "flip one axis at a time: np.flip(np.flip(x, 0), 1)"}
     return lw.emit("index", [lw.expr(node.args[0], None), Const(-1)], {"index": index, **check},
                    node, target)
 

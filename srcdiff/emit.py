@@ -64,7 +64,8 @@ def unread_shapes(body, plan):
         s.value, ast.Constant) and s.value.value == COMMENT + "backward")
     read = {n.id for s in body[mark:] for n in ast.walk(s)
             if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-    return frozenset(plan.rebinding[op] for op, dims in plan.old_dims.items() if not read & set(dims))
+    return frozenset(plan.rebinding[op] for op, dims in plan.old_dims.items()
+                     if not read & set(dims))
 
 
 def check_result(graph, tys):

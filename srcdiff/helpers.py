@@ -11,10 +11,11 @@ RUNTIME_NAMES = (
     "softmax_over", "log_softmax_over", "logsumexp_over_keep",
     "softmax_all", "log_softmax_all", "logsumexp_all",
     "reserve", "range_last", "base_slope", "exponent_slope", "erf", "erfc", "asserted",
-    "assigned", "broadcast_dim", "as_dtype_of", "apart", "reversed_cumsum", "cumprod_adjoint", "median_adjoint", "interp_slope", "interp_knots_adjoint",
-    "interp_values_adjoint",
-    "product_of_others", "spread_diagonal", "cofactors", "cholesky_adjoint", "add_at", "pick_pairs", "add_at_pairs", "keeps_shape", "lgamma",
-    "digamma", "unsorted", "roll_along", "tanh", "exp", "log",
+    "assigned", "broadcast_dim", "as_dtype_of", "apart", "reversed_cumsum", "cumprod_adjoint",
+    "median_adjoint", "interp_slope", "interp_knots_adjoint", "interp_values_adjoint",
+    "product_of_others", "spread_diagonal", "cofactors", "cholesky_adjoint", "add_at",
+    "pick_pairs", "add_at_pairs", "keeps_shape", "lgamma", "digamma", "unsorted", "roll_along",
+    "tanh", "exp", "log",
 )
 # functions of srcdiff's own (srcdiff.vectorised), written for float arrays in place of NumPy's
 VECTORISED = ("exp", "log", "tanh")

@@ -1,14 +1,14 @@
 """Indexing with an array: rows picked by an integer vector, entries picked by a mask.
 
 `E[idx]` and `E[idx, :]` gather rows; an index may repeat, and then the adjoints of its
-rows add up (`add_at`, as np.add.at). `M[i, idx]` and `M[idx, j]` pick from one row or column, their adjoints added back into
-that row or column. `P[rows, cols]` gathers entries in pairs (the
-cross-entropy's `logp[np.arange(n), labels]`), their adjoints added back the same way
-(`add_at_pairs`). `x[mask]` takes the entries of a vector where the
-mask is true, or the rows of a matrix for a mask along its first axis. Writes take masks
-only (`x[x < 0] = 0.0`): through an index vector that repeats, NumPy keeps one write of
-several, which has no gradient rule. numba takes one index array, a vector, so a mask of
-a whole matrix is refused with the forms that work instead.
+rows add up (`add_at`, as np.add.at). `M[i, idx]` and `M[idx, j]` pick from one row or
+column, their adjoints added back into that row or column. `P[rows, cols]` gathers entries
+in pairs (the cross-entropy's `logp[np.arange(n), labels]`), their adjoints added back the
+same way (`add_at_pairs`). `x[mask]` takes the entries of a vector where the mask is true,
+or the rows of a matrix for a mask along its first axis. Writes take masks only (`x[x < 0] =
+0.0`): through an index vector that repeats, NumPy keeps one write of several, which has no
+gradient rule. numba takes one index array, a vector, so a mask of a whole matrix is refused
+with the forms that work instead.
 """
 from .errors import SrcdiffError
 from .infer import Ty
@@ -26,7 +26,8 @@ def picked_type(op, x, positions, writing=False):
         if writing:
             raise SrcdiffError("writing through an index vector (x[i, idx] = v) is not supported: "
                                "where an index repeats, NumPy keeps one of the writes", op.where,
-                               hint="write a loop: for k in range(idx.shape[0]): x[i, idx[k]] = v[k]")
+                               hint="write a loop: for k in range(idx.shape[0]): "
+                                    "x[i, idx[k]] = v[k]")
         return Ty(x.dtype, 1)
     if pick is None or layout[0] != ("at",) or any(p != FULL for p in layout[1:]) \
             or len(positions) != 1:
@@ -69,7 +70,8 @@ def pairs_type(op, x, positions, writing):
     if writing:
         raise SrcdiffError("writing through index vectors (x[rows, cols] = v) is not supported: "
                            "where a pair repeats, NumPy keeps one of the writes", op.where,
-                           hint="write a loop: for k in range(rows.shape[0]): x[rows[k], cols[k]] = v[k]")
+                           hint="write a loop: for k in range(rows.shape[0]): "
+                                "x[rows[k], cols[k]] = v[k]")
     return Ty(x.dtype, 1)
 
 

@@ -556,7 +556,8 @@ class Sweep:
             return out
         if array == op.out:     # `h = h[1:]`: the old h's adjoint is a new array, g goes into it
             held = self.names.fresh(self.adj(array) + "_part")
-            out += [assign(held, g), assign(self.adj(array), self.zero(array, self.plan.old_dims.get(id(op))))]
+            old = self.zero(array, self.plan.old_dims.get(id(op)))
+            out += [assign(held, g), assign(self.adj(array), old)]
             g = Sym(held)
             self.zeros.zeroed(array)
         elif array not in self.plan.mutable and array not in self.initialized:
@@ -566,10 +567,10 @@ class Sweep:
         picks = [s for a, s in zip(op.args[1:], args[1:]) if self.ty(a).ndim]
         if len(picks) == 2:                               # entries picked in pairs
             return out + [ast.Expr(helper("add_at_pairs", Sym(self.adj(array)), *picks, g).node)]
-        if picks and len(args) == 3:                      # x[i, idx] or x[idx, j]: in a row or column
-            at_rows = self.ty(op.args[1]).ndim == 1
-            line = Sym(self.adj(array))[Sym(ast.Tuple([ast.Slice(), args[2].node] if at_rows
-                                                       else [args[1].node, ast.Slice()], ast.Load()))]
+        if picks and len(args) == 3:                      # x[i, idx] or x[idx, j]: one line
+            i, j = args[1].node, args[2].node
+            line = [ast.Slice(), j] if self.ty(op.args[1]).ndim else [i, ast.Slice()]
+            line = Sym(self.adj(array))[Sym(ast.Tuple(line, ast.Load()))]
             return out + [ast.Expr(helper("add_at", line, picks[0], g).node)]
         if picks:                                         # rows picked by an index array
             return out + [ast.Expr(helper("add_at", Sym(self.adj(array)), args[1], g).node)]

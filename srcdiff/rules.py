@@ -473,4 +473,4 @@ def softmax_cross_entropy(op, ty, g, z, logits, y):
 BROADCASTING = {"add", "sub", "mul", "div", "pow", "maximum", "minimum", "where", "arctan2", "mod",
                 "hypot", "cross"}
 
-from . import interpolation, matrices  # noqa: E402,F401  (their gates' rules register themselves here)
+from . import interpolation, matrices  # noqa: E402,F401  (their rules register themselves here)
