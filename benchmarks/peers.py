@@ -36,8 +36,10 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _split_inputs(workload, inputs):
-    """Array argument names, and the non-array (static, e.g. int) arguments."""
-    static = {n: v for n, v in inputs.items() if not isinstance(v, np.ndarray)}
+    """Names of the array (or differentiated number) arguments, and the other (static, e.g.
+    int) arguments."""
+    static = {n: v for n, v in inputs.items()
+              if not isinstance(v, np.ndarray) and n not in workload.wrt}
     array_names = [n for n in workload.arg_names if n not in static]
     return array_names, static
 
@@ -87,8 +89,8 @@ class TorchPeer(Peer):
         args, params = [], []
         for n in workload.arg_names:
             v = inputs[n]
-            if isinstance(v, np.ndarray):
-                v = torch.from_numpy(v)
+            if isinstance(v, np.ndarray) or n in workload.wrt:     # a number in wrt: 0-d tensor
+                v = torch.from_numpy(v if isinstance(v, np.ndarray) else np.asarray(v, float))
                 if requires_grad and n in workload.wrt:
                     v = v.detach().requires_grad_(True)
                     params.append(v)

@@ -44,6 +44,21 @@ def _timed(records):
     return [r for r in records if r.get("grad") and r["status"] in ("ok", "ref", "unchecked")]
 
 
+def _dtype(records, workload_name=None):
+    """The dtype the records ran in ("float64", "float32", or both)."""
+    found = sorted({r.get("dtype", "float64") for r in records
+                    if workload_name is None or r["workload"] == workload_name})
+    return "+".join(found) or "float64"
+
+
+def _speedup_ticks(ax):
+    """Plain labels (0.5, 1, 2, 5, 10, ...) on the log axis, however short its range."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+
+
 def scaling_plot(result, workload_name, path):
     plt = _plt()
     wl = workloads.get(workload_name)
@@ -80,7 +95,8 @@ def scaling_plot(result, workload_name, path):
     ax.set_xlabel(wl.size_name)
     clock = result.get("settings", {}).get("clock", "wall")
     ax.set_ylabel(f"time per call [s]  (median, {clock} clock, log scale)")
-    ax.set_title(f"{workload_name}: gradient time vs size\n{wl.title}; float64, 1 thread",
+    ax.set_title(f"{workload_name}: gradient time vs size\n{wl.title}; "
+                 f"{_dtype(recs)}, 1 thread",
                  fontsize=11)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8.5, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
@@ -107,38 +123,48 @@ def speedup_plot(result, path, quick=False):
             continue
         vals = {r["system"]: base / r["grad"]["median_s"] for r in recs
                 if r["workload"] == wl.name and r["size_label"] == label}
-        groups.append((f"{wl.name}\n{label}", vals))
+        broken = {r["system"]: r["status"] for r in result["records"] if r["workload"] == wl.name
+                  and r["size_label"] == label and r["status"] in ("FAILED", "ERROR")}
+        groups.append((f"{wl.name}\n{label}", vals, broken))
     if not groups:
         return None
-    systems = list(dict.fromkeys(s for _, v in groups for s in v))
+    systems = list(dict.fromkeys(s for _, v, b in groups for s in [*v, *b]))
     import numpy as np
     width = 0.8 / max(len(systems), 1)
     fig, ax = plt.subplots(figsize=(max(7.5, 1.6 * len(groups) + 2), 5.4), dpi=110)
     x = np.arange(len(groups))
     for k, name in enumerate(systems):
-        ys = [v.get(name, np.nan) for _, v in groups]
+        ys = [v.get(name, np.nan) for _, v, _ in groups]
         st = _style(name)
         pos = x - 0.4 + width * (k + 0.5)
         bars = ax.bar(pos, ys, width * 0.92, color=st["color"], label=st["label"])
-        for b, y in zip(bars, ys):
+        for b, y, (_, _, broken) in zip(bars, ys, groups):
             if np.isfinite(y):
                 txt = f"{y:.0f}" if y >= 10 else (f"{y:.1f}" if y >= 1 else f"{y:.2g}")
                 ax.annotate(txt, (b.get_x() + b.get_width() / 2, y), ha="center", va="bottom",
                             fontsize=7, xytext=(0, 1), textcoords="offset points")
+            elif name in broken:        # no bar: say why where it would stand
+                ax.annotate(broken[name], (b.get_x() + b.get_width() / 2, 1.0), ha="center",
+                            va="bottom", fontsize=7, rotation=90, color=st["color"],
+                            xytext=(0, 2), textcoords="offset points")
     ax.axhline(1.0, color="#666666", linewidth=1)
+    ax.set_xlim(-0.5, len(groups) - 0.5)       # slots of systems with no bar included
     ax.set_yscale("log")
     ax.set_xticks(x)
     ax.set_xticklabels([g[0] for g in groups], fontsize=9)
     ax.set_ylabel("speed-up over PyTorch eager  (× faster, log scale)")
     clock = result.get("settings", {}).get("clock", "wall")
     ax.set_title("Gradient speed-up over PyTorch eager (higher is better)\n"
-                 f"one representative size per workload; float64, 1 thread, {clock}-clock medians",
+                 f"one representative size per workload; {_dtype(recs)}, 1 thread, "
+                 f"{clock}-clock medians",
                  fontsize=11)
     ax.grid(True, axis="y", which="major", alpha=0.3)
-    ymax = max(v for _, d in groups for v in d.values() if np.isfinite(v))
-    ymin = min(v for _, d in groups for v in d.values() if np.isfinite(v))
+    ymax = max(v for _, d, _ in groups for v in d.values() if np.isfinite(v))
+    ymin = min(v for _, d, _ in groups for v in d.values() if np.isfinite(v))
     ax.set_ylim(min(ymin, 1.0) / 2.5, ymax * 3)
-    ax.legend(fontsize=8.5, ncol=len(systems), loc="upper center", bbox_to_anchor=(0.5, -0.14),
+    _speedup_ticks(ax)
+    columns = max(1, min(len(systems), int(fig.get_figwidth() // 2.2)))
+    ax.legend(fontsize=8.5, ncol=columns, loc="upper center", bbox_to_anchor=(0.5, -0.14),
               frameon=False)
     fig.tight_layout()
     fig.savefig(path)

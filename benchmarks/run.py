@@ -197,10 +197,20 @@ def fd_probe(wl, inputs, forward, directions=2, step=1e-7):
             d = dict(inputs)
             for name, v in zip(wl.wrt, vs):
                 d[name] = inputs[name] + eps * v
-            return float(forward(*wl.args(d)))
+            return scalar(wl, forward(*wl.args(d)), forward)
 
         probe.append((vs, (f_at(step) - f_at(-step)) / (2 * step)))
     return probe
+
+
+def scalar(wl, value, fn):
+    """`value`, which `fn` returned for workload `wl`, as a float; a clear error if it is not
+    a real scalar."""
+    if np.ndim(value) != 0 or np.iscomplexobj(value):
+        raise ValueError(f"{getattr(fn, '__name__', 'the function')} returns "
+                         f"{'an array of shape ' + str(np.shape(value)) if np.ndim(value) else 'a complex number'}"
+                         f"; the functions of workload {wl.name!r} must return a real scalar")
+    return float(value)
 
 
 def fd_error(grads, probe):
@@ -213,19 +223,29 @@ def fd_error(grads, probe):
     return worst
 
 
-def reference_checks(wl, inputs, ref_forward, ref_grad):
-    """Check the hand-written reference: against the plain source, and by finite differences."""
+def reference_checks(wl, inputs, grads):
+    """Check the hand-written gradient `grads` (computed at `inputs`): its forward, if the
+    workload has one, against the plain source, and the gradient by central differences of
+    that forward (or of the source). Returns the figures and, under "failure", why the
+    gradient cannot be the reference (None if it can)."""
+    forward = hand_forward(wl)
     args = wl.args(inputs)
-    out = {}
-    try:
-        src_val = float(wl.source(*args))
-        ref_val = float(ref_forward(*args))
-        out["source_vs_forward"] = abs(src_val - ref_val) / max(abs(ref_val), 1e-300)
-    except Exception as exc:
-        out["source_vs_forward"] = None
-        out["source_error"] = f"{type(exc).__name__}: {exc}"
-    g = as_grad_tuple(ref_grad(*args), len(wl.wrt))
-    out["finite_difference"] = fd_error(g, fd_probe(wl, inputs, ref_forward))
+    out = {"source_vs_forward": None, "failure": None}
+    if forward is not None:
+        try:
+            src_val = scalar(wl, wl.source(*args), wl.source)
+            ref_val = scalar(wl, forward(*args), forward)
+            out["source_vs_forward"] = abs(src_val - ref_val) / max(abs(ref_val), 1e-300)
+        except Exception as exc:
+            out["source_error"] = _short_exc(exc)
+    fd = out["finite_difference"] = fd_error(grads, fd_probe(wl, inputs, forward or wl.source))
+    svf = out["source_vs_forward"]
+    if svf is not None and svf > FWD_RTOL:
+        out["failure"] = (f"hand-written forward differs from the source by {svf:.1e}: the others "
+                          "are checked by finite differences of the source")
+    elif fd > FD_TOL:
+        out["failure"] = (f"hand-written gradient fails its finite-difference check (rel. error "
+                          f"{fd:.1e} > {FD_TOL:g}): the others are checked by finite differences")
     return out
 
 
@@ -238,12 +258,31 @@ def _short_exc(exc):
     return msg[:160]
 
 
-def hand_written(wl):
-    """(forward, gradient) written by hand for `wl`, or None."""
+def source_probe(wl, inputs, rec, cfg):
+    """(finite-difference probe, value) of the workload's source, which the others are then
+    checked against; (None, None), with `rec` marked, if the source cannot be evaluated."""
+    try:
+        return fd_probe(wl, inputs, wl.source), scalar(wl, wl.source(*wl.args(inputs)), wl.source)
+    except Exception as exc:
+        failed(rec, exc, cfg, "source: ")
+        return None, None
+
+
+def reference_text(chk):
+    """One line on the hand-written reference's check."""
+    svf = chk["source_vs_forward"]
+    forward = ("source() vs hand-written forward rel. diff "
+               + ("%.1e" % svf if svf is not None else chk.get("source_error", "-")) + "; "
+               if svf is not None or chk.get("source_error") else "")
+    return (f"reference check ({chk['size_label']}): {forward}finite differences vs hand-written "
+            f"gradient rel. diff {chk['finite_difference']:.1e}"
+            + (f" -- FAILED: {chk['failure']}" if chk["failure"] else ""))
+
+
+def hand_forward(wl):
+    """The forward written by hand for `wl`, or None."""
     from . import handwritten
-    forward = wl.forward or handwritten.FORWARD.get(wl.name)
-    gradient = wl.gradient or handwritten.GRAD.get(wl.name)
-    return (forward, gradient) if forward and gradient else None
+    return wl.forward or handwritten.FORWARD.get(wl.name)
 
 
 def print_startup(st):
@@ -263,26 +302,56 @@ def aot_startup(wl, size):
     return st
 
 
-def run_size(wl, size, systems, cfg, log):
-    """All systems on one (workload, size).  Returns (records, inputs).
+def float_dtype(wl, inputs):
+    """The float dtype of the differentiated inputs ("float64", "float32", or both)."""
+    found = sorted({np.asarray(inputs[n]).dtype.name if np.asarray(inputs[n]).dtype.kind == "f"
+                    else "float64" for n in wl.wrt})
+    return "+".join(found)
+
+
+def new_record(wl, size, system):
+    return {"workload": wl.name, "size": list(size) if isinstance(size, tuple) else size,
+            "size_label": wl.size_label(size), "system": system.name, "status": "ok",
+            "message": "", "memory_traced": system.memory_traced, "grad": None, "forward": None,
+            "first_call_s": None, "forward_first_call_s": None, "peak_mem_bytes": None,
+            "grad_error": None, "grad_over_forward": None, "ratio_to_handwritten": None}
+
+
+def failed(rec, exc, cfg, what=""):
+    """Mark `rec` as an ERROR raised by `exc` (the whole message goes to the JSON)."""
+    before = rec["message"] + "; " if rec["status"] == "ERROR" else ""
+    rec["status"] = "ERROR"
+    rec["message"] = before + what + _short_exc(exc)
+    rec["error"] = rec.get("error", "") + before + what + f"{type(exc).__name__}: {exc}"
+    if cfg["verbose"]:
+        traceback.print_exc()
+
+
+def run_size(wl, size, systems, cfg, log, reference):
+    """All systems on one (workload, size).  Returns (records, inputs); inputs is None when
+    `make_inputs` failed.
 
     Phase 1, per system: prepare + first gradient call (the "first call"
     time), check against the reference, prepare + first forward call.
     Phase 2: all gradients and forwards that passed are timed together,
     interleaved (:func:`timing.measure_many`).  Phase 3: peak memory.
+    `reference` holds the hand-written gradient's check, made at the workload's first size
+    (:func:`reference_checks`); a gradient that fails it is FAILED, not the reference.
     """
-    inputs = wl.make_inputs(size, np.random.default_rng(cfg["seed"]))
-    label = wl.size_label(size)
-    records, timed = [], []          # timed: (rec, grad_fn, fwd_fn)
+    records = [new_record(wl, size, system) for system in systems]
+    try:
+        inputs = wl.make_inputs(size, np.random.default_rng(cfg["seed"]))
+    except Exception as exc:
+        for rec in records:
+            failed(rec, exc, cfg, "make_inputs: ")
+            log(text_row_line(rec, cfg))
+        return records, None
+    for rec in records:
+        rec["dtype"] = float_dtype(wl, inputs)
+    timed = []          # (rec, grad_fn, fwd_fn)
     ref_grads = ref_value = probe = None
-    for idx, system in enumerate(systems):
+    for idx, (system, rec) in enumerate(zip(systems, records)):
         is_ref = idx == 0
-        rec = {"workload": wl.name, "size": list(size) if isinstance(size, tuple) else size,
-               "size_label": label, "system": system.name, "status": "ok", "message": "",
-               "memory_traced": system.memory_traced, "grad": None, "forward": None,
-               "first_call_s": None, "forward_first_call_s": None, "peak_mem_bytes": None,
-               "grad_error": None, "grad_over_forward": None, "ratio_to_handwritten": None}
-        records.append(rec)
         # --- prepare + first gradient call, check -----------------------------------
         try:
             t0 = time.perf_counter()
@@ -290,8 +359,7 @@ def run_size(wl, size, systems, cfg, log):
             if grad_fn is None and is_ref:
                 rec["status"] = "n/a"
                 rec["message"] = "no hand-written gradient: the others are checked by finite differences"
-                probe = fd_probe(wl, inputs, wl.source)
-                ref_value = float(wl.source(*wl.args(inputs)))
+                probe, ref_value = source_probe(wl, inputs, rec, cfg)
                 continue
             if grad_fn is None:
                 rec["status"] = "n/a"
@@ -300,11 +368,17 @@ def run_size(wl, size, systems, cfg, log):
             result = grad_fn()
             rec["first_call_s"] = time.perf_counter() - t0
             grads = as_grad_tuple(result, len(wl.wrt))
+            if is_ref and "check" not in reference:
+                reference["check"] = reference_checks(wl, inputs, grads)
         except Exception as exc:
-            rec["status"] = "ERROR"
-            rec["message"] = _short_exc(exc)
-            if cfg["verbose"]:
-                traceback.print_exc()
+            failed(rec, exc, cfg)
+            if is_ref:
+                probe, ref_value = source_probe(wl, inputs, rec, cfg)
+            continue
+        if is_ref and reference["check"]["failure"]:
+            rec["status"] = "FAILED"
+            rec["message"] = reference["check"]["failure"]
+            probe, ref_value = source_probe(wl, inputs, rec, cfg)
             continue
         if is_ref:
             rec["status"] = "ref"
@@ -476,7 +550,11 @@ def run(args, ap):
         only = [w.name for w in loaded]
     selected = [w for w in workloads.every() if not only or w.name in only]
 
-    wanted = [s for s in args.systems.split(",") if s]
+    wanted = [s.strip() for s in args.systems.split(",") if s.strip()]
+    for name in wanted:
+        if name not in {s.name for s in SYSTEMS}:
+            ap.error(f"unknown system {name!r}; choose from "
+                     + ", ".join(repr(s.name) for s in SYSTEMS))
     systems_all = [s for i, s in enumerate(SYSTEMS) if i == 0 or not wanted or s.name in wanted]
 
     t_start = time.perf_counter()
@@ -486,13 +564,13 @@ def run(args, ap):
         "min_samples": 3 if args.quick else 5,
         "seed": SEED,
         "verbose": args.verbose,
-        "widths": [14, 12, 12, 10, 10, 8, 8, 10, 10, 6, 6],
+        "widths": [14, 12, 24, 10, 10, 8, 8, 10, 10, 6, 6],
     }
     info = machine_info()
     busy = _busy_warning(info["busy_cpus_at_start"], info["logical_cores"])
     cfg["clock"] = args.clock if args.clock != "auto" else ("cpu" if busy else "wall")
     print(f"srcdiff benchmarks ({'quick' if args.quick else 'normal'} mode, one thread per system, "
-          f"float64, {cfg['clock']} clock)")
+          f"float64 unless a workload's inputs are float32, {cfg['clock']} clock)")
 
     # --- which systems are there -------------------------------------------------
     systems, skipped = [], {}
@@ -523,21 +601,19 @@ def run(args, ap):
         t_wl = time.perf_counter()
         print()
         print(f"== {wl.name}: {wl.title}" + (f"  [{wl.notes}]" if wl.notes else ""))
+        widths = cfg["widths"]
+        widths[0] = max(14, len(wl.name) + 1)
+        widths[1] = max(12, *(len(wl.size_label(z)) + 1 for z in wl.sizes_for(args.quick)))
         print("  ".join(h.ljust(w) for h, w in zip(COLUMNS, cfg["widths"])).rstrip())
-        sizes = wl.sizes_for(args.quick)
-        for k, size in enumerate(sizes):
-            recs, inputs = run_size(wl, size, systems, cfg, print)
+        reference = {}
+        for size in wl.sizes_for(args.quick):
+            recs, _ = run_size(wl, size, systems, cfg, print, reference)
             records += recs
-            reference = hand_written(wl)
-            if k == 0 and reference:
-                chk = reference_checks(wl, inputs, *reference)
+            if "check" in reference and "size_label" not in reference["check"]:
+                chk = reference["check"]
                 chk.update(workload=wl.name, size_label=wl.size_label(size))
                 ref_checks.append(chk)
-                svf = chk["source_vs_forward"]
-                print(f"   reference check ({wl.size_label(size)}): source() vs hand-written forward "
-                      f"rel. diff {('%.1e' % svf) if svf is not None else chk.get('source_error')}; "
-                      f"finite differences vs hand-written grad rel. diff {chk['finite_difference']:.1e}"
-                      + ("" if chk["finite_difference"] < FD_TOL else "  <-- CHECK"))
+                print("   " + reference_text(chk))
         # --- start-up in a new process (warm caches) --------------------------------
         # (quick mode: only for the first workload; it is ~1 s per process and
         #  dominated by the numba start-up, which is the same for every workload)
@@ -608,7 +684,8 @@ def run(args, ap):
     n_bad = sum(r["status"] in ("FAILED", "ERROR") for r in records)
     print()
     if n_bad:
-        print(f"{n_bad} FAILED/ERROR entries (see status column)")
+        print(f"{n_bad} FAILED/ERROR entries (see the status column; messages are cut short here, "
+              f"the JSON has them whole, and --verbose prints tracebacks)")
     print(f"wrote {json_path}")
     print(f"wrote {md_path}")
     for p in plot_paths:
@@ -676,11 +753,7 @@ def markdown_report(result, plot_paths, out_dir):
         lines += [md_table([record_row(r) for r in recs]), ""]
         for chk in result["reference_checks"]:
             if chk["workload"] == name:
-                svf = chk["source_vs_forward"]
-                lines += [f"Reference check at {chk['size_label']}: plain-Python source vs hand-written "
-                          f"forward rel. diff {('%.1e' % svf) if svf is not None else chk.get('source_error')}; "
-                          f"central finite differences vs hand-written gradient rel. diff "
-                          f"{chk['finite_difference']:.1e}.", ""]
+                lines += [reference_text(chk)[0].upper() + reference_text(chk)[1:] + ".", ""]
     if result["startup"]:
         lines += ["## Start-up in a new process (warm on-disk cache)", "",
                   "A fresh `python -c` imports the benchmark modules, builds the inputs and calls the "
@@ -691,7 +764,9 @@ def markdown_report(result, plot_paths, out_dir):
                   "= after that, importing the system, loading this gradient from the cache and running "
                   "it once. The rest of *total* is building the inputs and interpreter shut-down. "
                   "*srcdiff (aot)* loads the native module `aot=True` built ahead of time, and never "
-                  "imports numba (no *numba init*).", ""]
+                  "imports numba (no *numba init*). For a workload loaded from a file, *imports* "
+                  "include importing that file and what it imports (numba itself, if it defines a "
+                  "hand-written gradient).", ""]
         header = ["workload", "size", "system", "total", "imports", "numba init", "prepare + first grad"]
         rows = [[st["workload"], st["size_label"], st["system"], fmt_time(st["total_s"]),
                  fmt_time(st["import_s"]), fmt_time(st["numba_init_s"]), fmt_time(st["first_grad_s"])]

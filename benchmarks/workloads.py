@@ -5,10 +5,10 @@ Each workload bundles:
 * ``source``: the plain NumPy/Python function that srcdiff differentiates,
   written in numba style (explicit loops where loops are the natural way,
   whole-array NumPy operations otherwise).  It returns a float.
-* ``wrt``: the names of the arguments the gradient is taken with respect to,
-  in the order every system returns its gradients.
-* ``make_inputs(size, rng)``: a dict ``{argument name: value}`` in the order of
-  the source function's parameters.  Arrays are C-contiguous float64; a few
+* ``wrt``: the names (or positions) of the arguments the gradient is taken with
+  respect to, in the order every system returns its gradients.
+* ``make_inputs(size, rng)``: a dict ``{argument name: value}`` with one entry
+  per parameter of the source function.  Arrays are C-contiguous float64; a few
   arguments are Python ints (the pendulum's ``steps``).  Everything is built
   from ``rng`` only, so the same seed gives the same inputs in every process.
 * ``sizes`` / ``quick_sizes``: the sizes run in normal and ``--quick`` mode,
@@ -42,7 +42,8 @@ class Workload:
         self.name = name
         self.title = title
         self.source = source
-        self.wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        self.arg_names = tuple(inspect.signature(source).parameters)
+        self.wrt = self._wrt_names(wrt)
         self._make_inputs = make_inputs
         self.sizes = list(sizes)
         self.quick_sizes = list(quick_sizes) if quick_sizes is not None else self.sizes[:1]
@@ -54,7 +55,6 @@ class Workload:
         self.forward = forward
         self.peers = dict(peers or {})
         self.scaling = scaling
-        self.arg_names = tuple(inspect.signature(source).parameters)
         missing = [w for w in self.wrt if w not in self.arg_names]
         if missing:
             raise ValueError(f"{name}: wrt names {missing} are not parameters of {source.__name__}")
@@ -62,11 +62,43 @@ class Workload:
         if unknown:
             raise ValueError(f"{name}: peers {sorted(unknown)} are not pytorch, jax or autograd")
 
+    def _wrt_names(self, wrt):
+        """``wrt`` as parameter names: a name, a position (as ``srcdiff.grad`` takes), or a
+        tuple of them."""
+        items = (wrt,) if isinstance(wrt, (str, int)) else wrt
+        try:
+            items = tuple(items)
+        except TypeError:
+            raise TypeError(f"{self.name}: wrt must be a parameter name, a position, or a tuple "
+                            f"of them; got {wrt!r}") from None
+        names = []
+        for item in items:
+            if isinstance(item, int) and not isinstance(item, bool):
+                if not -len(self.arg_names) <= item < len(self.arg_names):
+                    raise ValueError(f"{self.name}: wrt position {item} is out of range for "
+                                     f"{self.source.__name__}{self.arg_names}")
+                item = self.arg_names[item]
+            elif not isinstance(item, str):
+                raise TypeError(f"{self.name}: wrt must be a parameter name, a position, or a "
+                                f"tuple of them; got {item!r}")
+            names.append(item)
+        return tuple(names)
+
     def make_inputs(self, size, rng):
+        """The inputs for one size: a dict from each parameter of the source to its value,
+        in the source's order."""
         inputs = self._make_inputs(size, rng)
-        if tuple(inputs) != self.arg_names:
-            raise ValueError(f"{self.name}: make_inputs keys {tuple(inputs)} != source parameters {self.arg_names}")
-        return inputs
+        if not isinstance(inputs, dict):
+            raise TypeError(f"{self.name}: make_inputs must return a dict from parameter name to "
+                            f"value, got {type(inputs).__name__}")
+        if set(inputs) != set(self.arg_names):
+            missing = [n for n in self.arg_names if n not in inputs]
+            extra = [n for n in inputs if n not in self.arg_names]
+            raise ValueError(f"{self.name}: make_inputs keys must be the parameters of "
+                             f"{self.source.__name__}{self.arg_names}"
+                             + (f"; missing {missing}" if missing else "")
+                             + (f"; not parameters: {extra}" if extra else ""))
+        return {n: inputs[n] for n in self.arg_names}
 
     def args(self, inputs):
         """The positional arguments of ``source`` for these inputs."""

@@ -85,8 +85,20 @@ def chain_off_by_a_factor(x, a):
     return 1.5 * chain(x, a)
 
 
+def twice_chain_grad(x, a):
+    return 2.0 * chain_grad(x, a)
+
+
+def chain_torch(x, a):
+    return (a * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2).sum()
+
+
 def inputs(n, rng):
-    return {"x": rng.uniform(-1.0, 1.0, n), "a": 10.0}
+    return {"a": 10.0, "x": rng.uniform(-1.0, 1.0, n)}        # any order
+
+
+def broken_inputs(n, rng):
+    return {"x": np.ones(n) * undefined_scale}
 
 
 WORKLOADS = [
@@ -94,6 +106,11 @@ WORKLOADS = [
              sizes=[50, 100], peers={"autograd": chain_off_by_a_factor}),
     Workload("chain_hand", "Rosenbrock chain, against a gradient by hand", chain, "x", inputs,
              sizes=[50], gradient=chain_grad, forward=chain),
+    Workload("chain_wrong_hand", "a hand-written gradient off by a factor", chain, "x", inputs,
+             sizes=[50], gradient=twice_chain_grad),
+    Workload("chain_broken", "make_inputs raises", chain, "x", broken_inputs, sizes=[50]),
+    Workload("chain_both", "x and the number a, by position", chain, (0, 1), inputs,
+             sizes=[50], peers={"pytorch": chain_torch}),
 ]
 '''
 
@@ -103,15 +120,18 @@ def test_a_users_own_workloads_are_checked_and_timed(tmp_path):
     system is checked by finite differences of the source (a wrong one FAILS); with one,
     times are given as ratios to it."""
     (tmp_path / "mine.py").write_text(USER_WORKLOADS)
-    systems = "srcdiff,autograd" if importlib.util.find_spec("autograd") else "srcdiff"
+    systems = ",".join(["srcdiff"] + [peer for peer in ("autograd", "pytorch")
+                                      if importlib.util.find_spec(peer.replace("pytorch", "torch"))])
     run = subprocess.run([sys.executable, "-m", "benchmarks", "--workloads", str(tmp_path / "mine.py"),
                           "--quick", "--systems", systems, "--no-startup", "--no-plots",
                           "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
                          timeout=600, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    records = json.loads((tmp_path / "results-quick-chain_fd+chain_hand.json").read_text())["records"]
+    stem = "results-quick-chain_fd+chain_hand+chain_wrong_hand+chain_broken+chain_both"
+    records = json.loads((tmp_path / (stem + ".json")).read_text())["records"]
     status = {(r["workload"], r["system"]): r for r in records}
-    assert {r["workload"] for r in records} == {"chain_fd", "chain_hand"}
+    assert {r["workload"] for r in records} == {"chain_fd", "chain_hand", "chain_wrong_hand",
+                                                "chain_broken", "chain_both"}
     assert status["chain_fd", "handwritten"]["status"] == "n/a"
     assert status["chain_fd", "srcdiff"]["status"] == "ok"
     assert status["chain_fd", "srcdiff"]["grad_error"] < 1e-5
@@ -119,6 +139,26 @@ def test_a_users_own_workloads_are_checked_and_timed(tmp_path):
     assert status["chain_hand", "handwritten"]["status"] == "ref"
     assert status["chain_hand", "srcdiff"]["status"] == "ok"
     assert status["chain_hand", "srcdiff"]["ratio_to_handwritten"] > 0
+    # a wrong hand-written gradient is FAILED, and the others are checked by finite differences
+    assert status["chain_wrong_hand", "handwritten"]["status"] == "FAILED"
+    assert "finite-difference check" in status["chain_wrong_hand", "handwritten"]["message"]
+    assert status["chain_wrong_hand", "srcdiff"]["status"] == "ok"
+    assert status["chain_wrong_hand", "srcdiff"]["grad_error"] < 1e-5
+    # an error in make_inputs is that workload's ERROR; the run goes on
+    assert all(status["chain_broken", s]["status"] == "ERROR" and "undefined_scale" in
+               status["chain_broken", s]["message"] for s in ["handwritten", *systems.split(",")])
+    # wrt by position, a number among them: one gradient each
+    assert status["chain_both", "srcdiff"]["status"] == "ok"
     if "autograd" in systems:
         assert status["chain_fd", "autograd"]["status"] == "FAILED"
         assert status["chain_hand", "autograd"]["status"] == "n/a"
+    if "pytorch" in systems:
+        assert status["chain_both", "pytorch"]["status"] == "ok"
+        assert status["chain_both", "pytorch"]["grad_error"] < 1e-5
+
+
+def test_a_misspelled_system_is_an_error():
+    run = subprocess.run([sys.executable, "-m", "benchmarks", "--systems", "pytorh", "--quick"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert "unknown system 'pytorh'" in run.stderr and "'pytorch'" in run.stderr
