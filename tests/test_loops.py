@@ -2389,6 +2389,23 @@ def test_a_state_that_shrinks_every_step():
     check_loop(shrinking_state, np.array([0.4, -0.2, 0.7]), np.linspace(0.1, 0.5, 5), 3, wrt=(0, 1))
 
 
+def pairs_multiplied(x):
+    for _ in range(2):
+        x = x[::2] * x[1::2]
+    return np.sum(x)
+
+
+def grows_by_its_first_entry(x):
+    for _ in range(3):
+        x = np.concatenate((x, x[:1] * 2.0))
+    return np.sum(x * x)
+
+
+def test_a_name_rebound_to_a_halved_or_a_grown_array():
+    check_loop(pairs_multiplied, np.linspace(0.5, 1.2, 8))
+    check_loop(grows_by_its_first_entry, np.array([0.3, -0.6, 0.9, 1.1]))
+
+
 # ---- a name rebound to a part of itself: the old value's adjoint is a new array ---------------
 def drops_the_first_entry_twice(x):
     h = x * 1.0
