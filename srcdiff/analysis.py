@@ -614,7 +614,25 @@ def kept_for_the_backward(graph, tys, plan):
     for op in sharing:
         group[root(op.out)] = root(op.args[0])
     written = {root(name) for name in plan.stored_arrays}
-    return {id(op) for op in sharing if op.args[0] in plan.needed and root(op.out) in written}
+    values = values_read_back(graph, tys, plan)
+    return {id(op) for op in sharing if op.args[0] in values and root(op.out) in written}
+
+
+def values_read_back(graph, tys, plan):
+    """The needed names whose values, not just their shapes, the backward reads: those its
+    rules read, bar the array an index picks from (its adjoint takes only its shape), and
+    the inputs of what it recomputes."""
+    values = set()
+    for op, _ in walk(graph.body):
+        if isinstance(op, Op) and is_active_op(op, plan.active):
+            inputs, output, _ = _reads(op, tys, plan.active)
+            if op.gate == "index" and op.args[0] not in names_in(op.args[1:]):
+                inputs.discard(op.args[0])
+            values |= inputs | ({op.out} if output else set())
+    for ops in plan.recomputed.values():
+        for op in ops:
+            values |= set(names_in(op.args))
+    return values
 
 
 def _all_blocks(block):

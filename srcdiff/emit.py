@@ -14,6 +14,7 @@ from .optimize import (accumulate_in_place, fold_zero_then_add, hoist_invariant_
                        name_counts, promote_scatters)
 from .errors import SrcdiffError
 from .fuse import elementwise_arrays, fuse_elementwise
+from .moves import move_adjoints
 from .scratch import reuse_product_buffers
 from .source import NameAllocator
 from .resets import check_reset_shapes
@@ -114,6 +115,7 @@ def gradient_body(graph, tys, wrt, with_value, plan, sweep, single):
     counts = name_counts(body + backward + [returned])
     accumulate_in_place(backward, counts)
     fold_zero_then_add(backward, counts)
+    move_adjoints(backward, body + backward + [returned], ranks)
     body = body + backward + [returned]
     fuse_elementwise(body, elementwise_arrays(graph, tys), name_counts(body))
     run_forwards(body)
