@@ -2506,3 +2506,35 @@ def test_undoing_a_swap_allocates_at_most_one_adjoint_per_step():
     step = backward[backward.index("reverse of line"):backward.index("reverse of line", backward.index("reverse of line") + 1)]
     assert step.count("np.zeros(") <= 1, step
     assert step.count(" += d") <= 1, step
+
+
+# ---- one reciprocal for the divisions of a block by the same number ------------------------
+def softened_gravity(pos, m, eps):
+    e = 0.0
+    for i in range(pos.shape[0]):
+        for j in range(i + 1, pos.shape[0]):
+            dx = pos[i, 0] - pos[j, 0]
+            dy = pos[i, 1] - pos[j, 1]
+            r = np.sqrt(dx * dx + dy * dy + eps * eps)
+            e -= m[i] * m[j] / r
+    return e
+
+
+def divides_by_a_rebound_number(x):
+    s = 0.0
+    for i in range(x.shape[0]):
+        d = x[i] * x[i] + 1.0
+        a = x[i] / d
+        d = d + x[i]
+        s += a / d + 1.0 / d
+    return s
+
+
+def test_the_backward_divides_by_a_number_once():
+    pos = np.random.default_rng(5).uniform(-1.0, 1.0, (7, 2))
+    check_loop(softened_gravity, pos, np.linspace(0.5, 1.5, 7), 0.1, wrt=(0, 1, 2))
+    check_loop(divides_by_a_rebound_number, np.linspace(0.2, 2.0, 5))
+    source = srcdiff.grad(softened_gravity).source_for(pos, np.ones(7), 0.1)
+    pair = source[source.index("def gradient"):].split("for j in range(")[-1]
+    divisions = [line.strip() for line in pair.splitlines() if "/" in line and "#" not in line]
+    assert divisions == ["inv_r = 1.0 / r", "dt12 = dr * inv_r / 2.0"], pair
