@@ -586,12 +586,17 @@ def needless_copies(graph, plan):
     A copy's value is read later in its block and, by the backward, either from the
     tape (pushed at the end of its block, for values inside loops) or at the end of
     the forward (for values of the function body). So no write into any array after
-    the copy in its block, nested blocks included, means the copy can be the array.
+    the copy in its block, nested blocks included, means the copy can be the array;
+    unless the copy is bound to another name (`a, c = a.copy(), a` in a loop), which
+    may carry it past the end of its block, to writes after it.
     """
+    bound_on = {op.args[0] for op, _ in walk(graph.body)
+                if isinstance(op, Op) and op.gate in SHARING_GATES and op.args}
     aliased = set()
     for block in _all_blocks(graph.body):
         for pos, stmt in enumerate(block):
-            if not (isinstance(stmt, Op) and stmt.gate == "copy_array") or stmt.out in plan.mutable:
+            if not (isinstance(stmt, Op) and stmt.gate == "copy_array") \
+                    or stmt.out in plan.mutable or stmt.out in bound_on:
                 continue
             if (plan.in_loop.get(stmt.out) or block is graph.body) and not _writes(block[pos + 1:]):
                 aliased.add(id(stmt))
@@ -600,9 +605,11 @@ def needless_copies(graph, plan):
 
 # ---- values a later write would change under the backward -----------------------------
 def kept_for_the_backward(graph, tys, plan):
-    """Ids of ops binding (a view of) an array the backward reads to a name that an element
-    or slice write changes later: they copy it instead. In `p = np.exp(a); p[0] = 2 * p[0]`,
-    exp's rule reads exp(a), which the write into p would change."""
+    """Ids of ops binding (a view of) an array to another name, where names sharing that
+    array are written into and the backward reads the values of one of them: they copy it
+    instead. In `p = np.exp(a); p[0] = 2 * p[0]`, exp's rule reads exp(a), which the write
+    into p would change. Names sharing an array only the shape of which the backward reads
+    (a buffer picked from by index, then swapped and written) share it on."""
     group = {}
 
     def root(name):
@@ -614,8 +621,8 @@ def kept_for_the_backward(graph, tys, plan):
     for op in sharing:
         group[root(op.out)] = root(op.args[0])
     written = {root(name) for name in plan.stored_arrays}
-    values = values_read_back(graph, tys, plan)
-    return {id(op) for op in sharing if op.args[0] in values and root(op.out) in written}
+    read_back = {root(name) for name in values_read_back(graph, tys, plan)}
+    return {id(op) for op in sharing if root(op.out) in written and root(op.out) in read_back}
 
 
 def values_read_back(graph, tys, plan):

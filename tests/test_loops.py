@@ -2538,3 +2538,34 @@ def test_the_backward_divides_by_a_number_once():
     pair = source[source.index("def gradient"):].split("for j in range(")[-1]
     divisions = [line.strip() for line in pair.splitlines() if "/" in line and "#" not in line]
     assert divisions == ["inv_r = 1.0 / r", "dt12 = dr * inv_r / 2.0"], pair
+
+
+# ---- copies bound on to other names are not taken away --------------------------------------
+def copies_the_state_each_step(x):
+    a = x * 2.0
+    for _ in range(2):
+        a, c = a.copy(), a
+    c[0] = 5.0
+    return np.sum(a * a) + np.sum(c)
+
+
+def swaps_copies_and_writes_after_the_loop(x):
+    a = x * 2.0
+    b = x * x
+    d = x * 1.0
+    for _ in range(2):
+        a, c = a.copy(), a
+        b, c = c, b
+    d, c = c, d
+    d[1:] += 0.5 * b[:-1]
+    return np.sum(a * b) + np.sum(c * np.sin(d))
+
+
+def test_a_copy_bound_to_a_name_that_outlives_its_loop():
+    """`a.copy()` bound to `a` in a loop, then a write after the loop into the array `a`
+    was copied from: the copy was dropped, and the write changed `a` (its value and, with
+    `b` sharing it, its gradient)."""
+    x = np.array([0.3, -0.7, 1.1, 0.4])
+    check_loop(copies_the_state_each_step, x)
+    check_loop(swaps_copies_and_writes_after_the_loop, x)
+    assert srcdiff.grad(copies_the_state_each_step).forward(x) == copies_the_state_each_step(x)
