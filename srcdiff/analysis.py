@@ -609,7 +609,8 @@ def kept_for_the_backward(graph, tys, plan):
     array are written into and the backward reads the values of one of them: they copy it
     instead. In `p = np.exp(a); p[0] = 2 * p[0]`, exp's rule reads exp(a), which the write
     into p would change. Names sharing an array only the shape of which the backward reads
-    (a buffer picked from by index, then swapped and written) share it on."""
+    (a buffer picked from by index, then swapped and written) share it on, unless one is a
+    view (`V.T`), whose copy also keeps the name's memory order one for numba."""
     group = {}
 
     def root(name):
@@ -622,7 +623,9 @@ def kept_for_the_backward(graph, tys, plan):
         group[root(op.out)] = root(op.args[0])
     written = {root(name) for name in plan.stored_arrays}
     read_back = {root(name) for name in values_read_back(graph, tys, plan)}
-    return {id(op) for op in sharing if root(op.out) in written and root(op.out) in read_back}
+    views = [op for op in sharing if op.gate not in ("copy", "assigned")]
+    return {id(op) for op in sharing if root(op.out) in written and root(op.out) in read_back} \
+        | {id(op) for op in views if root(op.out) in written and op.args[0] in plan.needed}
 
 
 def values_read_back(graph, tys, plan):

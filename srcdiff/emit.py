@@ -15,7 +15,6 @@ from .optimize import (accumulate_in_place, fold_zero_then_add, hoist_invariant_
 from .errors import SrcdiffError
 from .fuse import elementwise_arrays, fuse_elementwise
 from .moves import move_adjoints
-from .reciprocals import share_reciprocals
 from .scratch import reuse_product_buffers
 from .source import NameAllocator
 from .resets import check_reset_shapes
@@ -117,7 +116,6 @@ def gradient_body(graph, tys, wrt, with_value, plan, sweep, single):
     accumulate_in_place(backward, counts)
     fold_zero_then_add(backward, counts)
     move_adjoints(backward, body + backward + [returned], ranks)
-    share_reciprocals(backward, float64_numbers(tys, sweep.adjoints), sweep.names)
     body = body + backward + [returned]
     fuse_elementwise(body, elementwise_arrays(graph, tys), name_counts(body))
     run_forwards(body)
@@ -127,12 +125,6 @@ def gradient_body(graph, tys, wrt, with_value, plan, sweep, single):
         keep_apart(body, grads_node, [tys[graph.params[i]].is_array for i in wrt])
     check_reset_shapes(body, sweep.adjoints, sweep.names, graph.params)
     return body
-
-
-def float64_numbers(tys, adjoints):
-    """Names of float64 numbers (not arrays): values and their adjoints."""
-    numbers = {name for name, ty in tys.items() if ty.dtype == "float64" and not ty.ndim}
-    return numbers | {adj for name, adj in adjoints.items() if name in numbers}
 
 
 def placeholders(graph, tys, plan, arrays):
