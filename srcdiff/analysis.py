@@ -323,8 +323,9 @@ def old_shapes(graph, tys, active, mutable, names, same_shapes=frozenset()):
     a part of itself (`h = h[1:]`), numbered in program order. Undoing one resets the name's
     adjoint to zeros shaped like the value it replaced, which may differ from the final one
     (a last, shorter minibatch). The dims are read just before the op (and taped in loops), so
-    a name that may be unbound there gets an empty placeholder first. `same_shapes` are the numbers of the ops whose
-    reset needs no dims (the backward's first contribution replaces the zeros)."""
+    a name that may be unbound there gets an empty placeholder first. `same_shapes` are the
+    numbers of the ops whose reset needs no dims (the backward's first contribution replaces
+    the zeros)."""
     found, numbers, unbound, count = {}, {}, set(), [0]
     seen, bound = set(), set(graph.params)      # bound: on every path, before the statement
 

@@ -76,9 +76,8 @@ def _owns(binding, everything, parents, ranks, seen):
     if not isinstance(value, ast.Name) or value.id in seen:
         return False
     block = parents.get(id(binding))
-    stmts = getattr(block, "body", everything if block is None else None)
-    if not isinstance(stmts, list) or binding not in stmts:
-        stmts = next((b for b in _blocks_of(block) if binding in b), None)
+    stmts = everything if block is None else next(
+        (b for b in _blocks_of(block) if binding in b), None)
     if stmts is None:
         return False
     after = _first_use(stmts, stmts.index(binding) + 1, value.id)

@@ -24,10 +24,8 @@ def picked_type(op, x, positions, writing=False):
         return pairs_type(op, x, positions, writing)
     if along_one_axis(layout, positions, x):
         if writing:
-            raise SrcdiffError("writing through an index vector (x[i, idx] = v) is not supported: "
-                               "where an index repeats, NumPy keeps one of the writes", op.where,
-                               hint="write a loop: for k in range(idx.shape[0]): "
-                                    "x[i, idx[k]] = v[k]")
+            _refuse_write(op, "an index vector (x[i, idx] = v)", "an index",
+                          "for k in range(idx.shape[0]): x[i, idx[k]] = v[k]")
         return Ty(x.dtype, 1)
     if pick is None or layout[0] != ("at",) or any(p != FULL for p in layout[1:]) \
             or len(positions) != 1:
@@ -40,9 +38,8 @@ def picked_type(op, x, positions, writing=False):
     if pick.ndim == 1 and pick.dtype == "bool":
         return Ty(x.dtype, x.ndim)
     if pick.dtype == "int64" and writing:
-        raise SrcdiffError("writing through an index vector (x[idx] = v) is not supported: "
-                           "where an index repeats, NumPy keeps one of the writes", op.where,
-                           hint="write a loop: for k in range(idx.shape[0]): x[idx[k]] = v[k]")
+        _refuse_write(op, "an index vector (x[idx] = v)", "an index",
+                      "for k in range(idx.shape[0]): x[idx[k]] = v[k]")
     raise SrcdiffError(f"cannot index with a {pick}: an index array is a vector of integers, "
                        "or a vector of booleans along the first axis", op.where,
                        hint="for a mask of a whole matrix use np.where(mask, x, 0.0), or "
@@ -68,11 +65,14 @@ def pairs_type(op, x, positions, writing):
                            f"got {x}[{positions[0]}, {positions[1]}]", op.where,
                            hint="x[rows, cols] with rows and cols of one length; otherwise loop")
     if writing:
-        raise SrcdiffError("writing through index vectors (x[rows, cols] = v) is not supported: "
-                           "where a pair repeats, NumPy keeps one of the writes", op.where,
-                           hint="write a loop: for k in range(rows.shape[0]): "
-                                "x[rows[k], cols[k]] = v[k]")
+        _refuse_write(op, "index vectors (x[rows, cols] = v)", "a pair",
+                      "for k in range(rows.shape[0]): x[rows[k], cols[k]] = v[k]")
     return Ty(x.dtype, 1)
+
+
+def _refuse_write(op, through, repeated, loop):
+    raise SrcdiffError(f"writing through {through} is not supported: where {repeated} repeats, "
+                       "NumPy keeps one of the writes", op.where, hint=f"write a loop: {loop}")
 
 
 def has_array(types):
